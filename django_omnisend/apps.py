@@ -1,0 +1,17 @@
+"""App config: ``ready()`` registers the system checks, nothing else."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DjangoOmnisendConfig(AppConfig):
+    name = "django_omnisend"
+    label = "django_omnisend"
+    verbose_name = _("Omnisend")
+    # Explicit so the host project's DEFAULT_AUTO_FIELD never changes our migrations.
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the checks)

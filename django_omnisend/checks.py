@@ -1,0 +1,282 @@
+"""System checks for the ``OMNISEND`` settings.
+
+Every message has a stable id (``django_omnisend.E0xx`` for errors, ``W0xx`` for warnings)
+and a hint that names the setting to change, so ``manage.py check`` tells a person what
+happened and what to do. Ids are never reused for a different meaning.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, omnisend_settings
+
+#: Expected Python types per key; ``None`` in a tuple means the key may be set to None.
+EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
+    "CLIENT_ID": (str,),
+    "CLIENT_SECRET": (str,),
+    "REDIRECT_URI": (str,),
+    "SCOPES": (list, tuple),
+    "AUTHORIZE_URL": (str,),
+    "TOKEN_URL": (str,),
+    "REVOKE_URL": (str,),
+    "API_URL": (str,),
+    "API_VERSION": (str,),
+    "API_KEY": (str,),
+    "ENCRYPTION_KEYS": (list, tuple),
+    "SYNC_USERS": (bool,),
+    "ADAPTER": (str,),
+    "RATE_LIMIT": (int,),
+    "RATE_LIMIT_CACHE": (str,),
+    "REQUEST_TIMEOUT": (int, float),
+    "MAX_RETRIES": (int,),
+    "TASK_BACKEND": (str, None),
+    "EVENT_ORIGIN": (str,),
+    "MAX_ATTEMPTS": (int,),
+    "LEASE_SECONDS": (int, float),
+    "NOISE_FIELDS": (list, tuple),
+}
+
+#: Keys that hold URLs which must be https outside DEBUG.
+URL_KEYS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_URL", "REDIRECT_URI")
+
+#: Omnisend's documented ceiling; a budget above it only earns 429s.
+OMNISEND_RATE_LIMIT = 400
+
+
+def _id(kind: str, number: int) -> str:
+    return f"django_omnisend.{kind}{number:03d}"
+
+
+def _type_name(types: tuple[type | None, ...]) -> str:
+    return " or ".join("None" if t is None else t.__name__ for t in types)
+
+
+def _has_type(value: Any, types: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in types
+    # bool is an int subclass: RATE_LIMIT=True is a mistake, not a number.
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, tuple(t for t in types if t is not None))
+
+
+@checks.register("django_omnisend")
+def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """OMNISEND must be a dict of known keys with values of the right types."""
+    raw = getattr(settings, "OMNISEND", {})
+    if not isinstance(raw, dict):
+        return [
+            checks.Error(
+                f"OMNISEND must be a dict, not {type(raw).__name__}.",
+                hint='Set OMNISEND = {"API_KEY": ..., ...} in your settings.',
+                id=_id("E", 1),
+            )
+        ]
+    messages: list[checks.CheckMessage] = []
+    for key in sorted(raw):
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            hint = (
+                f'Did you mean OMNISEND["{close[0]}"]?'
+                if close
+                else ("Remove it; the known keys are listed in the README's settings table.")
+            )
+            messages.append(
+                checks.Warning(f'Unknown setting OMNISEND["{key}"].', hint=hint, id=_id("W", 2))
+            )
+            continue
+        types = EXPECTED_TYPES[key]
+        if not _has_type(raw[key], types):
+            messages.append(
+                checks.Error(
+                    f'OMNISEND["{key}"] must be {_type_name(types)}, '
+                    f"not {type(raw[key]).__name__}.",
+                    hint=f'Fix OMNISEND["{key}"]; its default is {DEFAULTS[key]!r}.',
+                    id=_id("E", 2),
+                )
+            )
+    return messages
+
+
+def _settings_ok() -> bool:
+    return not any(m.is_serious() for m in check_settings_shape())
+
+
+@checks.register("django_omnisend")
+def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """There must be some way to reach Omnisend, and OAuth needs both halves of its pair."""
+    if not _settings_ok():
+        return []
+    messages: list[checks.CheckMessage] = []
+    client_id = omnisend_settings.get("CLIENT_ID")
+    client_secret = omnisend_settings.get("CLIENT_SECRET")
+    api_key = omnisend_settings.get("API_KEY")
+    if bool(client_id) != bool(client_secret):
+        missing = "CLIENT_SECRET" if client_id else "CLIENT_ID"
+        messages.append(
+            checks.Error(
+                f'OMNISEND["{missing}"] is empty but its OAuth partner is set.',
+                hint=f'Set OMNISEND["{missing}"] to the value Omnisend issued with your '
+                "OAuth client, or clear both to use an API key.",
+                id=_id("E", 4),
+            )
+        )
+    if not api_key and not (client_id and client_secret):
+        if omnisend_settings.get("SYNC_USERS"):
+            messages.append(
+                checks.Error(
+                    'OMNISEND["SYNC_USERS"] is on but there are no Omnisend credentials.',
+                    hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
+                    '["CLIENT_SECRET"] and connect in the admin.',
+                    id=_id("E", 8),
+                )
+            )
+        else:
+            messages.append(
+                checks.Warning(
+                    "No Omnisend credentials are configured, so django-omnisend cannot connect.",
+                    hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
+                    '["CLIENT_SECRET"] for the "Connect Omnisend" button.',
+                    id=_id("W", 1),
+                )
+            )
+    if client_id and not settings.DEBUG and not omnisend_settings.get("REDIRECT_URI"):
+        messages.append(
+            checks.Error(
+                'OMNISEND["REDIRECT_URI"] is empty, and it is only derived from the request '
+                "in DEBUG.",
+                hint='Set OMNISEND["REDIRECT_URI"] to the exact callback URL registered with '
+                "Omnisend, e.g. https://example.com/omnisend/callback/.",
+                id=_id("E", 9),
+            )
+        )
+    return messages
+
+
+@checks.register("django_omnisend")
+def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """OMNISEND["ADAPTER"] must import to a ContactAdapter subclass."""
+    if not _settings_ok():
+        return []
+    path = omnisend_settings.get("ADAPTER")
+    try:
+        adapter = import_string(path)
+    except ImportError as exc:
+        return [
+            checks.Error(
+                f'OMNISEND["ADAPTER"] = {path!r} cannot be imported: {exc}.',
+                hint="Give the dotted path of a ContactAdapter subclass, e.g. "
+                '"myproject.omnisend.MyAdapter".',
+                id=_id("E", 3),
+            )
+        ]
+    from .adapter import ContactAdapter
+
+    if not (isinstance(adapter, type) and issubclass(adapter, ContactAdapter)):
+        return [
+            checks.Error(
+                f'OMNISEND["ADAPTER"] = {path!r} is not a ContactAdapter subclass.',
+                hint="Subclass django_omnisend.adapter.ContactAdapter and point "
+                'OMNISEND["ADAPTER"] at it.',
+                id=_id("E", 3),
+            )
+        ]
+    return []
+
+
+@checks.register("django_omnisend")
+def check_urls(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """Outside DEBUG, tokens and codes only travel over https."""
+    if settings.DEBUG or not _settings_ok():
+        return []
+    messages: list[checks.CheckMessage] = []
+    for key in URL_KEYS:
+        value = omnisend_settings.get(key)
+        if value and urlsplit(value).scheme != "https":
+            messages.append(
+                checks.Error(
+                    f'OMNISEND["{key}"] = {value!r} is not an https URL.',
+                    hint=f'Use https for OMNISEND["{key}"] when DEBUG is False; OAuth codes '
+                    "and tokens must not cross the network in clear text.",
+                    id=_id("E", 5),
+                )
+            )
+    return messages
+
+
+@checks.register("django_omnisend")
+def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """Stored tokens need real keys in production and valid Fernet keys everywhere."""
+    if not _settings_ok():
+        return []
+    from cryptography.fernet import Fernet
+
+    keys = omnisend_settings.encryption_keys
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            return [
+                checks.Error(
+                    f'OMNISEND["ENCRYPTION_KEYS"][{index}] is not a valid Fernet key.',
+                    hint='Generate one with: python -c "from cryptography.fernet import '
+                    'Fernet; print(Fernet.generate_key().decode())"',
+                    id=_id("E", 7),
+                )
+            ]
+    if keys:
+        return []
+    if not settings.DEBUG:
+        return [
+            checks.Error(
+                'OMNISEND["ENCRYPTION_KEYS"] is empty, so tokens cannot be stored encrypted.',
+                hint="Set it to a list of Fernet keys, newest first, e.g. from the environment. "
+                'Generate one with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"',
+                id=_id("E", 6),
+            )
+        ]
+    return [
+        checks.Warning(
+            'OMNISEND["ENCRYPTION_KEYS"] is empty; a development key derived from SECRET_KEY '
+            "is used (DEBUG only).",
+            hint='Set OMNISEND["ENCRYPTION_KEYS"] before deploying; tokens stored with the '
+            "development key will then need a reconnect.",
+            id=_id("W", 3),
+        )
+    ]
+
+
+@checks.register("django_omnisend")
+def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """The budget must be positive and not above Omnisend's own limit."""
+    if not _settings_ok():
+        return []
+    value = omnisend_settings.rate_limit
+    if value <= 0:
+        return [
+            checks.Error(
+                f'OMNISEND["RATE_LIMIT"] = {value} would never send a request.',
+                hint="Use a positive number of requests per minute; the default is 300.",
+                id=_id("E", 10),
+            )
+        ]
+    if value > OMNISEND_RATE_LIMIT:
+        return [
+            checks.Warning(
+                f'OMNISEND["RATE_LIMIT"] = {value} is above Omnisend\'s {OMNISEND_RATE_LIMIT} '
+                "requests per minute per brand.",
+                hint="Keep it at or below 400, ideally 300, to leave room for other apps on "
+                "the brand.",
+                id=_id("W", 4),
+            )
+        ]
+    return []

@@ -1,0 +1,111 @@
+"""The ``OMNISEND`` settings dict: one map of defaults and typed accessors.
+
+Values are read from ``django.conf.settings`` on every access (nothing is cached), so
+``override_settings(OMNISEND={...})`` in tests and per-request settings changes behave.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+#: Every key the app understands, with its default. The README's settings table is checked
+#: against this map by a test, and ``checks.py`` warns about keys that are not in it.
+DEFAULTS: dict[str, Any] = {
+    # OAuth 2.0 client credentials issued by Omnisend (kept in settings, never in the database).
+    "CLIENT_ID": "",
+    "CLIENT_SECRET": "",
+    # Exact callback URL registered with Omnisend; empty means reverse() it, in DEBUG only.
+    "REDIRECT_URI": "",
+    "SCOPES": ["contacts.read", "contacts.write", "events.write", "brands.read"],
+    # Deploy-time endpoints (overridable for the emulator; never editable in the admin).
+    "AUTHORIZE_URL": "https://app.omnisend.com/oauth2/authorize",
+    "TOKEN_URL": "https://app.omnisend.com/oauth2/token",
+    "REVOKE_URL": "https://app.omnisend.com/oauth2/revoke",
+    "API_URL": "https://api.omnisend.com/api",
+    "API_VERSION": "2026-03-15",
+    # API-key mode: a site with a key needs no OAuth connection.
+    "API_KEY": "",
+    # Fernet keys, newest first, that encrypt stored tokens and keys.
+    "ENCRYPTION_KEYS": [],
+    # User -> contact sync.
+    "SYNC_USERS": False,
+    "ADAPTER": "django_omnisend.adapter.ContactAdapter",
+    # Requests per minute per brand: our share of Omnisend's 400/min.
+    "RATE_LIMIT": 300,
+    # Django cache alias that holds the shared rate budget (needs atomic incr to be shared).
+    "RATE_LIMIT_CACHE": "default",
+    # Seconds per request (connect and read).
+    "REQUEST_TIMEOUT": 10,
+    # In-call retries of safe requests before the error reaches the caller.
+    "MAX_RETRIES": 2,
+    # django.tasks backend alias used to wake the drain; None = rely on omnisend_drain.
+    "TASK_BACKEND": "default",
+    # ``origin`` sent with customer events.
+    "EVENT_ORIGIN": "api",
+    # Deliveries tried before a sync item is dead (about a day with the default backoff).
+    "MAX_ATTEMPTS": 12,
+    # Seconds a drain worker holds a claimed row before another worker may take it.
+    "LEASE_SECONDS": 60,
+    # User fields whose saves alone never mark a user for sync.
+    "NOISE_FIELDS": ["last_login"],
+}
+
+
+class OmnisendSettings:
+    """Typed, always-fresh view of ``settings.OMNISEND`` merged over :data:`DEFAULTS`."""
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        """The raw ``OMNISEND`` dict from the project settings (empty when unset)."""
+        value = getattr(django_settings, "OMNISEND", None)
+        return value if isinstance(value, dict) else {}
+
+    def get(self, name: str) -> Any:
+        """Return setting ``name``: the project's value, else the default."""
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown django-omnisend setting {name!r}.")
+        return self.user_settings.get(name, DEFAULTS[name])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.isupper():
+            return self.get(name)
+        raise AttributeError(name)
+
+    # Typed accessors for the keys the code reads most.
+    @property
+    def api_url(self) -> str:
+        return str(self.get("API_URL")).rstrip("/")
+
+    @property
+    def api_version(self) -> str:
+        return str(self.get("API_VERSION"))
+
+    @property
+    def api_key(self) -> str:
+        return str(self.get("API_KEY") or "")
+
+    @property
+    def scopes(self) -> list[str]:
+        return list(self.get("SCOPES"))
+
+    @property
+    def request_timeout(self) -> float:
+        return float(self.get("REQUEST_TIMEOUT"))
+
+    @property
+    def rate_limit(self) -> int:
+        return int(self.get("RATE_LIMIT"))
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        return list(self.get("ENCRYPTION_KEYS") or [])
+
+    @property
+    def sync_users(self) -> bool:
+        return bool(self.get("SYNC_USERS"))
+
+
+#: The one instance the app reads settings through.
+omnisend_settings = OmnisendSettings()

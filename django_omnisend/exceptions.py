@@ -1,0 +1,245 @@
+"""The ``OmnisendError`` tree.
+
+API errors are parsed from Omnisend's RFC 9457 problem bodies and carry ``status``,
+``problem_type``, ``title``, ``detail``, per-field ``errors``, ``retry_after`` and the request
+``instance``. HTTP errors subclass :class:`requests.HTTPError`, like django-anymail's, so code
+that already catches ``requests`` errors keeps working. ``str()`` of any of them is useful and
+never contains a credential: messages are built from the problem body and a redacted URL only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+class OmnisendError(Exception):
+    """Base class of every error django-omnisend raises."""
+
+
+class ImproperlyConfigured(OmnisendError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class NotConnected(OmnisendError):
+    """There is no usable Omnisend connection (no OAuth connection and no API key)."""
+
+
+class NeedsReconnect(NotConnected):
+    """The connection's credentials were rejected or cannot be decrypted: reconnect in the admin."""
+
+
+class OAuthError(OmnisendError):
+    """The OAuth flow failed (state, token exchange, scopes or the brand probe)."""
+
+    def __init__(self, message: str, *, code: str = "oauth_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One entry of a validation problem's ``errors[]``."""
+
+    field: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class OmnisendAPIError(OmnisendError, requests.HTTPError):
+    """Omnisend answered with an error status; the parsed problem body is on the exception."""
+
+    #: The HTTP status this class stands for (informational; ``status`` is the real one).
+    default_status: int | None = None
+    #: Whether sending the same request again later may succeed.
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: int | None = None,
+        problem_type: str = "",
+        title: str = "",
+        detail: str = "",
+        errors: list[FieldError] | None = None,
+        retry_after: float | None = None,
+        instance: str = "",
+        method: str = "",
+        url: str = "",
+        response: requests.Response | None = None,
+    ) -> None:
+        self.status = status if status is not None else self.default_status
+        self.problem_type = problem_type
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.retry_after = retry_after
+        self.instance = instance
+        self.method = method
+        self.url = url
+        super().__init__(message or self._default_message(), response=response)
+
+    def _default_message(self) -> str:
+        head = f"Omnisend API error {self.status}" if self.status else "Omnisend API error"
+        if self.method and self.url:
+            head += f" on {self.method} {self.url}"
+        text = self.detail or self.title
+        parts = [f"{head}: {text}" if text else head]
+        if self.errors:
+            parts.append("; ".join(str(e) for e in self.errors[:10]))
+        if self.retry_after is not None:
+            parts.append(f"retry after {self.retry_after:g} s")
+        if self.instance:
+            parts.append(f"request {self.instance}")
+        return " | ".join(parts)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self._default_message()
+
+
+class ValidationError(OmnisendAPIError):
+    """400 (or 413/415/422): the request was invalid; see ``errors`` for the fields."""
+
+    default_status = 400
+
+
+class AuthenticationError(OmnisendAPIError):
+    """401: the API key or token is missing, invalid or revoked. Reconnect or fix the key."""
+
+    default_status = 401
+
+
+class PermissionDenied(OmnisendAPIError):
+    """403: the credential lacks a scope or key permission; ``missing_scope`` names it if known."""
+
+    default_status = 403
+
+    @property
+    def missing_scope(self) -> str:
+        """The scope Omnisend's ``detail`` names, e.g. ``contacts.write`` (empty if none)."""
+        import re
+
+        match = re.search(r"\b([a-z-]+\.(?:read|write))\b", self.detail or "")
+        return match.group(1) if match else ""
+
+
+class NotFound(OmnisendAPIError):
+    """404: no such contact, batch or resource."""
+
+    default_status = 404
+
+
+class Conflict(OmnisendAPIError):
+    """409: an identifier in the request already belongs to another contact."""
+
+    default_status = 409
+
+
+class VersionRetired(OmnisendAPIError):
+    """410: the ``Omnisend-Version`` sent is retired; update ``OMNISEND["API_VERSION"]``."""
+
+    default_status = 410
+
+
+class RateLimited(OmnisendAPIError):
+    """429: Omnisend's per-brand budget is spent; wait ``retry_after`` seconds (None if unsaid)."""
+
+    default_status = 429
+    retryable = True
+
+
+class ServerError(OmnisendAPIError):
+    """5xx: Omnisend failed; the request may be retried with backoff."""
+
+    default_status = 500
+    retryable = True
+
+
+class TransportError(OmnisendError):
+    """The request's outcome is unknown: timeout, reset connection or an unreadable body.
+
+    The write may or may not have been applied, so only idempotent requests are resent.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, kind: str = "transport", method: str = "", url: str = ""):
+        super().__init__(message)
+        #: ``timeout``, ``connection``, ``bad_body`` or ``transport``.
+        self.kind = kind
+        self.method = method
+        self.url = url
+
+
+class BudgetExhausted(OmnisendError):
+    """The shared per-brand budget (``OMNISEND["RATE_LIMIT"]``) has no room before the deadline."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+#: Status code -> exception class, for the error mapping in ``client.py``.
+STATUS_EXCEPTIONS: dict[int, type[OmnisendAPIError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    410: VersionRetired,
+    413: ValidationError,
+    415: ValidationError,
+    422: ValidationError,
+    429: RateLimited,
+}
+
+
+def exception_for_status(status: int) -> type[OmnisendAPIError]:
+    """The exception class for an HTTP error status."""
+    if status in STATUS_EXCEPTIONS:
+        return STATUS_EXCEPTIONS[status]
+    if status >= 500:
+        return ServerError
+    return OmnisendAPIError
+
+
+def parse_problem(body: Any) -> dict[str, Any]:
+    """Pull the RFC 9457 fields out of a decoded error body, tolerating other shapes.
+
+    Omnisend's legacy ``{"error": ..., "fields": {...}}`` shape (v3, and some batch item
+    responses) is read too, so callers see one structure.
+    """
+    if not isinstance(body, dict):
+        return {}
+    errors: list[FieldError] = []
+    for item in body.get("errors") or []:
+        if isinstance(item, dict):
+            errors.append(
+                FieldError(
+                    field=str(item.get("field") or ""),
+                    code=str(item.get("code") or ""),
+                    message=str(item.get("message") or ""),
+                )
+            )
+    legacy_fields = body.get("fields")
+    if isinstance(legacy_fields, dict):
+        for field, messages in legacy_fields.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                errors.append(FieldError(field=str(field), code="", message=str(message)))
+    retry_after = body.get("retryAfter")
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+        retry_after = None
+    return {
+        "problem_type": str(body.get("type") or ""),
+        "title": str(body.get("title") or ""),
+        "detail": str(body.get("detail") or body.get("error") or ""),
+        "errors": errors,
+        "retry_after": float(retry_after) if retry_after is not None else None,
+        "instance": str(body.get("instance") or ""),
+    }

@@ -1,0 +1,330 @@
+"""Database models: ``Connection`` (one Omnisend brand and its credentials).
+
+Secrets live only in :class:`~django_omnisend.fields.EncryptedTextField` columns; nothing in
+``__str__``/``__repr__`` shows them, and :attr:`Connection.fingerprint` is what people see.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import crypto
+from .fields import EncryptedTextField, Undecryptable
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def active(self) -> ConnectionQuerySet:
+        return self.filter(status=Connection.Status.ACTIVE)
+
+
+class Connection(models.Model):
+    """One Omnisend brand the site talks to, by OAuth tokens or a stored API key."""
+
+    class AuthType(models.TextChoices):
+        OAUTH = "oauth", _("OAuth")
+        API_KEY = "api_key", _("API key")
+
+    class Status(models.TextChoices):
+        #: Waiting for a staff member to confirm a switch to a different brand.
+        PENDING = "pending", _("Pending confirmation")
+        ACTIVE = "active", _("Active")
+        NEEDS_RECONNECT = "needs_reconnect", _("Needs reconnect")
+        REVOKED = "revoked", _("Revoked")
+
+    auth_type = models.CharField(_("auth type"), max_length=16, choices=AuthType.choices)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE
+    )
+    #: Why the connection is not active, in words a staff member can act on (never a secret).
+    status_reason = models.CharField(_("status reason"), max_length=255, blank=True)
+
+    access_token = EncryptedTextField(_("access token"), blank=True)
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True)
+    api_key = EncryptedTextField(_("API key"), blank=True)
+    #: First 8 hex digits of SHA-256 of the access token or key: safe to show and log.
+    fingerprint = models.CharField(_("fingerprint"), max_length=16, blank=True)
+    token_type = models.CharField(_("token type"), max_length=20, blank=True, default="Bearer")
+    scopes = models.JSONField(_("granted scopes"), default=list, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+
+    brand_id = models.CharField(_("brand ID"), max_length=64, blank=True, db_index=True)
+    brand_name = models.CharField(_("brand name"), max_length=255, blank=True)
+    brand_website = models.CharField(_("brand website"), max_length=500, blank=True)
+
+    connected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("connected by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    refreshed_at = models.DateTimeField(_("last refreshed at"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("last checked at"), null=True, blank=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("Omnisend connection")
+        verbose_name_plural = _("Omnisend connections")
+        ordering = ["-created_at"]
+        permissions = [("manage_connection", _("Can connect and disconnect Omnisend"))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand_id"],
+                condition=models.Q(status="active"),
+                name="django_omnisend_one_active_connection_per_brand",
+            )
+        ]
+
+    def __str__(self) -> str:
+        label = self.brand_name or self.brand_id or _("Omnisend connection")
+        return f"{label} ({self.get_status_display()})"
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection pk={self.pk} brand_id={self.brand_id!r} auth_type={self.auth_type!r} "
+            f"status={self.status!r} fingerprint={self.fingerprint!r}>"
+        )
+
+    # -- credentials -------------------------------------------------------------------
+
+    @property
+    def secret(self) -> str:
+        """The credential the client sends: the access token (OAuth) or the API key."""
+        return self.access_token if self.auth_type == self.AuthType.OAUTH else self.api_key
+
+    @property
+    def undecryptable(self) -> bool:
+        """Whether a stored secret could not be decrypted with the configured keys."""
+        return any(
+            isinstance(v, Undecryptable)
+            for v in (self.access_token, self.refresh_token, self.api_key)
+        )
+
+    def set_tokens(
+        self,
+        access_token: str,
+        refresh_token: str | None = None,
+        expires_in: float | None = None,
+        token_type: str = "Bearer",
+    ) -> None:
+        """Store new OAuth tokens (keeping the old refresh token when none is given)."""
+        self.auth_type = self.AuthType.OAUTH
+        self.access_token = access_token
+        if refresh_token:
+            self.refresh_token = refresh_token
+        self.token_type = token_type or "Bearer"
+        self.expires_at = expires_at_from(expires_in)
+        self.fingerprint = crypto.fingerprint(access_token)
+
+    def set_api_key(self, api_key: str) -> None:
+        """Store an API key (encrypted) and its display fingerprint."""
+        self.auth_type = self.AuthType.API_KEY
+        self.api_key = api_key
+        self.fingerprint = crypto.fingerprint(api_key)
+
+    def expires_soon(self, within: float = 60.0) -> bool:
+        """Whether the access token expires within ``within`` seconds (never, when unset)."""
+        if self.expires_at is None:
+            return False
+        return self.expires_at <= timezone.now() + timedelta(seconds=within)
+
+    @property
+    def rate_limit_key(self) -> str:
+        """The bucket of the shared rate budget: Omnisend counts requests per brand."""
+        return self.brand_id or f"connection-{self.pk}"
+
+
+#: Omnisend says authorization-code tokens never expire and sends expires_in=9223372036;
+#: anything beyond ten years is stored as "no expiry" instead of overflowing a datetime.
+MAX_STORED_LIFETIME = timedelta(days=3650)
+
+
+def expires_at_from(expires_in: float | None):
+    """Turn a token response's ``expires_in`` into an aware datetime (None = no expiry)."""
+    if expires_in is None:
+        return None
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return None
+    if seconds <= 0:
+        return timezone.now()
+    if seconds >= MAX_STORED_LIFETIME.total_seconds():
+        return None
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+# -- sync -------------------------------------------------------------------------------
+
+
+class SyncStateQuerySet(models.QuerySet):
+    def due(self, now=None) -> SyncStateQuerySet:
+        """Rows that want sending now and are not leased by a live worker."""
+        now = now or timezone.now()
+        return self.filter(dirty=True, next_attempt_at__lte=now).filter(
+            models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now)
+        )
+
+
+class SyncState(models.Model):
+    """The sync outbox row of one user on one connection: coalesced, leased, idempotent.
+
+    Saves bump ``generation`` and set ``dirty`` in the same transaction as the user write;
+    a drain sends the *current* user and clears ``dirty`` only if ``generation`` did not move
+    while the request was in flight.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SYNCED = "synced", _("Synced")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Dead (gave up)")
+        SKIPPED = "skipped", _("Skipped")
+        PAUSED = "paused", _("Paused (needs reconnect)")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="omnisend_sync_states",
+    )
+    #: "default" for the site's one brand, or a tenant's Connection pk (see the adapter).
+    connection_key = models.CharField(_("connection"), max_length=64, default="default")
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    #: Machine-readable reason for skipped/failed/dead rows (e.g. ``invalid_email``).
+    reason = models.CharField(_("reason"), max_length=64, blank=True, db_index=True)
+    dirty = models.BooleanField(_("dirty"), default=True)
+    generation = models.PositiveBigIntegerField(_("generation"), default=1)
+    dirtied_at = models.DateTimeField(_("dirtied at"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
+
+    contact_id = models.CharField(_("Omnisend contact ID"), max_length=64, blank=True)
+    #: The normalised e-mail the contact is bound to (what was last sent).
+    email = models.CharField(_("e-mail"), max_length=320, blank=True, db_index=True)
+    #: When the consent last sent was given (``statusChangedAt``), to send each change once.
+    consent_sent_at = models.DateTimeField(_("consent sent at"), null=True, blank=True)
+    payload_hash = models.CharField(_("payload hash"), max_length=64, blank=True)
+    last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = SyncStateQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("contact sync state")
+        verbose_name_plural = _("contact sync states")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "connection_key"], name="django_omnisend_one_state_per_user"
+            )
+        ]
+        indexes = [
+            # The drain's claim query only ever looks at dirty rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(dirty=True),
+                name="django_omnisend_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email or self.user_id} → {self.get_state_display()}"
+
+
+class OutboxItem(models.Model):
+    """A write that must reach Omnisend as itself: a customer event or an erasure.
+
+    Unlike profile syncs these are never coalesced away; an erasure also supersedes any
+    pending profile sync of the same contact.
+    """
+
+    class Kind(models.TextChoices):
+        EVENT = "event", _("Event")
+        ERASURE = "erasure", _("Erasure")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        DEAD = "dead", _("Dead (gave up)")
+        DISCARDED = "discarded", _("Discarded")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    connection_key = models.CharField(_("connection"), max_length=64, default="default")
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    contact_id = models.CharField(_("Omnisend contact ID"), max_length=64, blank=True)
+    #: Erasures: purged once processed; ``email_hash`` stays as the record.
+    email = models.CharField(_("e-mail"), max_length=320, blank=True)
+    email_hash = models.CharField(_("e-mail hash"), max_length=64, blank=True, db_index=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
+    last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox item")
+        verbose_name_plural = _("outbox items")
+        ordering = ["pk"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="django_omnisend_outbox_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_state_display()})"
+
+
+class DeliveryControl(models.Model):
+    """Per-connection delivery switches shared by every worker: pause, cooldown, breaker."""
+
+    connection_key = models.CharField(_("connection"), max_length=64, unique=True)
+    #: Set on 401/403: nothing is sent (and no attempts are spent) until a reconnect.
+    paused = models.BooleanField(_("paused"), default=False)
+    paused_reason = models.CharField(_("paused reason"), max_length=255, blank=True)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    #: Set on 429 for the whole brand: no request before this time.
+    cooldown_until = models.DateTimeField(_("cooldown until"), null=True, blank=True)
+    #: Circuit breaker over consecutive 5xx/timeouts.
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    breaker_open_until = models.DateTimeField(_("breaker open until"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("delivery control")
+        verbose_name_plural = _("delivery controls")
+
+    def __str__(self) -> str:
+        return f"{self.connection_key}{' (paused)' if self.paused else ''}"
