@@ -1,0 +1,87 @@
+"""Shared fixtures: the Omnisend emulator, served once per test session.
+
+* ``emulator`` — a served :class:`~django_omnisend.emulator.Emulator` (seed 1234), ``reset()``
+  before each test that uses it: config back to defaults, no faults, empty ledger, only the
+  default brand (``emulator.default_brand_id``) and the demo client. Use ``emulator.api_url``,
+  ``.authorize_url``, ``.token_url``, ``.revoke_url``, ``.base_url`` and the Python control API
+  (``configure``, ``issue_api_key``, ``issue_token``, ``add_fault``, ``ledger``, ``contacts``…).
+* ``emulator_settings`` — ``override_settings(OMNISEND=...)`` active for the test: API_URL,
+  AUTHORIZE_URL, TOKEN_URL and REVOKE_URL point at the emulator, CLIENT_ID/CLIENT_SECRET are the
+  demo client's, API_KEY is a fresh key of the default brand, REDIRECT_URI is
+  ``http://testserver/omnisend/callback/`` (also registered for the demo client, next to its
+  defaults); everything else (ENCRYPTION_KEYS, TASK_BACKEND…) comes from tests/settings.py.
+  Yields the dict.
+
+The emulator imports no Django, so these fixtures work in any test; the settings fixture needs
+pytest-django's configured settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_omnisend.emulator import Emulator
+
+TEST_REDIRECT_URI = "http://testserver/omnisend/callback/"
+
+
+@pytest.fixture(scope="session")
+def _emulator_session() -> Iterator[Emulator]:
+    emu = Emulator(seed=1234)
+    with emu.serve(host="127.0.0.1", port=0):
+        yield emu
+
+
+@pytest.fixture
+def emulator(_emulator_session: Emulator) -> Iterator[Emulator]:
+    """The session's emulator, reset to its post-construction state for this test."""
+    _emulator_session.reset()
+    yield _emulator_session
+    # Drop faults at once so a hang rule cannot slow whatever runs next.
+    _emulator_session.clear_faults()
+
+
+@pytest.fixture
+def emulator_settings(emulator: Emulator) -> Iterator[dict[str, Any]]:
+    """``OMNISEND`` settings pointing at the emulator (see the module docstring)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    emulator.add_client(
+        emulator.demo_client_id,
+        emulator.demo_client_secret,
+        [*emulator.demo_redirect_uris, TEST_REDIRECT_URI],
+        brand_id=emulator.default_brand_id,
+    )
+    values = {
+        **getattr(settings, "OMNISEND", {}),
+        "API_URL": emulator.api_url,
+        "AUTHORIZE_URL": emulator.authorize_url,
+        "TOKEN_URL": emulator.token_url,
+        "REVOKE_URL": emulator.revoke_url,
+        "CLIENT_ID": emulator.demo_client_id,
+        "CLIENT_SECRET": emulator.demo_client_secret,
+        "REDIRECT_URI": TEST_REDIRECT_URI,
+        "API_KEY": emulator.issue_api_key(),
+    }
+    with override_settings(OMNISEND=values):
+        yield values
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches() -> Iterator[None]:
+    """Each test starts with empty caches: the shared rate budget and cooldowns live there."""
+    from django.core.cache import caches
+
+    from django_omnisend import ratelimit
+
+    yield
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
+    # The per-process fallback budget (LocMem caches) lives in memory, not in the cache.
+    with ratelimit._PROCESS_STORE.lock:
+        ratelimit._PROCESS_STORE.logs.clear()
+        ratelimit._PROCESS_STORE.cooldowns.clear()
