@@ -171,14 +171,27 @@ class TransportError(OmnisendError):
 
     def __init__(self, message: str, *, kind: str = "transport", method: str = "", url: str = ""):
         super().__init__(message)
-        #: ``timeout``, ``connection``, ``bad_body`` or ``transport``.
+        #: ``timeout``, ``connection``, ``bad_body``, ``ssl`` or ``transport``.
         self.kind = kind
         self.method = method
         self.url = url
+        # A TLS/certificate failure will fail the same way again (stripe-python agrees), so
+        # it is the one transport error that is not worth resending.
+        if kind == "ssl":
+            self.retryable = False
+
+
+class PagingError(OmnisendError):
+    """A list endpoint returned a cursor it had already returned; iterating would never end."""
 
 
 class BudgetExhausted(OmnisendError):
-    """The shared per-brand budget (``OMNISEND["RATE_LIMIT"]``) has no room before the deadline."""
+    """The shared per-brand budget (``OMNISEND["RATE_LIMIT"]``) has no room before the deadline.
+
+    Raised by :meth:`django_omnisend.ratelimit.RateLimiter.acquire` (and so by the client)
+    instead of sleeping longer than the caller allows, also while the brand cools down after
+    a 429. ``retry_after`` is the estimated wait in seconds; schedule the work for then.
+    """
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

@@ -1,0 +1,56 @@
+"""Two processes, one Redis-backed budget: the emulator never sees more than the budget.
+
+The budget is scaled down (20 requests per 3 s instead of 300 per 60 s) and so is the
+emulator's own window, which would answer 429 if the bound were broken. The check is on the
+emulator's ledger timestamps: no 3-second span holds more than 20 requests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import REDIS_URL
+from .test_ratelimit import max_in_any_window
+
+REPO = Path(__file__).resolve().parents[2]
+BUDGET, WINDOW, PER_PROCESS = 20, 3.0, 25
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_two_processes_never_exceed_the_shared_budget(emulator, redis_cache):
+    emulator.configure(rate_limit=BUDGET, window_seconds=WINDOW)
+    api_key = emulator.issue_api_key()
+    brand = f"brand{uuid.uuid4().hex[:8]}"
+    prefix = f"omnisend-budget-{uuid.uuid4().hex[:8]}"
+    args = [emulator.api_url, api_key, REDIS_URL, prefix, brand, str(PER_PROCESS)]
+    args += [str(BUDGET), str(WINDOW)]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-W", "error", "-m", "tests.client.budget_worker", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert out.strip() == str(PER_PROCESS)
+    entries = emulator.ledger_for("/api/contacts", method="POST")
+    assert len(entries) == 2 * PER_PROCESS
+    assert all(e.status in (200, 201) for e in entries), [e.status for e in entries]
+    times = [e.time for e in entries]
+    assert max_in_any_window(times, WINDOW) <= BUDGET
+    # Both processes really ran concurrently and the budget was used, not just trickled.
+    assert times[-1] - times[0] < 3 * WINDOW * 2
