@@ -1,0 +1,301 @@
+"""Admin for Omnisend connections: list, "Connect Omnisend", test, refresh and disconnect.
+
+No secret is ever rendered: the encrypted fields are excluded from every form, list and
+read-only view; an API key is entered through a write-only ``PasswordInput`` where empty means
+"keep"; only the non-reversible :attr:`~django_omnisend.models.Connection.fingerprint` is shown.
+History (``LogEntry``) messages name changed fields, never values, and no URL carries a secret
+(R-ST-6). Sync-state admins live in another module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_variables
+
+from . import connections
+from .conf import omnisend_settings
+from .exceptions import NeedsReconnect, OAuthError, OmnisendError
+from .models import Connection
+from .views import PERMISSION, can_manage
+
+SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
+
+
+class ConnectionForm(forms.ModelForm):
+    """The change form: the only writable secret is a new API key, never shown back."""
+
+    new_api_key = forms.CharField(
+        label=_("API key"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_(
+            "Write-only. Leave empty to keep the stored key. A new key is checked with "
+            "Omnisend (GET /brands/current) before it is saved."
+        ),
+    )
+
+    class Meta:
+        model = Connection
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._brand: dict[str, Any] | None = None
+        if self.instance.pk is None:
+            self.fields["new_api_key"].required = True
+            self.fields["new_api_key"].help_text = _(
+                "The key from Omnisend (Store settings → API keys). It is checked with Omnisend "
+                "before it is saved, and stored encrypted."
+            )
+
+    @sensitive_variables()
+    def clean_new_api_key(self) -> str:
+        key = self.cleaned_data.get("new_api_key") or ""
+        if not key:
+            return ""
+        if self.instance.pk and self.instance.auth_type == Connection.AuthType.OAUTH:
+            raise forms.ValidationError(
+                _("This is an OAuth connection; connect an API key as a new connection.")
+            )
+        try:
+            self._brand = connections.probe_credentials(api_key=key)
+        except (OmnisendError, OAuthError) as exc:
+            raise forms.ValidationError(connections.describe_probe_error(exc)) from None
+        return key
+
+    @sensitive_variables()
+    def save(self, commit: bool = True) -> Connection:
+        connection = super().save(commit=False)
+        key = self.cleaned_data.get("new_api_key")
+        if key:
+            connection.set_api_key(key)
+            brand = self._brand or {}
+            connection.brand_id = str(brand.get("brandID") or connection.brand_id)
+            connection.brand_name = str(brand.get("name") or connection.brand_name)[:255]
+            connection.brand_website = str(brand.get("website") or connection.brand_website)[:500]
+            connection.status = Connection.Status.ACTIVE
+            connection.status_reason = ""
+            connection.checked_at = timezone.now()
+        if commit:
+            connection.save()
+        return connection
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = (
+        "__str__",
+        "brand_id",
+        "status",
+        "auth_type",
+        "scope_list",
+        "expires_at",
+        "connected_by",
+        "fingerprint",
+        "checked_at",
+    )
+    list_filter = ("status", "auth_type")
+    search_fields = ("brand_name", "brand_id", "fingerprint")
+    exclude = SECRET_FIELDS
+    readonly_fields = (
+        "brand_name",
+        "brand_id",
+        "brand_website",
+        "auth_type",
+        "status",
+        "status_reason",
+        "fingerprint",
+        "token_type",
+        "scope_list",
+        "expires_at",
+        "connected_by",
+        "created_at",
+        "updated_at",
+        "refreshed_at",
+        "checked_at",
+    )
+    actions = ["test_connection", "refresh_token", "disconnect"]
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: Connection) -> str:
+        return " ".join(str(s) for s in obj.scopes or []) or "—"
+
+    def get_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[str]:
+        # The key field only where a key makes sense: new rows and API-key rows.
+        fields = list(self.readonly_fields)
+        if obj is None:
+            return ["new_api_key"]
+        if obj.auth_type == Connection.AuthType.API_KEY:
+            fields.insert(0, "new_api_key")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> Any:
+        return self.readonly_fields if obj is not None else ()
+
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return can_manage(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and can_manage(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        # Others with the view permission get a read-only page.
+        return super().has_change_permission(request, obj) and can_manage(request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
+        # Deleting the row must not leave live tokens behind at Omnisend.
+        tokens = connections._tokens_to_revoke(obj)
+        super().delete_model(request, obj)
+        connections.revoke_tokens(tokens)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        tokens = [t for c in queryset for t in connections._tokens_to_revoke(c)]
+        super().delete_queryset(request, queryset)
+        connections.revoke_tokens(tokens)
+
+    # -- list page --------------------------------------------------------------------------
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self._flag_undecryptable()
+        for connection in Connection.objects.filter(status=Connection.Status.NEEDS_RECONNECT):
+            messages.warning(
+                request,
+                _(
+                    "%(connection)s needs a reconnect: %(reason)s Nothing is sent to this brand "
+                    "until you connect again (OAuth) or enter the API key again."
+                )
+                % {
+                    "connection": connection,
+                    "reason": connection.status_reason or _("its credentials stopped working."),
+                },
+            )
+        extra_context = dict(extra_context or {})
+        extra_context["omnisend_can_connect"] = can_manage(request.user) and bool(
+            omnisend_settings.get("CLIENT_ID")
+        )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        self._flag_undecryptable()
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _flag_undecryptable() -> None:
+        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4)."""
+        candidates = Connection.objects.exclude(
+            status__in=[Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED]
+        )
+        for connection in candidates:
+            if connection.undecryptable:
+                connections.mark_needs_reconnect(
+                    connection,
+                    "The stored credentials cannot be decrypted with OMNISEND['ENCRYPTION_KEYS'].",
+                )
+
+    # -- actions ----------------------------------------------------------------------------
+
+    @admin.action(description=_("Test connection"), permissions=["manage"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        for connection in queryset:
+            if connection.status in (Connection.Status.REVOKED, Connection.Status.PENDING):
+                self.message_user(
+                    request,
+                    _("%(c)s is not in use; nothing to test.") % {"c": connection},
+                    messages.WARNING,
+                )
+                continue
+            try:
+                client = connections.client_for(connection, require_active=False)
+            except OmnisendError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            try:
+                brand = connections.probe(client)
+            except (OmnisendError, OAuthError) as exc:
+                connection.refresh_from_db()
+                self.message_user(
+                    request,
+                    f"{connection}: {connections.describe_probe_error(exc)}",
+                    messages.ERROR,
+                )
+                continue
+            finally:
+                client.close()
+            connection.refresh_from_db()
+            if brand["brandID"] != connection.brand_id and connection.brand_id:
+                self.message_user(
+                    request,
+                    _("%(c)s now answers for the brand %(b)s; connect again to switch brands.")
+                    % {"c": connection, "b": brand["brandID"]},
+                    messages.ERROR,
+                )
+                continue
+            connection.brand_name = str(brand.get("name") or connection.brand_name)[:255]
+            connection.brand_website = str(brand.get("website") or connection.brand_website)[:500]
+            connection.checked_at = timezone.now()
+            connection.status = Connection.Status.ACTIVE
+            connection.status_reason = ""
+            connection.save(
+                update_fields=[
+                    "brand_name",
+                    "brand_website",
+                    "checked_at",
+                    "status",
+                    "status_reason",
+                    "updated_at",
+                ]
+            )
+            self.message_user(request, _("%(c)s works.") % {"c": connection}, messages.SUCCESS)
+
+    @admin.action(description=_("Refresh token"), permissions=["manage"])
+    def refresh_token(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        for connection in queryset:
+            if connection.auth_type != Connection.AuthType.OAUTH or not (connection.refresh_token):
+                self.message_user(
+                    request,
+                    _("%(c)s has no refresh token.") % {"c": connection},
+                    messages.WARNING,
+                )
+                continue
+            try:
+                connections.refresh_connection(connection, force=True)
+            except NeedsReconnect as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            except OmnisendError as exc:
+                self.message_user(request, f"{connection}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, _("Refreshed the token of %(c)s.") % {"c": connection})
+
+    @admin.action(description=_("Disconnect (revoke tokens)"), permissions=["manage"])
+    def disconnect(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        count = 0
+        for connection in queryset.exclude(status=Connection.Status.REVOKED):
+            connections.disconnect(connection, request.user)
+            count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Disconnected %(n)d Omnisend connection.",
+                "Disconnected %(n)d Omnisend connections.",
+                count,
+            )
+            % {"n": count},
+        )
+
+
+__all__ = ["PERMISSION", "ConnectionAdmin", "ConnectionForm"]
+
+# The sync pages (states, outbox, health) live in their own module.
+from . import admin_sync  # noqa: E402, F401

@@ -1,0 +1,401 @@
+"""OAuth 2.0 Authorization Code flow with Omnisend: plain HTTP, no views, no models.
+
+* :func:`build_authorization_request` makes the authorize URL with ``response_type=code``, the
+  exact ``redirect_uri``, space-separated ``scope``, a 256-bit ``state`` and a PKCE S256 challenge
+  (RFC 7636; sent even though we are a confidential client, RFC 9700 §2.1.1).
+* :func:`exchange_code` and :func:`refresh` POST a form to the token endpoint
+  (``client_secret_post``: the secret travels in the body, never in a URL), never follow a
+  redirect, and validate the answer strictly (RFC 6749 §5.1, SECURITY-RELIABILITY R-OA-10/11).
+* :func:`revoke` is RFC 7009 and never raises: local tokens are dropped whatever Omnisend says.
+
+Two plain ``requests.post`` calls instead of requests-oauthlib, whose DEBUG logging writes request
+bodies and tokens (R-OA-9). No message or exception raised here ever contains a token, a code, a
+verifier or the client secret; functions that hold them are marked ``sensitive_variables`` so
+Django's error reports hide their locals too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+from django.views.decorators.debug import sensitive_variables
+
+from .conf import omnisend_settings
+from .exceptions import ImproperlyConfigured, OAuthError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TOKEN_TIMEOUT",
+    "AuthorizationRequest",
+    "TokenResponse",
+    "build_authorization_request",
+    "code_challenge",
+    "exchange_code",
+    "expected_issuer",
+    "refresh",
+    "revoke",
+]
+
+#: (connect, read) seconds for token and revoke requests (R-OA-10).
+TOKEN_TIMEOUT: tuple[float, float] = (5.0, 20.0)
+
+#: OAuthError codes that mean "try again later" rather than "the grant is dead".
+TRANSIENT_CODES = frozenset({"token_unavailable", "token_timeout", "token_transport"})
+
+_SAFE_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """Everything the connect view needs: the URL to send the browser to and what to remember."""
+
+    url: str
+    state: str
+    code_verifier: str = field(repr=False)
+    code_challenge: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    authorize_url: str
+    token_url: str
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A validated token endpoint answer. ``repr()`` never shows the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    token_type: str
+    expires_in: float | None
+    #: The scopes granted (the requested ones when the server did not send ``scope``).
+    scopes: tuple[str, ...]
+    #: Granted scopes beyond those requested: recorded, never asked for (R-OA-11).
+    extra_scopes: tuple[str, ...] = ()
+    #: Whether the response carried ``scope`` (RFC 6749: omitted means "as requested").
+    scope_returned: bool = True
+
+
+def _setting(name: str) -> str:
+    return str(omnisend_settings.get(name) or "")
+
+
+def _client_credentials() -> tuple[str, str]:
+    client_id, client_secret = _setting("CLIENT_ID"), _setting("CLIENT_SECRET")
+    if not client_id or not client_secret:
+        raise ImproperlyConfigured(
+            'OMNISEND["CLIENT_ID"] and OMNISEND["CLIENT_SECRET"] must both be set to connect '
+            "with OAuth; they are the credentials Omnisend issued for your app."
+        )
+    return client_id, client_secret
+
+
+def generate_state() -> str:
+    """A one-time ``state``: 32 random bytes (256 bits), 43 URL-safe characters."""
+    return secrets.token_urlsafe(32)
+
+
+def generate_code_verifier() -> str:
+    """A PKCE verifier: 86 characters of ``[A-Za-z0-9_-]`` (RFC 7636 allows 43 to 128)."""
+    return secrets.token_urlsafe(64)[:128]
+
+
+def code_challenge(verifier: str) -> str:
+    """The S256 challenge of ``verifier``: BASE64URL-no-padding(SHA-256(verifier))."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def expected_issuer(authorize_url: str | None = None) -> str:
+    """The issuer identifier of the authorization server: the origin of ``AUTHORIZE_URL``.
+
+    Omnisend's metadata says ``"issuer": "https://app.omnisend.com"``, the origin of its
+    authorize endpoint; an RFC 9207 ``iss`` on the callback must equal it (R-OA-7).
+    """
+    parts = urlsplit(authorize_url or _setting("AUTHORIZE_URL"))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_authorization_request(
+    redirect_uri: str,
+    scopes: list[str] | tuple[str, ...] | None = None,
+    *,
+    client_id: str | None = None,
+    authorize_url: str | None = None,
+) -> AuthorizationRequest:
+    """Make a fresh authorize URL with new ``state`` and PKCE values.
+
+    ``redirect_uri`` must be the exact URI registered with Omnisend; the same string is sent
+    again with the code exchange. ``scopes`` default to ``OMNISEND["SCOPES"]``.
+    """
+    if client_id is None:
+        client_id = _client_credentials()[0]
+    authorize_url = authorize_url or _setting("AUTHORIZE_URL")
+    scopes = tuple(scopes if scopes is not None else omnisend_settings.scopes)
+    state = generate_state()
+    verifier = generate_code_verifier()
+    challenge = code_challenge(verifier)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+        # %20 for spaces (not "+") so the scope list reads the same in every decoder.
+        quote_via=quote,
+    )
+    separator = "&" if urlsplit(authorize_url).query else "?"
+    return AuthorizationRequest(
+        url=f"{authorize_url}{separator}{query}",
+        state=state,
+        code_verifier=verifier,
+        code_challenge=challenge,
+        redirect_uri=redirect_uri,
+        scopes=scopes,
+        authorize_url=authorize_url,
+        token_url=_setting("TOKEN_URL"),
+    )
+
+
+@sensitive_variables()
+def exchange_code(
+    code: str,
+    verifier: str,
+    redirect_uri: str,
+    *,
+    required_scopes: list[str] | tuple[str, ...] | None = None,
+    token_url: str | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> TokenResponse:
+    """Exchange an authorization ``code`` for tokens (``grant_type=authorization_code``).
+
+    ``redirect_uri`` must be byte-identical to the one in the authorize request. Raises
+    :class:`~django_omnisend.exceptions.OAuthError` (never containing the code or a token) on
+    any transport problem or any answer that fails the strict checks.
+    """
+    if not code:
+        raise OAuthError("Omnisend sent no authorization code.", code="missing_code")
+    client_id, client_secret = _client_credentials()
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "code_verifier": verifier,
+    }
+    payload = _post_token(token_url or _setting("TOKEN_URL"), data, timeout)
+    return _validate(payload, required_scopes)
+
+
+@sensitive_variables()
+def refresh(
+    refresh_token: str,
+    *,
+    required_scopes: list[str] | tuple[str, ...] | None = None,
+    token_url: str | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> TokenResponse:
+    """Use ``refresh_token`` for a new access token (``grant_type=refresh_token``).
+
+    A response without ``refresh_token`` leaves ``TokenResponse.refresh_token`` empty: the caller
+    keeps the old one (API.md §2.5). Errors as for :func:`exchange_code`.
+    """
+    if not refresh_token:
+        raise OAuthError("There is no refresh token to use.", code="no_refresh_token")
+    client_id, client_secret = _client_credentials()
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    payload = _post_token(token_url or _setting("TOKEN_URL"), data, timeout)
+    return _validate(payload, required_scopes)
+
+
+@sensitive_variables()
+def revoke(
+    token: str,
+    hint: str = "access_token",
+    *,
+    revoke_url: str | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> bool:
+    """Revoke ``token`` at ``REVOKE_URL`` (RFC 7009). Returns whether Omnisend confirmed it.
+
+    Never raises on network or server trouble: revocation is best effort and the caller deletes
+    its copy of the token either way (API.md §13 #4).
+    """
+    if not token:
+        return False
+    url = revoke_url or _setting("REVOKE_URL")
+    client_id, client_secret = _setting("CLIENT_ID"), _setting("CLIENT_SECRET")
+    data = {"token": token, "token_type_hint": hint}
+    if client_id:
+        data["client_id"] = client_id
+    if client_secret:
+        data["client_secret"] = client_secret
+    try:
+        response = requests.post(
+            url,
+            data=data,
+            headers={"Accept": "application/json"},
+            timeout=timeout or TOKEN_TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        logger.warning("Omnisend token revocation failed: %s", type(exc).__name__)
+        return False
+    if response.status_code == 200:
+        logger.info("Revoked an Omnisend %s.", hint.replace("_", " "))
+        return True
+    logger.warning("Omnisend token revocation answered HTTP %s.", response.status_code)
+    return False
+
+
+@sensitive_variables()
+def _post_token(
+    url: str, data: dict[str, str], timeout: tuple[float, float] | None
+) -> dict[str, Any]:
+    if not url:
+        raise ImproperlyConfigured('OMNISEND["TOKEN_URL"] is empty.')
+    grant = data.get("grant_type", "")
+    try:
+        response = requests.post(
+            url,
+            data=data,  # application/x-www-form-urlencoded body: nothing secret in the URL
+            headers={"Accept": "application/json"},
+            timeout=timeout or TOKEN_TIMEOUT,
+            allow_redirects=False,  # a redirect would replay the secret elsewhere
+        )
+    except requests.Timeout:
+        raise OAuthError(
+            "Omnisend's token endpoint did not answer in time. Try again in a moment.",
+            code="token_timeout",
+        ) from None
+    except requests.RequestException as exc:
+        raise OAuthError(
+            f"Could not reach Omnisend's token endpoint ({type(exc).__name__}). "
+            "Try again in a moment.",
+            code="token_transport",
+        ) from None
+    status = response.status_code
+    logger.debug("Omnisend token endpoint answered HTTP %s (grant_type=%s).", status, grant)
+    if 300 <= status < 400:
+        raise OAuthError(
+            f"Omnisend's token endpoint answered with a redirect (HTTP {status}); it was not "
+            'followed. Check OMNISEND["TOKEN_URL"].',
+            code="token_redirect",
+        )
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "error" in payload:
+        error = str(payload.get("error") or "")
+        shown = error if _SAFE_ERROR_CODE.match(error) else "unknown error"
+        raise OAuthError(
+            f"Omnisend refused the token request ({shown}). Start the connection again.",
+            code="invalid_grant" if error == "invalid_grant" else "token_rejected",
+        )
+    if status >= 500:
+        raise OAuthError(
+            f"Omnisend's token endpoint failed (HTTP {status}). Try again in a moment.",
+            code="token_unavailable",
+        )
+    if status != 200:
+        raise OAuthError(
+            f"Omnisend's token endpoint answered HTTP {status}. Start the connection again.",
+            code="token_rejected",
+        )
+    if not isinstance(payload, dict):
+        raise OAuthError(
+            "Omnisend's token endpoint answered with something other than a JSON object.",
+            code="token_bad_response",
+        )
+    return payload
+
+
+def _parse_scopes(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(dict.fromkeys(value.split()))
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(dict.fromkeys(value))
+    raise OAuthError("Omnisend sent an unreadable scope list.", code="token_bad_response")
+
+
+@sensitive_variables()
+def _validate(
+    payload: dict[str, Any], required_scopes: list[str] | tuple[str, ...] | None
+) -> TokenResponse:
+    access_token = payload.get("access_token")
+    if not isinstance(access_token, str) or not access_token.strip():
+        raise OAuthError(
+            "Omnisend's token response has no access token.", code="token_bad_response"
+        )
+    token_type = payload.get("token_type")
+    if token_type is not None and (
+        not isinstance(token_type, str) or token_type.lower() != "bearer"
+    ):
+        shown = token_type if isinstance(token_type, str) and len(token_type) < 30 else "?"
+        raise OAuthError(
+            f"Omnisend issued a {shown!r} token; only Bearer tokens are supported.",
+            code="token_bad_response",
+        )
+    refresh_token = payload.get("refresh_token")
+    if refresh_token is not None and not isinstance(refresh_token, str):
+        raise OAuthError(
+            "Omnisend's token response has an unreadable refresh token.",
+            code="token_bad_response",
+        )
+    expires_in = payload.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str | None):
+        expires_in = None
+    try:
+        expires = float(expires_in) if expires_in is not None else None
+    except ValueError:
+        expires = None
+
+    required = tuple(required_scopes if required_scopes is not None else omnisend_settings.scopes)
+    granted = _parse_scopes(payload.get("scope"))
+    scope_returned = granted is not None
+    if granted is None:
+        # RFC 6749 §5.1: scope may be omitted only when it equals what was requested.
+        granted = required
+    missing = [s for s in required if s not in granted]
+    if missing:
+        raise OAuthError(
+            "Omnisend granted fewer permissions than django-omnisend needs; missing: "
+            f"{', '.join(missing)}. Connect again and approve every requested permission.",
+            code="insufficient_scope",
+        )
+    extra = tuple(s for s in granted if s not in required)
+    return TokenResponse(
+        access_token=access_token,
+        refresh_token=refresh_token or "",
+        token_type="Bearer",
+        expires_in=expires,
+        scopes=granted,
+        extra_scopes=extra,
+        scope_returned=scope_returned,
+    )
+
+
+def is_transient(exc: OAuthError) -> bool:
+    """Whether an OAuth failure may go away by itself (timeouts, 5xx), not a dead grant."""
+    return getattr(exc, "code", "") in TRANSIENT_CODES

@@ -1,0 +1,589 @@
+"""The "Connect Omnisend" flow: connect (POST), callback (GET), confirm a brand switch, disconnect.
+
+Security notes (SECURITY-RELIABILITY §1):
+
+* Only staff with ``django_omnisend.manage_connection`` start, finish or end a connection, and
+  starting is a CSRF-protected POST (a GET only shows the button), R-OA-4.
+* The state record lives in ``request.session["omnisend_oauth"][state]`` (several tabs at once),
+  is popped on first use and expires after :data:`STATE_TTL` seconds; the callback refuses a
+  missing, unknown, replayed or expired state with 400 and another user's state with 403, before
+  any token request (R-OA-2).
+* ``redirect_uri`` comes from ``OMNISEND["REDIRECT_URI"]`` (``reverse()`` only in DEBUG), so a
+  spoofed Host cannot change it (R-OA-6); ``next`` is validated when the flow starts and never
+  read from the callback (R-OA-8).
+* The new token is probed with ``GET /brands/current`` before anything is activated, and a
+  different brand than the active one waits for an explicit POST on the confirm page (R-OA-12).
+* Callback and confirm responses carry ``Referrer-Policy: no-referrer`` and ``Cache-Control:
+  no-store``, redirect to URLs without the code, and the callback catches its own errors: an
+  unhandled exception would put ``request.GET`` (the code) into Django's error report (R-OA-9).
+  Error pages use 4xx statuses for the same reason: ``django.request`` reports 5xx at ERROR with
+  the request attached. The callback also scrubs ``code``/``state`` from ``request`` once read.
+* The callback is a top-level GET from Omnisend, so the session cookie must be sent on a
+  cross-site navigation: Django's default ``SESSION_COOKIE_SAMESITE = "Lax"`` works,
+  ``"Strict"`` breaks the flow (every callback then looks like an unknown state).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import unquote
+
+from django.contrib import admin, messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import connections, oauth
+from .conf import omnisend_settings
+from .exceptions import ImproperlyConfigured, OAuthError, OmnisendError
+from .models import Connection
+from .signals import connected
+
+logger = logging.getLogger(__name__)
+
+#: Session key of the pending authorization requests, a dict keyed by ``state``.
+SESSION_KEY = "omnisend_oauth"
+#: Session key remembering where to go after confirming a brand switch (pk -> next URL).
+PENDING_SESSION_KEY = "omnisend_oauth_pending"
+#: Seconds a started connection may take to come back (R-OA-2).
+STATE_TTL = 600
+#: Started-but-unfinished flows kept per session; the oldest are dropped beyond this.
+MAX_STATES = 10
+#: Characters of Omnisend's ``error_description`` shown to staff.
+MAX_DESCRIPTION = 200
+
+PERMISSION = "django_omnisend.manage_connection"
+
+
+def can_manage(user: Any) -> bool:
+    """Whether ``user`` may connect and disconnect Omnisend (staff with the app permission)."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(PERMISSION)
+    )
+
+
+def _manager_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous and non-staff users go to the admin login; staff without the permission: 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def changelist_url() -> str:
+    """The admin list of connections: where every flow ends by default."""
+    try:
+        return reverse("admin:django_omnisend_connection_changelist")
+    except NoReverseMatch:  # the host project does not mount the admin
+        return "/"
+
+
+def safe_next(request: HttpRequest, value: str | None) -> str:
+    """``value`` when it is a path on this site, else the admin list (R-OA-8, T-OA-13).
+
+    Only absolute paths (``/...``) are accepted, and they must pass Django's
+    ``url_has_allowed_host_and_scheme`` both as given and percent-decoded, so encoded forms
+    such as ``/%5Cevil.com`` or ``%2F%2Fevil.com`` are refused too.
+    """
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return changelist_url()
+    allowed = {request.get_host()}
+    secure = request.is_secure()
+    if all(
+        url_has_allowed_host_and_scheme(candidate, allowed_hosts=allowed, require_https=secure)
+        for candidate in (value, unquote(value))
+    ):
+        return value
+    return changelist_url()
+
+
+def redirect_uri_for(request: HttpRequest) -> str:
+    """``OMNISEND["REDIRECT_URI"]``; only in DEBUG, the callback URL built from the request."""
+    from django.conf import settings
+
+    configured = str(omnisend_settings.get("REDIRECT_URI") or "")
+    if configured:
+        return configured
+    if settings.DEBUG:
+        return request.build_absolute_uri(reverse("django_omnisend:callback"))
+    raise ImproperlyConfigured(
+        'OMNISEND["REDIRECT_URI"] is not set. Set it to the exact callback URL registered with '
+        "Omnisend (it is only derived from the request when DEBUG is on)."
+    )
+
+
+def _harden(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    add_never_cache_headers(response)  # includes no-store
+    return response
+
+
+def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    context = dict(admin.site.each_context(request))
+    # Every variable admin/base.html looks up is defined: a failed lookup is logged at DEBUG
+    # with the whole context, request included.
+    context.setdefault("subtitle", None)
+    context.update(extra)
+    return context
+
+
+def _page(
+    request: HttpRequest,
+    title: str,
+    message: str,
+    *,
+    status: int = 400,
+    description: str = "",
+) -> HttpResponse:
+    """The error (or cancelled) page: ``message`` and ``description`` are auto-escaped."""
+    return render(
+        request,
+        "django_omnisend/error.html",
+        _context(
+            request,
+            title=title,
+            message=message,
+            description=description,
+            changelist_url=changelist_url(),
+        ),
+        status=status,
+    )
+
+
+def _message(request: HttpRequest, level: int, text: str) -> None:
+    messages.add_message(request, level, text, fail_silently=True)
+
+
+# -- connect ----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@_manager_required
+def connect(request: HttpRequest) -> HttpResponse:
+    """GET: a page with the "Connect Omnisend" POST form. POST: start the authorization.
+
+    The GET never starts the flow (no state, no redirect), so a link or an ``<img>`` cannot
+    connect the site to somebody else's brand (T-OA-07).
+    """
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if request.method == "GET":
+        response = render(
+            request,
+            "django_omnisend/connect.html",
+            _context(
+                request,
+                title=_("Connect Omnisend"),
+                next_url=next_url,
+                configured=bool(omnisend_settings.get("CLIENT_ID")),
+                active=connections.active_connection(),
+                scopes=omnisend_settings.scopes,
+            ),
+        )
+        return _harden(response)
+
+    try:
+        redirect_uri = redirect_uri_for(request)
+        auth = oauth.build_authorization_request(redirect_uri)
+    except ImproperlyConfigured as exc:
+        return _harden(_page(request, _("Omnisend is not configured"), str(exc)))
+
+    records = _live_records(request.session.get(SESSION_KEY))
+    records[auth.state] = {
+        "user_id": str(request.user.pk),
+        "verifier": auth.code_verifier,
+        "redirect_uri": auth.redirect_uri,
+        "authorize_url": auth.authorize_url,
+        "token_url": auth.token_url,
+        "scopes": list(auth.scopes),
+        "created_at": time.time(),
+        "next": next_url,
+    }
+    while len(records) > MAX_STATES:
+        oldest = min(records, key=lambda key: records[key].get("created_at", 0))
+        del records[oldest]
+    request.session[SESSION_KEY] = records
+    logger.info("User %s started connecting Omnisend.", request.user.pk)
+    return _harden(HttpResponseRedirect(auth.url))
+
+
+def _live_records(value: Any) -> dict[str, dict[str, Any]]:
+    """The session's state records that are well formed and not expired."""
+    if not isinstance(value, dict):
+        return {}
+    now = time.time()
+    return {
+        key: record
+        for key, record in value.items()
+        if isinstance(record, dict) and _age(record, now) <= STATE_TTL
+    }
+
+
+def _age(record: dict[str, Any], now: float) -> float:
+    created = record.get("created_at")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        return float("inf")
+    return now - created
+
+
+# -- callback ---------------------------------------------------------------------------------
+
+
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    """Omnisend sends the browser back here with ``code`` and ``state`` (or ``error``)."""
+    # Read the query once, then scrub it from the request: whatever logs or reports the request
+    # later (django.request, error e-mails, DEBUG template logging of the context, a host's
+    # middleware) sees neither the code nor the state.
+    params = request.GET.copy()
+    request.GET = QueryDict()
+    request.META["QUERY_STRING"] = ""
+    try:
+        response = _callback(request, params)
+    except Exception:
+        # Never let it reach Django's handler: its error report would include the request.
+        logger.exception("The Omnisend callback failed unexpectedly; nothing was activated.")
+        response = _page(
+            request,
+            _("Connecting Omnisend failed"),
+            _(
+                "Something went wrong while finishing the connection, and nothing was "
+                "activated. Start again from the admin; the server log has the details."
+            ),
+        )
+    return _harden(response)
+
+
+def _pop_state(request: HttpRequest, params: QueryDict) -> dict[str, Any] | None:
+    state = params.get("state", "")
+    stored = request.session.get(SESSION_KEY)
+    if not state or not isinstance(stored, dict) or state not in stored:
+        return None
+    record = stored.pop(state)
+    request.session[SESSION_KEY] = stored  # popped once: a replay finds nothing
+    return record if isinstance(record, dict) else None
+
+
+@sensitive_variables()
+def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
+    record = _pop_state(request, params)
+    user = request.user
+    if not user.is_authenticated:
+        return _page(
+            request,
+            _("Please sign in"),
+            _("Sign in to the admin and start connecting Omnisend again."),
+            status=403,
+        )
+    if record is None or _age(record, time.time()) > STATE_TTL:
+        return _page(
+            request,
+            _("This link cannot be used"),
+            _(
+                "This Omnisend sign-in is unknown, was already used or has expired, so it was "
+                'ignored. Start again with "Connect Omnisend" in the admin.'
+            ),
+        )
+    if str(record.get("user_id")) != str(user.pk) or not can_manage(user):
+        return _page(
+            request,
+            _("Not your connection"),
+            _(
+                "This Omnisend sign-in was started by another user, or you may not manage the "
+                "Omnisend connection. Nothing was changed."
+            ),
+            status=403,
+        )
+    # Deploy-time endpoints must not have changed since the flow began (mix-up, R-OA-7).
+    if (record.get("authorize_url"), record.get("token_url")) != (
+        omnisend_settings.get("AUTHORIZE_URL"),
+        omnisend_settings.get("TOKEN_URL"),
+    ):
+        return _page(
+            request,
+            _("Start again"),
+            _("The Omnisend endpoints changed while connecting. Start again from the admin."),
+        )
+    iss = params.get("iss")
+    if iss is not None and iss.rstrip("/") != oauth.expected_issuer(record["authorize_url"]).rstrip(
+        "/"
+    ):
+        logger.warning("Omnisend callback carried an unexpected issuer; aborted.")
+        return _page(
+            request,
+            _("Connecting Omnisend failed"),
+            _("The answer came from an unexpected authorization server; nothing was stored."),
+        )
+
+    error = params.get("error")
+    if error:
+        description = (params.get("error_description") or "")[:MAX_DESCRIPTION]
+        if error == "access_denied":
+            return _page(
+                request,
+                _("Connection cancelled"),
+                _("The connection was not approved in Omnisend, so nothing was changed."),
+                status=200,
+                description=description,
+            )
+        shown = error[:64] if oauth._SAFE_ERROR_CODE.match(error[:64]) else "?"
+        return _page(
+            request,
+            _("Connecting Omnisend failed"),
+            _("Omnisend answered with the error “%(error)s”. Start again from the admin.")
+            % {"error": shown},
+            description=description,
+        )
+
+    code = params.get("code")
+    if not code:
+        return _page(
+            request,
+            _("Connecting Omnisend failed"),
+            _("Omnisend sent no authorization code. Start again from the admin."),
+        )
+    try:
+        tokens = oauth.exchange_code(
+            code,
+            record.get("verifier", ""),
+            record.get("redirect_uri", ""),
+            required_scopes=record.get("scopes"),
+            token_url=record.get("token_url"),
+        )
+    except (OAuthError, ImproperlyConfigured) as exc:
+        logger.warning("Omnisend code exchange failed: %s", exc)
+        return _page(request, _("Connecting Omnisend failed"), str(exc))
+
+    try:
+        brand = connections.probe_credentials(access_token=tokens.access_token)
+    except (OmnisendError, OAuthError) as exc:
+        logger.warning("Omnisend brand check of a new token failed: %s", type(exc).__name__)
+        connections.revoke_tokens(_revocable(tokens))
+        return _page(
+            request,
+            _("Connecting Omnisend failed"),
+            _("Nothing was activated. %(reason)s")
+            % {"reason": connections.describe_probe_error(exc)},
+        )
+
+    try:
+        connection, needs_confirmation, stale = _bind(tokens, brand, user)
+    except Exception:
+        connections.revoke_tokens(_revocable(tokens))
+        raise
+    connections.revoke_tokens(stale)
+    next_url = record.get("next") or changelist_url()
+    if needs_confirmation:
+        pending = request.session.get(PENDING_SESSION_KEY)
+        pending = pending if isinstance(pending, dict) else {}
+        pending[str(connection.pk)] = next_url
+        request.session[PENDING_SESSION_KEY] = pending
+        return HttpResponseRedirect(reverse("django_omnisend:confirm", args=[connection.pk]))
+    _message(
+        request,
+        messages.SUCCESS,
+        _("Connected to the Omnisend brand %(brand)s.") % {"brand": connection},
+    )
+    return HttpResponseRedirect(next_url)
+
+
+@sensitive_variables()
+def _revocable(tokens: oauth.TokenResponse) -> list[tuple[str, str]]:
+    pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
+    return [(value, hint) for value, hint in pairs if value]
+
+
+@sensitive_variables()
+def _bind(
+    tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any
+) -> tuple[Connection, bool, list[tuple[str, str]]]:
+    """Store the probed tokens: refresh the same brand's row, or add a row (pending if another
+    brand is active). Returns (connection, needs_confirmation, stale tokens to revoke)."""
+    brand_id = str(brand["brandID"])
+    stale: list[tuple[str, str]] = []
+    with transaction.atomic():
+        same = sorted(
+            Connection.objects.select_for_update().filter(
+                brand_id=brand_id,
+                status__in=[Connection.Status.ACTIVE, Connection.Status.NEEDS_RECONNECT],
+            ),
+            key=lambda c: (c.status != Connection.Status.ACTIVE, -c.pk),
+        )
+        # Earlier unconfirmed switches of this user are superseded by this one.
+        for old in Connection.objects.select_for_update().filter(
+            status=Connection.Status.PENDING, connected_by=user
+        ):
+            stale.extend(connections._tokens_to_revoke(old))
+            old.delete()
+        if same:
+            connection = same[0]
+            if connection.auth_type == Connection.AuthType.OAUTH:
+                stale.extend(
+                    (t, h)
+                    for t, h in connections._tokens_to_revoke(connection)
+                    if t not in (tokens.access_token, tokens.refresh_token)
+                )
+            connection.api_key = ""
+            connection.refresh_token = ""
+            needs_confirmation = False
+        else:
+            connection = Connection(brand_id=brand_id)
+            needs_confirmation = Connection.objects.active().exclude(brand_id=brand_id).exists()
+        connection.set_tokens(
+            tokens.access_token,
+            tokens.refresh_token or None,
+            expires_in=tokens.expires_in,
+            token_type=tokens.token_type,
+        )
+        connection.scopes = list(tokens.scopes)
+        connection.brand_name = str(brand.get("name") or "")[:255]
+        connection.brand_website = str(brand.get("website") or "")[:500]
+        connection.connected_by = user
+        connection.checked_at = timezone.now()
+        connection.status = (
+            Connection.Status.PENDING if needs_confirmation else Connection.Status.ACTIVE
+        )
+        connection.status_reason = ""
+        connection.save()
+        if not needs_confirmation:
+            # Inside the transaction: a receiver that raises leaves nothing activated.
+            connected.send(sender=Connection, connection=connection, user=user)
+    logger.info(
+        "Omnisend brand %s %s by user %s.",
+        brand_id,
+        "awaits confirmation" if needs_confirmation else "connected",
+        user.pk,
+    )
+    return connection, needs_confirmation, stale
+
+
+# -- confirm a brand switch -------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@_manager_required
+def confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Show the active and the new brand; POST ``confirm`` switches, ``cancel`` drops the new."""
+    pending = Connection.objects.filter(pk=pk, status=Connection.Status.PENDING).first()
+    if pending is None or (
+        pending.connected_by_id != request.user.pk and not request.user.is_superuser
+    ):
+        return _harden(
+            _page(
+                request,
+                _("Nothing to confirm"),
+                _("There is no brand switch waiting for your confirmation."),
+                status=404,
+            )
+        )
+    stored = request.session.get(PENDING_SESSION_KEY)
+    stored = stored if isinstance(stored, dict) else {}
+    if request.method == "GET":
+        response = render(
+            request,
+            "django_omnisend/confirm.html",
+            _context(
+                request,
+                title=_("Switch Omnisend brand?"),
+                pending=pending,
+                active_connections=list(
+                    Connection.objects.active().exclude(pk=pending.pk).order_by("-created_at")
+                ),
+            ),
+        )
+        return _harden(response)
+
+    next_url = stored.pop(str(pending.pk), None) or changelist_url()
+    request.session[PENDING_SESSION_KEY] = stored
+    if request.POST.get("action") == "confirm":
+        retired = _switch(pending, request.user)
+        _message(
+            request,
+            messages.SUCCESS,
+            _("Connected to the Omnisend brand %(brand)s.") % {"brand": pending},
+        )
+        for old in retired:
+            _message(
+                request,
+                messages.INFO,
+                _("Disconnected the Omnisend brand %(brand)s.") % {"brand": old},
+            )
+    elif request.POST.get("action") == "cancel":
+        with transaction.atomic():
+            tokens = connections._tokens_to_revoke(pending)
+            pending.delete()
+        connections.revoke_tokens(tokens)
+        _message(request, messages.INFO, _("Kept the current Omnisend brand."))
+    else:
+        stored[str(pending.pk)] = next_url
+        request.session[PENDING_SESSION_KEY] = stored
+        return _harden(_page(request, _("Choose an action"), _("Confirm or cancel the switch.")))
+    return _harden(HttpResponseRedirect(next_url))
+
+
+def _switch(pending: Connection, user: Any) -> list[Connection]:
+    """Retire every other active connection and activate ``pending``, then revoke and signal."""
+    from .signals import disconnected
+
+    tokens: list[tuple[str, str]] = []
+    with transaction.atomic():
+        retired = list(Connection.objects.select_for_update().active().exclude(pk=pending.pk))
+        for old in retired:
+            tokens.extend(connections.retire(old, f"Replaced by the brand {pending.brand_id}."))
+        pending.status = Connection.Status.ACTIVE
+        pending.status_reason = ""
+        pending.save(update_fields=["status", "status_reason", "updated_at"])
+        for old in retired:
+            disconnected.send(sender=Connection, connection=old, user=user)
+        connected.send(sender=Connection, connection=pending, user=user)
+    connections.revoke_tokens(tokens)
+    return retired
+
+
+# -- disconnect -------------------------------------------------------------------------------
+
+
+@require_POST
+@_manager_required
+def disconnect(request: HttpRequest) -> HttpResponse:
+    """Revoke and delete the credentials of a connection (POST ``connection`` = pk, default:
+    the active one)."""
+    pk = request.POST.get("connection")
+    if pk:
+        connection = Connection.objects.filter(pk=pk if str(pk).isdigit() else None).first()
+    else:
+        connection = connections.active_connection()
+    next_url = safe_next(request, request.POST.get("next"))
+    if connection is None or connection.status == Connection.Status.REVOKED:
+        _message(request, messages.WARNING, _("There is no Omnisend connection to disconnect."))
+        return _harden(HttpResponseRedirect(next_url))
+    connections.disconnect(connection, request.user)
+    _message(
+        request,
+        messages.SUCCESS,
+        _("Disconnected the Omnisend brand %(brand)s.") % {"brand": connection},
+    )
+    return _harden(HttpResponseRedirect(next_url))

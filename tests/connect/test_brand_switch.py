@@ -1,0 +1,138 @@
+"""Reconnecting: same brand replaces tokens, a different brand waits for a POST (T-OA-22);
+the disconnect view."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from django_omnisend.models import Connection
+from django_omnisend.signals import connected, disconnected
+
+from .conftest import CHANGELIST_URL, REDIRECT_URI, connect, form, make_manager
+
+pytestmark = pytest.mark.django_db
+
+
+def use_brand(emulator, brand_id):
+    """Make the emulator's consent grant tokens for ``brand_id``."""
+    emulator.add_client(
+        emulator.demo_client_id,
+        emulator.demo_client_secret,
+        redirect_uris=[REDIRECT_URI],
+        brand_id=brand_id,
+    )
+
+
+@pytest.fixture
+def events():
+    seen = []
+
+    def on_connected(sender, connection, user, **kwargs):
+        seen.append(("connected", connection.brand_id))
+
+    def on_disconnected(sender, connection, user, **kwargs):
+        seen.append(("disconnected", connection.brand_id))
+
+    connected.connect(on_connected)
+    disconnected.connect(on_disconnected)
+    yield seen
+    connected.disconnect(on_connected)
+    disconnected.disconnect(on_disconnected)
+
+
+def test_reconnect_to_the_same_brand_replaces_the_tokens(manager_client, oauth_settings, emulator):
+    assert connect(manager_client, emulator).status_code == 302
+    first = Connection.objects.get()
+    old_token = first.access_token
+    Connection.objects.filter(pk=first.pk).update(status="needs_reconnect", status_reason="401")
+    assert connect(manager_client, emulator).status_code == 302
+    again = Connection.objects.get()
+    assert again.pk == first.pk
+    assert again.status == "active" and again.status_reason == ""
+    assert again.access_token != old_token
+
+
+def test_different_brand_needs_confirmation(manager_client, oauth_settings, emulator, events):
+    assert connect(manager_client, emulator).status_code == 302
+    old = Connection.objects.get()
+    other = emulator.add_brand(name="Other brand")
+    use_brand(emulator, other["brandID"])
+    response = connect(manager_client, emulator)
+    assert response.status_code == 302
+    pending = Connection.objects.get(status="pending")
+    assert response["Location"] == f"/omnisend/confirm/{pending.pk}/"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert pending.brand_id == other["brandID"]
+    old.refresh_from_db()
+    assert old.status == "active"  # still in use until confirmed
+    assert events == [("connected", old.brand_id)]
+
+    page = manager_client.get(response["Location"])
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Other brand" in html and old.brand_name in html
+    assert old.brand_id in html and other["brandID"] in html
+    assert "no-store" in page["Cache-Control"]
+
+    revokes_before = len(emulator.ledger_for("/oauth2/revoke"))
+    done = manager_client.post(response["Location"], {"action": "confirm"})
+    assert done.status_code == 302 and done["Location"] == CHANGELIST_URL
+    pending.refresh_from_db()
+    old.refresh_from_db()
+    assert pending.status == "active"
+    assert old.status == "revoked" and old.access_token == ""
+    assert len(emulator.ledger_for("/oauth2/revoke")) > revokes_before
+    assert events[1:] == [("disconnected", old.brand_id), ("connected", other["brandID"])]
+
+
+def test_cancelling_a_brand_switch_keeps_the_old_one(manager_client, oauth_settings, emulator):
+    assert connect(manager_client, emulator).status_code == 302
+    old = Connection.objects.get()
+    other = emulator.add_brand(name="Other brand")
+    use_brand(emulator, other["brandID"])
+    response = connect(manager_client, emulator)
+    pending = Connection.objects.get(status="pending")
+    token = pending.access_token
+    done = manager_client.post(response["Location"], {"action": "cancel"})
+    assert done.status_code == 302
+    assert not Connection.objects.filter(pk=pending.pk).exists()
+    old.refresh_from_db()
+    assert old.status == "active"
+    assert token in {form(e)["token"] for e in emulator.ledger_for("/oauth2/revoke")}
+
+
+def test_confirm_requires_post_and_the_same_user(
+    manager_client, oauth_settings, emulator, django_user_model
+):
+    assert connect(manager_client, emulator).status_code == 302
+    other = emulator.add_brand(name="Other brand")
+    use_brand(emulator, other["brandID"])
+    response = connect(manager_client, emulator)
+    url = response["Location"]
+    stranger = Client()
+    stranger.force_login(make_manager(django_user_model, "stranger"))
+    assert stranger.post(url, {"action": "confirm"}).status_code == 404
+    assert manager_client.post(url, {"action": "bogus"}).status_code == 400
+    assert Connection.objects.filter(status="pending").count() == 1
+    assert Connection.objects.filter(status="active").count() == 1
+
+
+def test_disconnect_view(manager_client, oauth_settings, emulator, events):
+    assert connect(manager_client, emulator).status_code == 302
+    connection = Connection.objects.get()
+    assert manager_client.get("/omnisend/disconnect/").status_code == 405
+    response = manager_client.post("/omnisend/disconnect/")
+    assert response.status_code == 302 and response["Location"] == CHANGELIST_URL
+    connection.refresh_from_db()
+    assert connection.status == "revoked"
+    assert connection.access_token == "" and connection.refresh_token == ""
+    assert emulator.ledger_for("/oauth2/revoke")
+    assert events[-1] == ("disconnected", connection.brand_id)
+
+
+def test_disconnect_view_refuses_non_managers(db, django_user_model, oauth_settings, emulator):
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    assert client.post("/omnisend/disconnect/").status_code == 403
