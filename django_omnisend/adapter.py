@@ -109,6 +109,13 @@ class ContactAdapter:
         """
         return None
 
+    def send_welcome_message(self, user: Any) -> bool:
+        """Whether a contact *created* for this user should get the brand's welcome message.
+
+        Default False: an existing account is not a new subscriber. Bulk syncs never send it.
+        """
+        return False
+
     def get_contact_fields(self, user: Any) -> dict[str, Any]:
         """Profile fields of the contact (names, tags, custom properties)."""
         fields: dict[str, Any] = {

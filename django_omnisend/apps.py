@@ -1,4 +1,4 @@
-"""App config: ``ready()`` registers the system checks, nothing else."""
+"""App config: ``ready()`` registers checks, user-model receivers and log redaction."""
 
 from __future__ import annotations
 
@@ -14,4 +14,12 @@ class DjangoOmnisendConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            receivers,
+            redaction,
+        )
+
+        receivers.connect_receivers()
+        # Every logger of the package redacts credentials, including ones made after import.
+        redaction.install()

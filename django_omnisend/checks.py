@@ -34,7 +34,10 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "SYNC_USERS": (bool,),
     "ADAPTER": (str,),
     "RATE_LIMIT": (int,),
+    "RATE_LIMIT_WINDOW": (int, float),
     "RATE_LIMIT_CACHE": (str,),
+    "RETRY_AFTER_DEFAULT": (int, float),
+    "RETRY_BACKOFF": (int, float),
     "REQUEST_TIMEOUT": (int, float),
     "MAX_RETRIES": (int,),
     "TASK_BACKEND": (str, None),
@@ -280,3 +283,55 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
             )
         ]
     return []
+
+
+@checks.register("django_omnisend", deploy=True)
+def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """The rate budget must live in a cache that every worker process shares.
+
+    A deployment (``check --deploy``) is assumed to run several processes (web workers plus
+    ``omnisend_drain``), so a process-local budget there means each process spends the whole
+    ``OMNISEND["RATE_LIMIT"]`` and together they earn 429s. Development (plain ``check``) runs
+    one process, where the per-process fallback is exact, so it is not reported there.
+    """
+    if not _settings_ok():
+        return []
+    from .ratelimit import cache_alias_is_shared
+
+    alias = omnisend_settings.get("RATE_LIMIT_CACHE")
+    if cache_alias_is_shared(alias):
+        return []
+    caches = getattr(settings, "CACHES", {})
+    backend = caches.get(alias, {}).get("BACKEND", "") if alias in caches else ""
+    what = f"backend {backend}" if backend else "no such alias in CACHES"
+    return [
+        checks.Warning(
+            f'OMNISEND["RATE_LIMIT_CACHE"] = {alias!r} ({what}) has no atomic increments '
+            "shared between processes, so each worker keeps its own rate budget.",
+            hint='Point OMNISEND["RATE_LIMIT_CACHE"] at a Redis or Memcached cache (e.g. '
+            "django.core.cache.backends.redis.RedisCache); otherwise several workers together "
+            'can exceed OMNISEND["RATE_LIMIT"] and Omnisend answers 429.',
+            id=_id("W", 5),
+        )
+    ]
+
+
+@checks.register("django_omnisend")
+def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """With sync on, OMNISEND["TASK_BACKEND"] must name a real, non-immediate backend."""
+    if not _settings_ok() or not omnisend_settings.sync_users:
+        return []
+    from .tasks import backend_problem
+
+    problem = backend_problem()
+    if not problem:
+        return []
+    return [
+        checks.Warning(
+            f"Syncs will not wake a drain through django.tasks: {problem}.",
+            hint="Configure a worker backend (e.g. django-tasks-db) and name it in "
+            'OMNISEND["TASK_BACKEND"], or set it to None and run "manage.py omnisend_drain '
+            '--loop" (or cron).',
+            id=_id("W", 6),
+        )
+    ]

@@ -34,12 +34,18 @@ DEFAULTS: dict[str, Any] = {
     "ADAPTER": "django_omnisend.adapter.ContactAdapter",
     # Requests per minute per brand: our share of Omnisend's 400/min.
     "RATE_LIMIT": 300,
+    # Seconds the RATE_LIMIT budget covers (Omnisend's window is a minute; tests scale it).
+    "RATE_LIMIT_WINDOW": 60,
     # Django cache alias that holds the shared rate budget (needs atomic incr to be shared).
     "RATE_LIMIT_CACHE": "default",
     # Seconds per request (connect and read).
     "REQUEST_TIMEOUT": 10,
     # In-call retries of safe requests before the error reaches the caller.
     "MAX_RETRIES": 2,
+    # Seconds to wait after a 429 that names no wait (Retry-After or body retryAfter).
+    "RETRY_AFTER_DEFAULT": 60,
+    # Base of the sync retry backoff in seconds: doubles per attempt, capped at 6 hours.
+    "RETRY_BACKOFF": 30,
     # django.tasks backend alias used to wake the drain; None = rely on omnisend_drain.
     "TASK_BACKEND": "default",
     # ``origin`` sent with customer events.

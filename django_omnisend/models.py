@@ -315,6 +315,8 @@ class DeliveryControl(models.Model):
     paused = models.BooleanField(_("paused"), default=False)
     paused_reason = models.CharField(_("paused reason"), max_length=255, blank=True)
     paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    #: Fingerprint of the credential that was rejected: a new one (reconnect) resumes.
+    paused_credential = models.CharField(_("paused credential"), max_length=16, blank=True)
     #: Set on 429 for the whole brand: no request before this time.
     cooldown_until = models.DateTimeField(_("cooldown until"), null=True, blank=True)
     #: Circuit breaker over consecutive 5xx/timeouts.

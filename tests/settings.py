@@ -4,10 +4,10 @@
 suite runs on SQLite + local memory by default and on PostgreSQL + Redis in CI.
 """
 
+import os
 from pathlib import Path
 
 import environ
-from cryptography.fernet import Fernet
 
 env = environ.Env()
 BASE_DIR = Path(__file__).resolve().parent
@@ -19,6 +19,12 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'test.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not SQLite's in-memory default, so drain worker processes can share the test
+    # database (tests hand its path to them); one file per tox env or run, so runs never meet.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / f"test-db-{os.environ.get('TOX_ENV_NAME') or os.getpid()}.sqlite3")
+    }
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 INSTALLED_APPS = [
@@ -39,6 +45,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
+
+# A real django.tasks backend (database queue, worked by `manage.py db_worker` in its own
+# process): the sync tests deliver through it. Django 5.2 uses the django-tasks backport.
+INSTALLED_APPS.append("django_tasks_db")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -57,9 +68,15 @@ STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# A fixed, public test key: every process of a test run (drain workers included) must be
+# able to decrypt what the others stored. Never use it anywhere else.
+TEST_ENCRYPTION_KEY = "r5p8vP0oY2Ehm1G7b7bmJmJ4bb7w7o6zXyHc5kP3m8E="
+
 OMNISEND = {
     "API_KEY": "test-api-key-not-real",
-    "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    "ENCRYPTION_KEYS": [TEST_ENCRYPTION_KEY],
     "API_URL": "https://omnisend.invalid/api",
     "TASK_BACKEND": None,
 }
+# Worker processes started by tests receive the emulator's coordinates this way.
+OMNISEND.update(env.json("OMNISEND_TEST_OVERRIDES", default={}))

@@ -146,3 +146,48 @@ def test_warnings_are_reported_by_manage_py_check(capsys):
     with override_settings(OMNISEND={**GOOD, "API_KEYS": "k"}):
         call_command("check")
     assert "django_omnisend.W002" in capsys.readouterr().err
+
+
+REDIS_CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/2",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("omnisend", "expected"),
+    [
+        pytest.param(GOOD, ["django_omnisend.W005"], id="W005-locmem"),
+        pytest.param({**GOOD, "RATE_LIMIT_CACHE": "nope"}, ["django_omnisend.W005"], id="W005-"),
+        pytest.param({**GOOD, "RATE_LIMIT_CACHE": "shared"}, [], id="W005-redis-ok"),
+    ],
+)
+def test_w005_process_local_rate_budget(omnisend, expected):
+    with override_settings(OMNISEND=omnisend, CACHES=REDIS_CACHES):
+        messages = checks.check_rate_limit_cache()
+    assert ids(messages) == expected
+    for message in messages:
+        assert 'OMNISEND["RATE_LIMIT_CACHE"]' in message.msg
+        assert "Redis" in message.hint
+
+
+def test_w005_is_a_deployment_check(capsys):
+    with override_settings(OMNISEND=GOOD, CACHES=REDIS_CACHES):
+        call_command("check")
+        assert "W005" not in capsys.readouterr().err
+        call_command("check", "--deploy")
+        assert "django_omnisend.W005" in capsys.readouterr().err
+
+
+def test_w006_task_backend_that_cannot_wake_the_drain():
+    sync = {**GOOD, "SYNC_USERS": True}
+    with override_settings(OMNISEND={**sync, "TASK_BACKEND": "no-such-alias"}):
+        (message,) = checks.check_task_backend()
+    assert message.id == "django_omnisend.W006" and "OMNISEND" in message.hint
+    with override_settings(OMNISEND={**sync, "TASK_BACKEND": None}):
+        assert checks.check_task_backend() == []
+    with override_settings(OMNISEND={**sync, "TASK_BACKEND": "default"}):
+        assert checks.check_task_backend() == []  # tests/settings.py: django-tasks-db

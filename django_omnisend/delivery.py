@@ -1,0 +1,126 @@
+"""Per-connection delivery switches shared by every worker through the database.
+
+* pause: 401/403/410 stop all sends for the connection, without spending attempts, until a
+  reconnect (:func:`resume`);
+* cooldown: a 429 stops the whole brand for ``retryAfter`` (else 60 s);
+* circuit breaker: 5 consecutive 5xx/timeouts open it for 30 s, doubling up to 15 min; the
+  first request after that is the probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import F
+from django.utils import timezone
+
+from .conf import omnisend_settings
+from .models import DeliveryControl
+
+BREAKER_THRESHOLD = 5
+BREAKER_BASE_SECONDS = 30.0
+BREAKER_MAX_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a connection may send now, and if not, until when and why."""
+
+    open: bool
+    until: datetime | None = None
+    reason: str = ""
+    paused: bool = False
+
+
+def _control(key: str) -> DeliveryControl:
+    control, _ = DeliveryControl.objects.get_or_create(connection_key=key)
+    return control
+
+
+def gate(key: str, now: datetime | None = None, credential: str | None = None) -> Gate:
+    """Read the switches for ``key`` (one indexed query).
+
+    ``credential`` is the fingerprint of the credential a worker would send now: a pause
+    caused by a different (rejected) credential lifts itself, so reconnecting in the admin or
+    deploying a fixed API key resumes delivery with nothing else to do.
+    """
+    now = now or timezone.now()
+    control = DeliveryControl.objects.filter(connection_key=key).first()
+    if control is None:
+        return Gate(open=True)
+    if control.paused and credential and credential != control.paused_credential:
+        resume(key)
+        control.refresh_from_db()
+    if control.paused:
+        return Gate(open=False, reason=control.paused_reason or "paused", paused=True)
+    waits = [
+        (t, why)
+        for t, why in (
+            (control.cooldown_until, "rate limited (429)"),
+            (control.breaker_open_until, "circuit breaker open"),
+        )
+        if t and t > now
+    ]
+    if waits:
+        until, why = max(waits, key=lambda w: w[0])
+        return Gate(open=False, until=until, reason=why)
+    return Gate(open=True)
+
+
+def pause(key: str, reason: str, credential: str = "") -> None:
+    """Stop sending for ``key`` until a new credential or :func:`resume` (a reconnect)."""
+    control = _control(key)
+    DeliveryControl.objects.filter(pk=control.pk).update(
+        paused=True,
+        paused_reason=reason[:255],
+        paused_at=timezone.now(),
+        paused_credential=credential,
+    )
+
+
+def resume(key: str) -> None:
+    """Let ``key`` send again (called when the connection is reconnected or fixed)."""
+    DeliveryControl.objects.filter(connection_key=key).update(
+        paused=False,
+        paused_reason="",
+        paused_at=None,
+        paused_credential="",
+        consecutive_failures=0,
+        breaker_open_until=None,
+    )
+
+
+def cool_down(key: str, seconds: float | None, now: datetime | None = None) -> datetime:
+    """Hold the whole brand for ``seconds`` (``RETRY_AFTER_DEFAULT`` when Omnisend gave none)."""
+    now = now or timezone.now()
+    if seconds is None:
+        seconds = float(omnisend_settings.get("RETRY_AFTER_DEFAULT"))
+    until = now + timedelta(seconds=seconds)
+    control = _control(key)
+    DeliveryControl.objects.filter(pk=control.pk).update(cooldown_until=until)
+    return until
+
+
+def record_failure(key: str, now: datetime | None = None) -> datetime | None:
+    """Count a 5xx/timeout; returns when the breaker reopens if this failure opened it."""
+    now = now or timezone.now()
+    control = _control(key)
+    DeliveryControl.objects.filter(pk=control.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1
+    )
+    control.refresh_from_db(fields=["consecutive_failures"])
+    over = control.consecutive_failures - BREAKER_THRESHOLD
+    if over < 0:
+        return None
+    seconds = min(BREAKER_MAX_SECONDS, BREAKER_BASE_SECONDS * (2**over))
+    until = now + timedelta(seconds=seconds)
+    DeliveryControl.objects.filter(pk=control.pk).update(breaker_open_until=until)
+    return until
+
+
+def record_success(key: str) -> None:
+    """Close the breaker after a request got through."""
+    DeliveryControl.objects.filter(connection_key=key, consecutive_failures__gt=0).update(
+        consecutive_failures=0, breaker_open_until=None
+    )

@@ -1,0 +1,56 @@
+"""Sync health in numbers: what the admin summary, ``omnisend_status`` and monitoring read.
+
+Every figure is one aggregate over indexed columns, so it stays cheap on large tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from .models import DeliveryControl, OutboxItem, SyncState
+
+
+@dataclass(frozen=True)
+class Health:
+    pending: int
+    failed: int
+    dead: int
+    skipped: int
+    synced: int
+    outbox_pending: int
+    oldest_pending: datetime | None
+    paused: list[tuple[str, str]]
+
+    @property
+    def oldest_pending_age(self) -> timedelta | None:
+        return timezone.now() - self.oldest_pending if self.oldest_pending else None
+
+
+def health() -> Health:
+    """Counts by state, the oldest pending change and paused connections."""
+    by_state = dict(
+        SyncState.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    pending_rows = SyncState.objects.filter(dirty=True)
+    oldest = pending_rows.aggregate(oldest=Min("dirtied_at"))["oldest"]
+    outbox = OutboxItem.objects.filter(state=OutboxItem.State.PENDING)
+    outbox_oldest = outbox.aggregate(oldest=Min("created_at"))["oldest"]
+    if outbox_oldest and (oldest is None or outbox_oldest < oldest):
+        oldest = outbox_oldest
+    paused = list(
+        DeliveryControl.objects.filter(paused=True).values_list("connection_key", "paused_reason")
+    )
+    return Health(
+        pending=pending_rows.exclude(state=SyncState.State.FAILED).count(),
+        failed=by_state.get(SyncState.State.FAILED, 0),
+        dead=by_state.get(SyncState.State.DEAD, 0),
+        skipped=by_state.get(SyncState.State.SKIPPED, 0),
+        synced=by_state.get(SyncState.State.SYNCED, 0),
+        outbox_pending=outbox.count(),
+        oldest_pending=oldest,
+        paused=paused,
+    )

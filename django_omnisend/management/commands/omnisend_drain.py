@@ -1,0 +1,82 @@
+"""``manage.py omnisend_drain``: deliver the sync outbox, once or in a loop.
+
+For cron (``--once``, the default), systemd or containers (``--loop``). Any number may run
+at once on any number of machines: rows are leased, never sent twice concurrently.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_omnisend.sync import drain
+
+
+class Command(BaseCommand):
+    help = "Send pending contact syncs, events and erasures to Omnisend."
+
+    def add_arguments(self, parser: Any) -> None:
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--once", action="store_true", help="One pass, then exit (default).")
+        mode.add_argument(
+            "--loop", action="store_true", help="Keep draining; sleep when nothing is due."
+        )
+        parser.add_argument(
+            "--max-seconds",
+            type=float,
+            default=None,
+            help="Stop after this many seconds (a pass in progress finishes its current row).",
+        )
+        parser.add_argument(
+            "--max-items", type=int, default=None, help="Stop after this many items (--once)."
+        )
+        parser.add_argument(
+            "--idle-sleep",
+            type=float,
+            default=5.0,
+            help="Seconds to wait between passes when nothing was due (--loop).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        max_seconds = options["max_seconds"]
+        if max_seconds is not None and max_seconds <= 0:
+            raise CommandError("--max-seconds must be positive.")
+        if not options["loop"]:
+            result = drain(max_seconds=max_seconds, max_items=options["max_items"])
+            self._report(result)
+            return
+        self._stopping = False
+        # SIGTERM (systemd, containers) ends the loop after the current row, leases released.
+        previous = signal.signal(signal.SIGTERM, self._stop)
+        try:
+            self._loop(max_seconds, options["idle_sleep"])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _loop(self, max_seconds: float | None, idle_sleep: float) -> None:
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        while not self._stopping:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            result = drain(max_seconds=remaining)
+            if result.processed or result.deferred:
+                self._report(result)
+            if not result.processed:
+                time.sleep(min(idle_sleep, remaining) if remaining is not None else idle_sleep)
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self._stopping = True
+
+    def _report(self, result: Any) -> None:
+        skipped = sum(result.skipped.values())
+        self.stdout.write(
+            f"synced {result.synced}, unchanged {result.unchanged}, skipped {skipped}, "
+            f"retrying {result.retried}, dead {result.dead}, events {result.events_sent}, "
+            f"erasures {result.erasures_sent}, deferred {result.deferred}, "
+            f"requests {result.requests}"
+            + (f"; paused: {', '.join(result.paused)}" if result.paused else "")
+        )

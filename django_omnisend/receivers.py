@@ -1,0 +1,79 @@
+"""Signal receivers on the user model: mark the outbox, nothing else.
+
+``post_save`` marks the user's sync row dirty in the same transaction as the save (when the
+save runs in one), ``pre_delete`` queues an erasure inside the delete's own transaction. No
+HTTP ever happens here; a django.tasks nudge is scheduled with ``on_commit`` so a rolled-back
+transaction wakes nobody.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_save, pre_delete
+from django.utils import timezone
+
+from . import outbox
+from .adapters import get_adapter
+from .conf import omnisend_settings
+from .models import SyncState
+
+_DISPATCH_SAVE = "django_omnisend.receivers.user_saved"
+_DISPATCH_DELETE = "django_omnisend.receivers.user_deleting"
+
+
+def connect_receivers() -> None:
+    """Connect the receivers to ``AUTH_USER_MODEL`` (called from ``AppConfig.ready``).
+
+    They are always connected and check ``OMNISEND["SYNC_USERS"]`` on each call, so the
+    setting can be changed at run time and in tests with ``override_settings``.
+    """
+    user_model = get_user_model()
+    post_save.connect(user_saved, sender=user_model, dispatch_uid=_DISPATCH_SAVE)
+    pre_delete.connect(user_deleting, sender=user_model, dispatch_uid=_DISPATCH_DELETE)
+
+
+def user_saved(
+    sender: Any, instance: Any, created: bool, raw: bool, update_fields: Any, **kwargs: Any
+) -> None:
+    """Mark the saved user dirty (skipping fixture loads and login-only saves)."""
+    if raw or not omnisend_settings.sync_users:
+        return
+    if update_fields is not None and set(update_fields) <= set(
+        omnisend_settings.get("NOISE_FIELDS")
+    ):
+        return
+    key = get_adapter().get_connection_key(instance)
+    outbox.mark_dirty(instance.pk, key)
+    from .wakeup import nudge_drain_on_commit
+
+    nudge_drain_on_commit()
+
+
+def user_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Queue the erasure of the user's contacts before the cascade removes their sync rows."""
+    if not omnisend_settings.sync_users:
+        return
+    now = timezone.now()
+    adapter = get_adapter()
+    states = {s.connection_key: s for s in SyncState.objects.filter(user_id=instance.pk)}
+    keys = set(states) | {adapter.get_connection_key(instance)}
+    for key in sorted(keys):
+        state = states.get(key)
+        email = (state.email if state else "") or adapter.get_email(instance) or ""
+        contact_id = state.contact_id if state else ""
+        if not email and not contact_id:
+            continue  # nothing that could identify a contact was ever known
+        not_before = now
+        if state and state.lease_until and state.lease_until > now:
+            # A drain may have this user's upsert in flight: erase after its lease ends,
+            # so the anonymisation is the last write Omnisend sees.
+            not_before = state.lease_until + timedelta(seconds=1)
+        outbox.add_erasure(
+            connection_key=key, email=email, contact_id=contact_id, not_before=not_before
+        )
+    from .wakeup import nudge_drain_on_commit
+
+    nudge_drain_on_commit()

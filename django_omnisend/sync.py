@@ -1,0 +1,526 @@
+"""``drain()``: deliver the outbox to Omnisend.
+
+One pass: claim due rows with a lease, build each payload from the *current* user row, skip
+the call when nothing changed, send outside any transaction, and record the outcome. Any
+number of drains may run at once (cron, ``omnisend_drain --loop``, django.tasks workers on
+several machines): leases keep one request in flight per user, and a row is cleared only if
+no newer save arrived while its request was in flight.
+
+Outcomes (see ``SECURITY-RELIABILITY.md`` R-RL-7): timeouts, resets, 5xx and unreadable 2xx
+are retried with exponential backoff and jitter; 400/422/409 fail the item for good with the
+API's reasons; 401/403/410 pause the whole connection without spending attempts; 429 cools
+the whole brand down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
+
+from . import claims, delivery, exceptions
+from .adapters import get_adapter
+from .conf import omnisend_settings
+from .models import OutboxItem, SyncState
+from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
+from .redaction import redact
+from .signals import contact_sync_failed, contact_synced
+
+logger = logging.getLogger(__name__)
+
+#: Cap of the item retry backoff (its base is ``OMNISEND["RETRY_BACKOFF"]``).
+BACKOFF_CAP_SECONDS = 6 * 3600.0
+#: The longest a drain waits for room in the shared budget before deferring a row instead.
+DRAIN_MAX_WAIT = 5.0
+#: Rows claimed per round trip; small enough that a crash re-sends little.
+CLAIM_BATCH = 25
+#: How much of ``last_error`` is kept (sanitised, no secrets).
+MAX_ERROR_LENGTH = 1000
+
+_PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, exceptions.VersionRetired)
+
+
+class LeaseLost(Exception):
+    """Another worker took the row over (our lease expired): leave it to them."""
+
+
+def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+    """Delay before retry number ``attempts`` (1-based): in [d/2, d], d = min(cap, b·2ⁿ⁻¹).
+
+    ``b`` is ``OMNISEND["RETRY_BACKOFF"]`` (30 s): 12 attempts span about a day.
+    """
+    base = float(omnisend_settings.get("RETRY_BACKOFF"))
+    delay = min(BACKOFF_CAP_SECONDS, base * (2 ** max(0, attempts - 1)))
+    return (rng or random).uniform(delay / 2, delay)
+
+
+@dataclass
+class DrainResult:
+    """What one :func:`drain` did; ``as_dict()`` is JSON-serialisable (task results)."""
+
+    synced: int = 0
+    unchanged: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    retried: int = 0
+    dead: int = 0
+    deferred: int = 0
+    events_sent: int = 0
+    erasures_sent: int = 0
+    requests: int = 0
+    paused: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["skipped"] = dict(self.skipped)
+        return data
+
+    @property
+    def processed(self) -> int:
+        return (
+            self.synced
+            + self.unchanged
+            + sum(self.skipped.values())
+            + self.retried
+            + self.dead
+            + self.events_sent
+            + self.erasures_sent
+        )
+
+
+class _Clients:
+    """One API client per connection key for the length of a drain (pooled connections)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._fingerprints: dict[str, str] = {}
+
+    def get(self, key: str) -> Any:
+        if key not in self._clients:
+            from .connections import client_for_key
+
+            # The drain owns retries (it reschedules instead of sleeping), so the client makes
+            # exactly one request per call and never sits on its leases waiting for budget.
+            self._clients[key] = client_for_key(key, max_retries=0, max_wait=DRAIN_MAX_WAIT)
+        return self._clients[key]
+
+    def credential(self, key: str) -> str:
+        """Fingerprint of the credential ``key`` would use now ("" when there is none)."""
+        if key not in self._fingerprints:
+            from .connections import credential_fingerprint
+
+            self._fingerprints[key] = credential_fingerprint(key)
+        return self._fingerprints[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _error_text(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_LENGTH]
+
+
+def _status_of(exc: BaseException) -> int | None:
+    return getattr(exc, "status", None)
+
+
+def _contact_id(result: Any) -> str:
+    if isinstance(result, dict):
+        return str(result.get("id") or "")
+    contact = getattr(result, "contact", None)
+    if isinstance(contact, dict):
+        return str(contact.get("id") or "")
+    return str(getattr(result, "id", "") or "")
+
+
+def _contact_email(result: Any) -> str:
+    contact = result if isinstance(result, dict) else getattr(result, "contact", {}) or {}
+    return str(contact.get("email") or "")
+
+
+class _Drain:
+    def __init__(self, *, worker: str, deadline: float | None, max_items: int | None):
+        self.worker = worker
+        self.deadline = deadline
+        self.max_items = max_items
+        self.result = DrainResult()
+        self.clients = _Clients()
+        self.blocked: set[str] = set()
+        self.adapter = get_adapter()
+        self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
+        self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
+        self.user_model = get_user_model()
+
+    # -- loop ---------------------------------------------------------------------------
+
+    def out_of_time(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return True
+        return self.max_items is not None and self.result.processed >= self.max_items
+
+    def run(self) -> DrainResult:
+        try:
+            while not self.out_of_time():
+                worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
+                worked += self._round(SyncState, Q(dirty=True), self.sync_row)
+                if not worked:
+                    break
+        finally:
+            self.clients.close()
+        return self.result
+
+    def _round(self, model, due: Q, handle) -> int:
+        now = timezone.now()
+        if self.blocked:
+            due &= ~Q(connection_key__in=self.blocked)
+        rows = claims.claim(
+            model,
+            due & Q(next_attempt_at__lte=now),
+            worker=self.worker,
+            limit=CLAIM_BATCH,
+            now=now,
+            lease_seconds=self.lease_seconds,
+        )
+        done: list = []
+        try:
+            for row in rows:
+                if self.out_of_time():
+                    break
+                if row.connection_key not in self.blocked:
+                    handle(row)
+                done.append(row.pk)
+        finally:
+            claims.release(model, [r.pk for r in rows if r.pk not in done], worker=self.worker)
+            claims.release(
+                model, [r.pk for r in rows if r.connection_key in self.blocked], worker=self.worker
+            )
+        return len(rows)
+
+    # -- gates ----------------------------------------------------------------------------
+
+    def gate_allows(self, row) -> bool:
+        """Check the connection's switches; defer ``row`` (no attempt spent) if closed."""
+        gate = delivery.gate(
+            row.connection_key, credential=self.clients.credential(row.connection_key)
+        )
+        if gate.open:
+            return True
+        self.blocked.add(row.connection_key)
+        self.result.deferred += 1
+        if gate.until is not None:
+            type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
+                next_attempt_at=gate.until
+            )
+        if gate.paused and row.connection_key not in self.result.paused:
+            self.result.paused.append(row.connection_key)
+        return False
+
+    def client(self, row):
+        try:
+            return self.clients.get(row.connection_key)
+        except exceptions.NotConnected as exc:
+            delivery.pause(
+                row.connection_key, str(exc), self.clients.credential(row.connection_key)
+            )
+            self.blocked.add(row.connection_key)
+            self.result.paused.append(row.connection_key)
+            self.result.deferred += 1
+            return None
+
+    def send(self, row, call, *args, **kwargs):
+        """Make one request for ``row`` under a fresh lease (raises LeaseLost if it expired)."""
+        if not claims.extend(
+            row, worker=self.worker, now=timezone.now(), lease_seconds=self.lease_seconds
+        ):
+            raise LeaseLost
+        self.result.requests += 1
+        return call(*args, **kwargs)
+
+    # -- failures (shared by sync rows and outbox items) -----------------------------------
+
+    def failed(self, row, exc: Exception) -> str:
+        """Record a failed request; returns the row's new state."""
+        key = row.connection_key
+        model = type(row)
+        rows = model._default_manager.filter(pk=row.pk)
+        now = timezone.now()
+        common = {
+            "last_status": _status_of(exc),
+            "last_error": _error_text(exc),
+            "lease_until": None,
+            "lease_owner": "",
+        }
+        if isinstance(exc, exceptions.RateLimited):
+            until = delivery.cool_down(key, exc.retry_after, now)
+            self.blocked.add(key)
+            self.result.deferred += 1
+            rows.update(next_attempt_at=until, **common)
+            return "deferred"
+        if isinstance(exc, _PAUSING):
+            delivery.pause(
+                key,
+                f"{_status_of(exc)}: {exc.detail or exc.title or 'rejected'}",
+                self.clients.credential(key),
+            )
+            from .connections import mark_key_needs_reconnect
+
+            mark_key_needs_reconnect(key, str(exc))
+            self.blocked.add(key)
+            self.result.paused.append(key)
+            self.result.deferred += 1
+            if model is SyncState:
+                rows.update(state=SyncState.State.PAUSED, **common)
+            else:
+                rows.update(**common)
+            return "paused"
+        if isinstance(exc, exceptions.BudgetExhausted):
+            self.result.deferred += 1
+            rows.update(next_attempt_at=now + timedelta(seconds=exc.retry_after), **common)
+            return "deferred"
+        retryable = getattr(exc, "retryable", False) and not isinstance(exc, exceptions.RateLimited)
+        attempts = row.attempts + 1
+        if retryable and attempts < self.max_attempts:
+            if delivery.record_failure(key, now) is not None:
+                self.blocked.add(key)
+            self.result.retried += 1
+            delay = backoff_seconds(attempts)
+            if model is SyncState:
+                rows.update(
+                    attempts=attempts,
+                    state=SyncState.State.FAILED,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    **common,
+                )
+            else:
+                rows.update(
+                    attempts=attempts, next_attempt_at=now + timedelta(seconds=delay), **common
+                )
+            return "retry"
+        if retryable:
+            delivery.record_failure(key, now)
+        self.result.dead += 1
+        reason = "max_attempts" if retryable else self._reason_for(exc)
+        if model is SyncState:
+            rows.update(
+                attempts=attempts,
+                state=SyncState.State.DEAD,
+                reason=reason,
+                dirty=False,
+                **common,
+            )
+        else:
+            rows.update(attempts=attempts, state=OutboxItem.State.DEAD, **common)
+        return "dead"
+
+    @staticmethod
+    def _reason_for(exc: Exception) -> str:
+        if isinstance(exc, exceptions.Conflict):
+            return "email_conflict"
+        if isinstance(exc, exceptions.ValidationError):
+            return "validation"
+        status = _status_of(exc)
+        return f"http_{status}" if status else "error"
+
+    # -- contacts ---------------------------------------------------------------------------
+
+    def sync_row(self, row: SyncState) -> None:
+        user = self.user_model._default_manager.filter(pk=row.user_id).first()
+        if user is None:  # deleted between claim and now; the cascade removes the row
+            return
+        plan = plan_contact(
+            user, self.adapter, consent_sent_at=row.consent_sent_at, is_new=not row.contact_id
+        )
+        rows = SyncState.objects.filter(pk=row.pk)
+        release = {"lease_until": None, "lease_owner": ""}
+        if plan.skip_reason:
+            self.result.skipped[plan.skip_reason] += 1
+            cleared = rows.filter(generation=row.generation).update(
+                dirty=False,
+                state=SyncState.State.SKIPPED,
+                reason=plan.skip_reason,
+                attempts=0,
+                last_error="",
+                **release,
+            )
+            if not cleared:
+                rows.update(**release)
+            return
+        if (
+            plan.consent is None
+            and row.contact_id
+            and plan.email == row.email
+            and plan.payload_hash == row.payload_hash
+        ):
+            self.result.unchanged += 1
+            cleared = rows.filter(generation=row.generation).update(
+                dirty=False, state=SyncState.State.SYNCED, attempts=0, **release
+            )
+            if not cleared:
+                rows.update(**release)
+            return
+        if not self.gate_allows(row):
+            return
+        client = self.client(row)
+        if client is None:
+            return
+        body, reason = plan.body, ""
+        try:
+            if plan.consent is not None and plan.consent.subscribed:
+                body, reason = self._guard_subscribe(row, client, plan)
+            result = self._write_contact(row, client, plan, body)
+        except LeaseLost:
+            return
+        except exceptions.OmnisendError as exc:
+            state = self.failed(row, exc)
+            contact_sync_failed.send(
+                sender=SyncState, user=user, state=row, error=exc, final=state == "dead"
+            )
+            return
+        except Exception as exc:  # requests' own errors the client did not wrap
+            self.failed(row, exceptions.TransportError(_error_text(exc), kind="transport"))
+            raise
+        delivery.record_success(row.connection_key)
+        contact_id = _contact_id(result) or row.contact_id
+        done = {
+            "contact_id": contact_id,
+            "email": plan.email,
+            "payload_hash": plan.payload_hash,
+            "last_status": 200,
+            "last_error": "",
+            **release,
+        }
+        if plan.consent is not None:
+            done["consent_sent_at"] = plan.consent.at
+        cleared = rows.filter(generation=row.generation).update(
+            dirty=False,
+            state=SyncState.State.SYNCED,
+            reason=reason,
+            attempts=0,
+            synced_at=timezone.now(),
+            **done,
+        )
+        if not cleared:  # a newer save arrived while the request was in flight: send again
+            rows.update(next_attempt_at=timezone.now(), **done)
+        self.result.synced += 1
+        contact_synced.send(sender=SyncState, user=user, state=row, contact_id=contact_id)
+
+    def _guard_subscribe(self, row, client, plan) -> tuple[dict, str]:
+        """Never let a Django opt-in override a later unsubscribe made inside Omnisend."""
+        existing = self.send(row, client.contacts.get_by_email, plan.email)
+        if not existing or existing.get("status") != "unsubscribed":
+            return plan.body, ""
+        changed = [
+            s.get("statusChangedAt", "")
+            for s in existing.get("statuses") or []
+            if s.get("channel") == "email" and s.get("status") == "unsubscribed"
+        ]
+        latest = max((parse_rfc3339(c) for c in changed if c), default=None)
+        if latest is not None and latest >= plan.consent.at:
+            return without_channels(plan.body), "consent_conflict"
+        return plan.body, ""
+
+    def _write_contact(self, row, client, plan, body):
+        if row.contact_id and row.email and row.email != plan.email:
+            # E-mail change: move the bound contact to the new address (never a blind POST,
+            # which would create a second contact). 404: the id is stale, upsert instead.
+            try:
+                result = self.send(row, client.contacts.update, row.contact_id, body)
+            except exceptions.NotFound:
+                return self.send(row, client.contacts.upsert, body)
+            if _contact_email(result) not in ("", plan.email):
+                raise exceptions.Conflict(
+                    "Omnisend kept the old address; the new one belongs to another contact.",
+                    status=409,
+                )
+            return result
+        return self.send(row, client.contacts.upsert, body)
+
+    # -- events and erasures ----------------------------------------------------------------
+
+    def outbox(self, item: OutboxItem) -> None:
+        if not self.gate_allows(item):
+            return
+        client = self.client(item)
+        if client is None:
+            return
+        try:
+            if item.kind == OutboxItem.Kind.ERASURE:
+                self._erase(item, client)
+            else:
+                self.send(item, client.events.send, dict(item.payload))
+        except LeaseLost:
+            return
+        except exceptions.OmnisendError as exc:
+            self.failed(item, exc)
+            return
+        delivery.record_success(item.connection_key)
+        fields = {
+            "state": OutboxItem.State.SENT,
+            "sent_at": timezone.now(),
+            "last_error": "",
+            "lease_until": None,
+            "lease_owner": "",
+        }
+        if item.kind == OutboxItem.Kind.ERASURE:
+            fields["email"] = ""  # keep only the hash once the contact is anonymised
+            self.result.erasures_sent += 1
+        else:
+            self.result.events_sent += 1
+        OutboxItem.objects.filter(pk=item.pk).update(**fields)
+
+    def _erase(self, item: OutboxItem, client) -> None:
+        """Unsubscribe and anonymise the contact, by id, else by address (404: nothing to do)."""
+        body = erasure_body(item.email, timezone.now())
+        if item.contact_id:
+            try:
+                self.send(item, client.contacts.update, item.contact_id, body)
+                return
+            except exceptions.NotFound:
+                pass  # the stored id is stale; fall back to the address
+        if item.email:
+            # 404: Omnisend has no such contact, so there is nothing to erase.
+            with contextlib.suppress(exceptions.NotFound):
+                self.send(item, client.contacts.update_by_email, item.email, body)
+
+
+def drain(
+    *,
+    max_seconds: float | None = None,
+    max_items: int | None = None,
+    worker_id: str | None = None,
+) -> DrainResult:
+    """Deliver everything that is due, then return what was done.
+
+    ``max_seconds`` / ``max_items`` bound one call (a task or a cron run); rows it does not
+    reach stay due for the next drain.
+    """
+    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+    return _Drain(worker=worker_id or _worker_id(), deadline=deadline, max_items=max_items).run()
+
+
+def due_count(now: datetime | None = None) -> int:
+    """How many sync rows and outbox items are due now."""
+    now = now or timezone.now()
+    return (
+        SyncState.objects.filter(dirty=True, next_attempt_at__lte=now).count()
+        + OutboxItem.objects.filter(
+            state=OutboxItem.State.PENDING, next_attempt_at__lte=now
+        ).count()
+    )

@@ -1,0 +1,68 @@
+"""The django.tasks task that runs :func:`django_omnisend.sync.drain`.
+
+Django 6 ships ``django.tasks``; on Django 5.2 install the ``django-tasks`` backport. The
+backend alias comes from ``OMNISEND["TASK_BACKEND"]`` at enqueue time, never hard-coded.
+Immediate backends are not used for nudges: they would run the drain, and its HTTP calls,
+inside the request that saved the user (check ``django_omnisend.W006`` says so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conf import omnisend_settings
+
+try:  # Django >= 6.0
+    from django.tasks import task, task_backends
+except ImportError:  # pragma: no cover - Django 5.2 with the backport
+    try:
+        from django_tasks import task, task_backends
+    except ImportError:
+        task = None
+        task_backends = None
+
+#: Upper bound of one task run; the rest is left for the next nudge or ``omnisend_drain``.
+TASK_MAX_SECONDS = 55.0
+
+
+def tasks_available() -> bool:
+    """Whether a django.tasks implementation can be imported."""
+    return task is not None
+
+
+def backend_problem(alias: str | None = None) -> str:
+    """Why nudges cannot go to ``alias`` (empty when they can)."""
+    alias = alias or omnisend_settings.get("TASK_BACKEND")
+    if alias is None:
+        return ""
+    if not tasks_available():
+        return "django.tasks is not available (on Django 5.2 install django-tasks)"
+    try:
+        backend = task_backends[alias]
+    except Exception as exc:
+        return f"the django.tasks backend {alias!r} is not configured ({exc})"
+    if type(backend).__name__ == "ImmediateBackend":
+        return f"the django.tasks backend {alias!r} is immediate: drains would run in requests"
+    return ""
+
+
+if task is not None:
+    # Workers import the task by the function's dotted path, so the module attribute must be
+    # the Task itself (decorated in place, not wrapped under another name).
+    @task()
+    def drain_outbox() -> dict[str, Any]:
+        """Run one bounded drain; the result (counts) is JSON for the task backend."""
+        from .sync import drain
+
+        return drain(max_seconds=TASK_MAX_SECONDS).as_dict()
+
+else:  # pragma: no cover - no tasks framework installed
+    drain_outbox = None
+
+
+def enqueue_drain() -> Any:
+    """Enqueue one drain on ``OMNISEND["TASK_BACKEND"]``; returns the task result or None."""
+    alias = omnisend_settings.get("TASK_BACKEND")
+    if alias is None or drain_outbox is None or backend_problem(alias):
+        return None
+    return drain_outbox.using(backend=alias).enqueue()

@@ -1,0 +1,31 @@
+"""Adapters used by the sync tests (a host project's subclasses look like these)."""
+
+from __future__ import annotations
+
+from django_omnisend.adapter import Consent, ContactAdapter
+
+
+class ConsentAdapter(ContactAdapter):
+    """Reads consent from attributes the tests set on the user row's ``last_name`` marker.
+
+    The default user model has no consent field, so the tests keep the decision in a
+    module-level dict keyed by user pk: the same shape a real site's profile model gives.
+    """
+
+    decisions: dict = {}
+
+    def get_consent(self, user):
+        return self.decisions.get(user.pk)
+
+
+class GenderAdapter(ContactAdapter):
+    """Sends an invalid ``gender`` for users named "Poison", to provoke Omnisend's 400."""
+
+    def get_contact_fields(self, user):
+        fields = super().get_contact_fields(user)
+        if user.first_name == "Poison":
+            fields["gender"] = "x"
+        return fields
+
+
+__all__ = ["Consent", "ConsentAdapter", "GenderAdapter"]

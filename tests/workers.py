@@ -1,0 +1,77 @@
+"""Drain workers in their own processes, sharing the test database and the emulator.
+
+Tests that use these must use ``transactional_db`` so their writes are committed and visible
+to the workers. The worker gets the test database's real name and the emulator's coordinates
+through the environment (``DATABASE_URL``, ``OMNISEND_TEST_OVERRIDES``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url_for_workers() -> str:
+    """A DATABASE_URL naming the database this test session actually uses."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def worker_env(overrides: dict[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url_for_workers()
+    env["OMNISEND_TEST_OVERRIDES"] = json.dumps({**settings.OMNISEND, **overrides})
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    return env
+
+
+def start_drain(overrides: dict[str, Any], *args: str) -> subprocess.Popen:
+    """Start ``manage.py omnisend_drain ARGS`` in a new process."""
+    return subprocess.Popen(
+        # The emulator is plain http, which the https check (E005) rightly refuses outside DEBUG.
+        [sys.executable, "-m", "django", "omnisend_drain", "--skip-checks", *args],
+        env=worker_env(overrides),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen, timeout: float = 20.0) -> tuple[str, str]:
+    """Ask a worker to stop (SIGTERM), wait, and return its output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    return out, err
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
