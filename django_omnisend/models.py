@@ -322,6 +322,8 @@ class DeliveryControl(models.Model):
     #: Circuit breaker over consecutive 5xx/timeouts.
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     breaker_open_until = models.DateTimeField(_("breaker open until"), null=True, blank=True)
+    #: ``omnisend_pull`` has read contact changes made inside Omnisend up to this time.
+    pulled_until = models.DateTimeField(_("pulled until"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
