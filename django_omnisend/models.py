@@ -218,6 +218,10 @@ class SyncState(models.Model):
     #: When the consent last sent was given (``statusChangedAt``), to send each change once.
     consent_sent_at = models.DateTimeField(_("consent sent at"), null=True, blank=True)
     payload_hash = models.CharField(_("payload hash"), max_length=64, blank=True)
+    #: Set while the row travels in an Omnisend batch (``omnisend_sync_contacts``), with the
+    #: hash of what that batch carries, so an interrupted run resumes by polling the batch.
+    batch_id = models.CharField(_("batch ID"), max_length=64, blank=True, db_index=True)
+    batch_hash = models.CharField(_("batch payload hash"), max_length=64, blank=True)
     last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)

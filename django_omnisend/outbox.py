@@ -16,25 +16,52 @@ from django.utils import timezone
 
 from .models import OutboxItem, SyncState
 
-_UPSERT_VENDORS = {"sqlite", "postgresql"}
+#: Databases whose ``INSERT … ON CONFLICT DO UPDATE`` makes marking one statement.
+UPSERT_VENDORS = {"sqlite", "postgresql"}
 
 
-def _upsert_sql(quote) -> str:
+def _insert_values(conn, user_pk: Any, connection_key: str, now) -> dict[str, Any]:
+    """Column -> value of a brand-new row: every field's default, plus who and when.
+
+    Built from the model, so a column added by a later (additive) migration is filled in
+    without touching the SQL below.
+    """
+    stamp = conn.ops.adapt_datetimefield_value(now)
+    overrides = {
+        "user": user_pk,
+        "connection_key": connection_key,
+        "state": SyncState.State.PENDING.value,
+        "dirty": True,
+        "generation": 1,
+        "dirtied_at": stamp,
+        "next_attempt_at": stamp,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    values = {}
+    for field in SyncState._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if field.name in overrides:
+            values[field.column] = overrides[field.name]
+        else:
+            values[field.column] = field.get_db_prep_save(field.get_default(), conn)
+    return values
+
+
+def _upsert_sql(quote, columns: list[str]) -> str:
+    """``INSERT … ON CONFLICT (user, connection) DO UPDATE`` that marks a row dirty."""
     table = quote(SyncState._meta.db_table)
-    cols = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
-    c = cols
+    c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
     pending, failed = SyncState.State.PENDING.value, SyncState.State.FAILED.value
     # A row already waiting out a backoff keeps its schedule and attempts (a save storm must
     # not defeat the backoff); any other row becomes due now with a fresh attempt budget.
     keep_backoff = f"{table}.{c['dirty']} AND {table}.{c['state']} = '{failed}'"
+    names = ", ".join(quote(col) for col in columns)
+    placeholders = ", ".join(["%s"] * len(columns))
     # Only quoted identifiers and our own constants are interpolated; values are parameters.
     return (
-        f"INSERT INTO {table} ({c['user']}, {c['connection_key']}, {c['state']}, "  # noqa: S608
-        f"{c['reason']}, {c['dirty']}, {c['generation']}, {c['dirtied_at']}, "
-        f"{c['attempts']}, {c['next_attempt_at']}, {c['lease_owner']}, {c['contact_id']}, "
-        f"{c['email']}, {c['payload_hash']}, {c['last_error']}, {c['created_at']}, "
-        f"{c['updated_at']}) "
-        f"VALUES (%s, %s, '{pending}', '', %s, 1, %s, 0, %s, '', '', '', '', '', %s, %s) "
+        f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "  # noqa: S608
         f"ON CONFLICT ({c['user']}, {c['connection_key']}) DO UPDATE SET "
         f"{c['dirty']} = EXCLUDED.{c['dirty']}, "
         f"{c['generation']} = {table}.{c['generation']} + 1, "
@@ -47,19 +74,26 @@ def _upsert_sql(quote) -> str:
     )
 
 
+def upsert_statement(conn, rows: list[tuple[Any, str]], now) -> tuple[str, list[list[Any]]]:
+    """The SQL and parameter rows that mark ``(user_pk, connection_key)`` pairs dirty."""
+    params = []
+    columns: list[str] = []
+    for user_pk, key in rows:
+        values = _insert_values(conn, user_pk, key, now)
+        columns = list(values)
+        params.append(list(values.values()))
+    return _upsert_sql(conn.ops.quote_name, columns), params
+
+
 def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
     """Record that ``user_pk`` must be (re)sent to ``connection_key``: one statement."""
     using = router.db_for_write(SyncState)
     conn = connections[using]
     now = timezone.now()
-    if conn.vendor in _UPSERT_VENDORS:
-        params = [user_pk, connection_key, True, now, now, now, now]
-        # Datetimes go through the backend adapter so SQLite stores them as Django does.
-        params = [
-            conn.ops.adapt_datetimefield_value(p) if hasattr(p, "tzinfo") else p for p in params
-        ]
+    if conn.vendor in UPSERT_VENDORS:
+        sql, (params,) = upsert_statement(conn, [(user_pk, connection_key)], now)
         with conn.cursor() as cursor:
-            cursor.execute(_upsert_sql(conn.ops.quote_name), params)
+            cursor.execute(sql, params)
         return
     _mark_dirty_portable(user_pk, connection_key, using, now)
 

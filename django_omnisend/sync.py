@@ -364,7 +364,7 @@ class _Drain:
             return
         if (
             plan.consent is None
-            and row.contact_id
+            and row.payload_hash
             and plan.email == row.email
             and plan.payload_hash == row.payload_hash
         ):
@@ -404,6 +404,7 @@ class _Drain:
             "payload_hash": plan.payload_hash,
             "last_status": 200,
             "last_error": "",
+            "batch_id": "",
             **release,
         }
         if plan.consent is not None:
@@ -437,11 +438,17 @@ class _Drain:
         return plan.body, ""
 
     def _write_contact(self, row, client, plan, body):
-        if row.contact_id and row.email and row.email != plan.email:
+        if row.email and row.email != plan.email:
             # E-mail change: move the bound contact to the new address (never a blind POST,
             # which would create a second contact). 404: the id is stale, upsert instead.
+            contact_id = row.contact_id
+            if not contact_id:  # bound by a bulk sync, which does not learn ids
+                old = self.send(row, client.contacts.get_by_email, row.email)
+                contact_id = (old or {}).get("id", "")
+            if not contact_id:
+                return self.send(row, client.contacts.upsert, body)
             try:
-                result = self.send(row, client.contacts.update, row.contact_id, body)
+                result = self.send(row, client.contacts.update, contact_id, body)
             except exceptions.NotFound:
                 return self.send(row, client.contacts.upsert, body)
             if _contact_email(result) not in ("", plan.email):

@@ -1,0 +1,413 @@
+"""Bulk sync through Omnisend's ``/batches``: the backfill behind ``omnisend_sync_contacts``.
+
+1. **Mark** the chosen users dirty in SQL, a chunk of primary keys per statement batch.
+2. **Send** due rows 100 at a time as one ``POST /batches`` each (``sendWelcomeMessage``
+   false, no channel status unless Django recorded a decision). Rows that need a single
+   request (an e-mail change, an opt-in that must be checked against Omnisend first) go
+   through the ordinary drain path instead.
+3. **Poll** the batch list (250 batches a page, so a whole backfill is a few requests), and
+   fetch ``/items`` only for batches that report errors, to put each item's outcome on its
+   user's row.
+
+Rows travelling in a batch carry ``batch_id``/``batch_hash`` and a long lease, so a run that
+is interrupted is resumed by the next one: it polls the batches it finds on the rows instead
+of sending them again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connections, router, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from . import claims, delivery, exceptions
+from .conf import omnisend_settings
+from .models import SyncState
+from .outbox import UPSERT_VENDORS, upsert_statement
+from .payloads import plan_contact
+from .sync import LeaseLost, _Drain, _worker_id
+
+#: Omnisend's ceiling per batch.
+BATCH_SIZE = 100
+#: Batches created before their outcomes are collected (a page of the batch list holds 250).
+MAX_OUTSTANDING = 200
+#: Rows in a batch are leased this long: a crashed run's rows wait for the next run to poll.
+BATCH_LEASE_SECONDS = 1800.0
+#: Give up polling after this long; the rows keep their batch for the next run.
+POLL_TIMEOUT_SECONDS = 600.0
+MARK_CHUNK = 1000
+
+
+@dataclass
+class BulkReport:
+    """What a bulk run did (the command's summary)."""
+
+    marked: int = 0
+    sent: int = 0
+    unchanged: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    failed: int = 0
+    retrying: int = 0
+    single: int = 0
+    batches: int = 0
+    requests: int = 0
+    pending: int = 0
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.unchanged + sum(self.skipped.values()) + self.failed
+
+
+def select_users(
+    *,
+    since: datetime | None = None,
+    user_ids: Iterable[Any] | None = None,
+    never_synced: bool = False,
+) -> QuerySet:
+    """The users a bulk run covers (every user when no filter is given)."""
+    users = get_user_model()._default_manager.all()
+    if since is not None and hasattr(get_user_model(), "date_joined"):
+        users = users.filter(date_joined__gte=since)
+    if user_ids:
+        users = users.filter(pk__in=list(user_ids))
+    if never_synced:
+        synced = SyncState.objects.exclude(payload_hash="").values("user_id")
+        users = users.exclude(pk__in=synced)
+    return users
+
+
+def chunked(pks: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for pk in pks:
+        chunk.append(pk)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def mark_users(users: QuerySet, connection_key: Callable[[Any], str] | None = None) -> int:
+    """Mark ``users`` dirty, one ``executemany`` per chunk of 1,000 (flat memory).
+
+    ``connection_key(user)`` is the adapter's; with the default adapter every user belongs to
+    ``"default"`` and only primary keys are read.
+    """
+    using = router.db_for_write(SyncState)
+    conn = connections[using]
+    marked = 0
+    if connection_key is None:
+        rows = ((pk, "default") for pk in users.values_list("pk", flat=True).iterator(MARK_CHUNK))
+    else:
+        rows = ((u.pk, connection_key(u)) for u in users.iterator(MARK_CHUNK))
+    for chunk in chunked(rows, MARK_CHUNK):
+        if conn.vendor in UPSERT_VENDORS:
+            sql, params = upsert_statement(conn, chunk, timezone.now())
+            with transaction.atomic(using=using), conn.cursor() as cursor:
+                cursor.executemany(sql, params)
+        else:  # pragma: no cover - other vendors take the portable path
+            from .outbox import mark_dirty
+
+            with transaction.atomic(using=using):
+                for pk, key in chunk:
+                    mark_dirty(pk, key)
+        marked += len(chunk)
+    return marked
+
+
+class BatchSync(_Drain):
+    """Deliver due rows through ``/batches``; reuses the drain's outcome rules."""
+
+    def __init__(
+        self,
+        *,
+        progress: Callable[[BulkReport], None] | None = None,
+        poll_sleep: Callable[[float], Any] = time.sleep,
+        max_seconds: float | None = None,
+    ) -> None:
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        super().__init__(worker=f"bulk:{_worker_id()}", deadline=deadline, max_items=None)
+        self.report = BulkReport()
+        self.progress = progress or (lambda report: None)
+        self.poll_sleep = poll_sleep
+        self.origin = omnisend_settings.get("EVENT_ORIGIN")
+        #: batch id -> (connection key, {row pk: generation sent})
+        self.outstanding: dict[str, tuple[str, dict[int, int | None]]] = {}
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run_bulk(self) -> BulkReport:
+        try:
+            self._resume()
+            while not self.out_of_time():
+                worked = self._send_round()
+                if len(self.outstanding) >= MAX_OUTSTANDING or (not worked and self.outstanding):
+                    if not self._poll():
+                        break  # Omnisend is still working: the next run polls these batches
+                    continue  # settled rows may be due again (e.g. newer saves meanwhile)
+                if not worked:
+                    break
+        finally:
+            self.clients.close()
+            self.report.requests = self.result.requests
+            self.report.pending = SyncState.objects.filter(dirty=True).count()
+        return self.report
+
+    def _resume(self) -> None:
+        """Adopt batches an interrupted run left on the rows (their outcome is still due)."""
+        pending = (
+            SyncState.objects.exclude(batch_id="")
+            .values_list("batch_id", "connection_key")
+            .distinct()
+        )
+        for batch_id, key in pending:
+            self.outstanding[batch_id] = (key, {})
+
+    def _send_round(self) -> int:
+        now = timezone.now()
+        due = Q(dirty=True, batch_id="", next_attempt_at__lte=now)
+        if self.blocked:
+            due &= ~Q(connection_key__in=self.blocked)
+        rows = claims.claim(
+            SyncState,
+            due,
+            worker=self.worker,
+            limit=BATCH_SIZE,
+            now=now,
+            lease_seconds=self.lease_seconds,
+        )
+        if not rows:
+            return 0
+        by_key: dict[str, list[SyncState]] = {}
+        for row in rows:
+            by_key.setdefault(row.connection_key, []).append(row)
+        try:
+            for key, key_rows in by_key.items():
+                self._send_key(key, key_rows)
+        finally:
+            claims.release(SyncState, [r.pk for r in rows], worker=self.worker)
+        self.progress(self.report)
+        return len(rows)
+
+    def _send_key(self, key: str, rows: list[SyncState]) -> None:
+        if key in self.blocked or not self.gate_allows(rows[0]):
+            return
+        users = self.user_model._default_manager.in_bulk([r.user_id for r in rows])
+        items: list[tuple[SyncState, Any]] = []
+        for row in rows:
+            user = users.get(row.user_id)
+            if user is None:
+                continue
+            plan = plan_contact(
+                user, self.adapter, consent_sent_at=row.consent_sent_at, is_new=False
+            )
+            needs_single = (row.email and plan.email and row.email != plan.email) or (
+                plan.consent is not None and plan.consent.subscribed
+            )
+            if (
+                plan.skip_reason
+                or needs_single
+                or (
+                    plan.consent is None
+                    and row.payload_hash
+                    and (plan.email, plan.payload_hash) == (row.email, row.payload_hash)
+                )
+            ):
+                # Skips, unchanged rows, e-mail changes and opt-ins: the drain's own path.
+                before = self.result.as_dict()
+                self.sync_row(row)
+                self._count_single(before)
+                continue
+            items.append((row, plan))
+        if not items or key in self.blocked:
+            return
+        client = self.client(rows[0])
+        if client is None:
+            return
+        bodies = []
+        for _, plan in items:
+            body = dict(plan.body)
+            body["identifiers"] = [dict(i) for i in body["identifiers"]]
+            body["identifiers"][0]["sendWelcomeMessage"] = False  # never greet a backfill
+            bodies.append(body)
+        try:
+            created = self.send(
+                items[0][0], client.batches.create, "contacts", bodies, "POST", self.origin
+            )
+        except LeaseLost:
+            return
+        except exceptions.OmnisendError as exc:
+            for row, _ in items:
+                self._record_failure(row, exc)
+            return
+        batch_id = str(created.get("batchID") or "")
+        self.report.batches += 1
+        lease_until = timezone.now() + timedelta(seconds=BATCH_LEASE_SECONDS)
+        with transaction.atomic():
+            for row, plan in items:
+                SyncState.objects.filter(pk=row.pk).update(
+                    batch_id=batch_id,
+                    batch_hash=plan.payload_hash,
+                    email=plan.email,
+                    lease_until=lease_until,
+                    lease_owner=f"batch:{batch_id}"[:64],
+                )
+        self.outstanding[batch_id] = (key, {row.pk: row.generation for row, _ in items})
+
+    def _count_single(self, before: dict[str, Any]) -> None:
+        after = self.result.as_dict()
+        self.report.single += 1
+        if after["unchanged"] > before["unchanged"]:
+            self.report.unchanged += 1
+        elif after["synced"] > before["synced"]:
+            self.report.sent += 1
+        elif after["dead"] > before["dead"]:
+            self.report.failed += 1
+        elif after["retried"] > before["retried"]:
+            self.report.retrying += 1
+        for reason, n in after["skipped"].items():
+            if n > before["skipped"].get(reason, 0):
+                self.report.skipped[reason] += 1
+
+    def _record_failure(self, row: SyncState, exc: Exception) -> None:
+        outcome = self.failed(row, exc)
+        if outcome == "dead":
+            self.report.failed += 1
+            self.report.errors[type(exc).__name__] += 1
+        elif outcome == "retry":
+            self.report.retrying += 1
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _poll(self) -> bool:
+        """Wait for the outstanding batches and record every item's outcome.
+
+        Returns False when some batches were still unfinished at the poll timeout or deadline.
+        """
+        started, wait = time.monotonic(), 0.2
+        while self.outstanding and time.monotonic() - started < POLL_TIMEOUT_SECONDS:
+            self.poll_sleep(wait)
+            for batch in self._list_outstanding():
+                if batch.get("status") in ("finished", "stopped"):
+                    self._settle(batch)
+            self.progress(self.report)
+            wait = min(wait * 2, 10.0)
+            if self.out_of_time():
+                break
+        return not self.outstanding
+
+    def _list_outstanding(self) -> list[dict[str, Any]]:
+        """Our batches from the newest-first batch list, reading only as many pages as needed."""
+        keys = {key for key, _ in self.outstanding.values()}
+        found: list[dict[str, Any]] = []
+        for key in keys:
+            client = self.clients.get(key)
+            wanted = {b for b, (k, _) in self.outstanding.items() if k == key}
+            offset = 0
+            while wanted:
+                self.result.requests += 1
+                page = client.batches.list("contacts", limit=250, offset=offset)
+                batches = page.get("batches") or []
+                for batch in batches:
+                    if batch.get("batchID") in wanted:
+                        found.append(batch)
+                        wanted.discard(batch["batchID"])
+                if len(batches) < 250 or not (page.get("paging") or {}).get("next"):
+                    break
+                offset += len(batches)
+            for missing in wanted:
+                # Not (or no longer) in the list: ask for it; only a 404 means send again.
+                self.result.requests += 1
+                try:
+                    found.append(client.batches.get(missing))
+                except exceptions.NotFound:
+                    self._abandon(missing)
+        return found
+
+    def _abandon(self, batch_id: str) -> None:
+        self.outstanding.pop(batch_id, None)
+        SyncState.objects.filter(batch_id=batch_id).update(
+            batch_id="", batch_hash="", lease_until=None, lease_owner="", dirty=True
+        )
+
+    def _settle(self, batch: dict[str, Any]) -> None:
+        batch_id = batch["batchID"]
+        key, generations = self.outstanding.pop(batch_id)
+        rows = {r.email: r for r in SyncState.objects.filter(batch_id=batch_id)}
+        outcomes: dict[str, tuple[int, Any]] = {}
+        if batch.get("errorsCount") or batch.get("status") != "finished":
+            self.result.requests += 1
+            detail = self.clients.get(key).batches.items(batch_id)
+            for item in (detail.get("responses") or []) + (detail.get("errors") or []):
+                request = item.get("request") or {}
+                identifiers = request.get("identifiers") or [{}]
+                email = str(identifiers[0].get("id") or "")
+                outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
+        else:
+            outcomes = {email: (200, None) for email in rows}
+        now = timezone.now()
+        for email, row in rows.items():
+            code, response = outcomes.get(email, (0, None))
+            if 200 <= code < 300:
+                self._item_synced(row, generations.get(row.pk), response, now)
+            elif code == 0:  # not processed (a stopped batch): due again, no attempt spent
+                SyncState.objects.filter(pk=row.pk).update(
+                    batch_id="", batch_hash="", lease_until=None, lease_owner="", dirty=True
+                )
+            else:
+                SyncState.objects.filter(pk=row.pk).update(batch_id="", batch_hash="")
+                self._record_failure(row, _item_error(code, response))
+
+    def _item_synced(self, row: SyncState, generation: int | None, response: Any, now) -> None:
+        contact_id = (response or {}).get("id", "") if isinstance(response, dict) else ""
+        fields = {
+            "batch_id": "",
+            "batch_hash": "",
+            "payload_hash": row.batch_hash,
+            "contact_id": contact_id or row.contact_id,
+            "last_status": 200,
+            "last_error": "",
+            "lease_until": None,
+            "lease_owner": "",
+            "synced_at": now,
+        }
+        rows = SyncState.objects.filter(pk=row.pk)
+        cleared = 0
+        if generation is not None:
+            cleared = rows.filter(generation=generation).update(
+                dirty=False, state=SyncState.State.SYNCED, reason="", attempts=0, **fields
+            )
+        if not cleared:
+            # A newer save (or an unknown one, after a resume): the next drain compares the
+            # hash and sends only if the user really changed.
+            rows.update(state=SyncState.State.SYNCED, next_attempt_at=now, **fields)
+        self.report.sent += 1
+        delivery.record_success(row.connection_key)
+
+
+def _item_error(code: int, response: Any) -> exceptions.OmnisendError:
+    """Turn a batch item's ``responseCode``/``response`` into the matching exception."""
+    problem = exceptions.parse_problem(response) if isinstance(response, dict) else {}
+    cls = exceptions.exception_for_status(code)
+    return cls(status=code, **problem)
+
+
+def send_in_batches(
+    *,
+    progress: Callable[[BulkReport], None] | None = None,
+    max_seconds: float | None = None,
+) -> BulkReport:
+    """Deliver every due row through ``/batches`` (and the drain path where needed)."""
+    return BatchSync(progress=progress, max_seconds=max_seconds).run_bulk()
+
+
+__all__ = ["BulkReport", "chunked", "mark_users", "select_users", "send_in_batches"]
