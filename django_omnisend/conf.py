@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 2,
     # Seconds to wait after a 429 that names no wait (Retry-After or body retryAfter).
     "RETRY_AFTER_DEFAULT": 60,
-    # Base of the sync retry backoff in seconds: doubles per attempt, capped at 6 hours.
+    # Base of the sync retry backoff and of the circuit breaker, in seconds (doubles per try).
     "RETRY_BACKOFF": 30,
     # django.tasks backend alias used to wake the drain; None = rely on omnisend_drain.
     "TASK_BACKEND": "default",

@@ -3,8 +3,8 @@
 * pause: 401/403/410 stop all sends for the connection, without spending attempts, until a
   reconnect (:func:`resume`);
 * cooldown: a 429 stops the whole brand for ``retryAfter`` (else 60 s);
-* circuit breaker: 5 consecutive 5xx/timeouts open it for 30 s, doubling up to 15 min; the
-  first request after that is the probe.
+* circuit breaker: 5 consecutive 5xx/timeouts open it for ``RETRY_BACKOFF`` (30 s),
+  doubling up to 30 times that (15 min); the first request after that is the probe.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .conf import omnisend_settings
 from .models import DeliveryControl
 
 BREAKER_THRESHOLD = 5
-BREAKER_BASE_SECONDS = 30.0
-BREAKER_MAX_SECONDS = 900.0
+#: The breaker's longest opening, as a multiple of its first (``RETRY_BACKOFF``).
+BREAKER_MAX_FACTOR = 30
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ def record_failure(key: str, now: datetime | None = None) -> datetime | None:
     over = control.consecutive_failures - BREAKER_THRESHOLD
     if over < 0:
         return None
-    seconds = min(BREAKER_MAX_SECONDS, BREAKER_BASE_SECONDS * (2**over))
+    base = float(omnisend_settings.get("RETRY_BACKOFF"))
+    seconds = min(base * BREAKER_MAX_FACTOR, base * (2**over))
     until = now + timedelta(seconds=seconds)
     DeliveryControl.objects.filter(pk=control.pk).update(breaker_open_until=until)
     return until

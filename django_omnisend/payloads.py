@@ -118,12 +118,14 @@ def plan_contact(
                 if value
             }
     body = {"identifiers": [identifier], **adapter.get_contact_fields(user)}
-    # The welcome flag only matters on creation; leave it out of the hash so that binding
-    # an existing contact does not count as a change.
-    hashed = {
-        **body,
-        "identifiers": [{k: v for k, v in identifier.items() if k != "sendWelcomeMessage"}],
-    }
+    # The hash covers the profile only. Consent changes are tracked by ``consent_sent_at``
+    # (a decision is sent once), and the welcome flag only matters on creation, so neither
+    # may make an unchanged profile look changed.
+    hashed = without_channels(body)
+    hashed["identifiers"] = [
+        {k: v for k, v in ident.items() if k != "sendWelcomeMessage"}
+        for ident in hashed["identifiers"]
+    ]
     return ContactPlan(email=email, body=body, payload_hash=body_hash(hashed), consent=consent)
 
 

@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_without_duplicates(sync_settings, emulator):
     # Stops before any batch has finished: its batches stay on the rows.
     sync_contacts("--max-seconds", "0.5")
     first = len(batch_posts(emulator))
-    assert 0 < first
+    assert first > 0
     assert SyncState.objects.exclude(batch_id="").exists()
     emulator.configure(batch_processing="immediate")
     emulator.advance_clock(120)
