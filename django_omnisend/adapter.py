@@ -109,6 +109,20 @@ class ContactAdapter:
         """
         return None
 
+    def record_status(self, user: Any, status: str, changed_at: datetime, contact: dict) -> None:
+        """Store an e-mail status change made inside Omnisend (called by ``omnisend_pull``).
+
+        ``status`` is ``"unsubscribed"``, ``"subscribed"`` or ``"nonSubscribed"``;
+        ``changed_at`` is Omnisend's aware ``statusChangedAt``; ``contact`` is the
+        ``ContactResponse`` it came from. Only changes newer than both the consent Django last
+        sent and :meth:`get_consent`'s ``at`` are handed over.
+
+        Default: do nothing. A site stores the decision in its consent records with
+        ``changed_at`` as its time, so :meth:`get_consent` then returns it (for an unsubscribe,
+        ``Consent(subscribed=False, at=changed_at)``) and no later sync can undo it. Runs
+        outside any request; keep it free of network calls.
+        """
+
     def send_welcome_message(self, user: Any) -> bool:
         """Whether a contact *created* for this user should get the brand's welcome message.
 

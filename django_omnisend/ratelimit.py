@@ -304,6 +304,24 @@ class RateLimiter:
             # The slot frees when the oldest request that keeps us full leaves the window.
             return log[len(log) - self.budget] + span - now + 1e-6
 
+    def usage(self, key: str | None = None) -> int:
+        """Requests of ``key`` the budget currently counts (read-only; takes no slot).
+
+        Shared mode: the sum of the live sub-window counters (what the next
+        :meth:`try_acquire` would see, minus itself). Per-process mode: this process's log
+        only, so another process (a management command) sees 0 there.
+        """
+        key = self._key(key)
+        now = self.clock()
+        if self.shared:
+            b = math.floor(now / self.slot)
+            names = [self._slot_key(key, i) for i in range(b - self.subwindows, b + 2)]
+            return sum(int(v or 0) for v in self.cache.get_many(names).values())
+        span = self.window + self.margin
+        with self._local.lock:
+            log = self._local.logs.get(self._scoped(key)) or ()
+            return sum(1 for t in log if t > now - span)
+
     def reset(self, key: str | None = None) -> None:
         """Forget the counts and cooldown of ``key`` (tests, or after changing the budget)."""
         key = self._key(key)

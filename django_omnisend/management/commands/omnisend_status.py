@@ -1,0 +1,287 @@
+"""``manage.py omnisend_status``: connection, budget and sync health, for people and monitors.
+
+Reads only the database and the rate-limit cache; makes no API call and never shows a secret
+(credentials appear as their fingerprint).
+
+Exit codes: ``0`` healthy; ``2`` unhealthy (the reasons are printed, and with ``--json`` listed
+under ``"problems"``); ``1`` bad options. Unhealthy means any of:
+
+* no usable credentials (no active connection and no ``OMNISEND["API_KEY"]``, or the connection
+  needs a reconnect, or its secrets cannot be decrypted);
+* a paused connection (Omnisend answered 401/403/410 and delivery waits for a reconnect);
+* any dead row (a contact sync or an event/erasure that gave up);
+* the oldest pending change is older than ``--max-age`` seconds (default 900).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from django_omnisend import crypto
+from django_omnisend.conf import omnisend_settings
+from django_omnisend.connections import DEFAULT_KEY, connection_for_key
+from django_omnisend.health import health
+from django_omnisend.models import Connection, DeliveryControl, OutboxItem, SyncState
+from django_omnisend.redaction import redact
+
+#: Exit code when the sync is unhealthy (``CommandError.returncode``).
+UNHEALTHY = 2
+#: Longest error text shown in the plain output.
+ERROR_PREVIEW = 300
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def connection_info() -> dict[str, Any]:
+    """The credentials the default connection key uses now (never a secret)."""
+    connection = connection_for_key(DEFAULT_KEY)
+    if connection is not None:
+        usable = (
+            connection.status == Connection.Status.ACTIVE
+            and not connection.undecryptable
+            and bool(connection.secret)
+            # An expired token without a refresh token cannot be renewed.
+            and not (connection.expires_soon(within=0) and not connection.refresh_token)
+        )
+        return {
+            "source": "connection",
+            "id": connection.pk,
+            "brand_id": connection.brand_id,
+            "brand_name": connection.brand_name,
+            "auth_type": connection.auth_type,
+            "status": connection.status,
+            "status_reason": connection.status_reason,
+            "fingerprint": connection.fingerprint,
+            "usable": usable,
+            "rate_limit_key": connection.rate_limit_key,
+        }
+    api_key = omnisend_settings.api_key
+    if api_key:
+        from django_omnisend.client import ApiKeyAuth
+
+        return {
+            "source": "settings",
+            "brand_id": ApiKeyAuth(api_key).brand_id,
+            "auth_type": Connection.AuthType.API_KEY.value,
+            "status": "active",
+            "fingerprint": crypto.fingerprint(api_key),
+            "usable": True,
+            "rate_limit_key": ApiKeyAuth(api_key).brand_id or "default",
+        }
+    return {"source": None, "usable": False, "rate_limit_key": None}
+
+
+def budget_info(key: str | None) -> dict[str, Any]:
+    """The shared budget's current use for ``key`` (None when it is per process)."""
+    from django_omnisend.ratelimit import RateLimiter
+
+    limiter = RateLimiter()
+    info: dict[str, Any] = {
+        "limit": limiter.budget,
+        "window_seconds": limiter.window,
+        "shared": limiter.shared,
+        "used": None,
+    }
+    if key and limiter.shared:
+        try:
+            info["used"] = limiter.usage(key)
+        except Exception as exc:  # a cache outage must not hide the rest of the report
+            info["error"] = f"{type(exc).__name__}"
+    return info
+
+
+def last_error() -> dict[str, Any] | None:
+    """The most recent recorded error of a sync row or outbox item (already sanitised)."""
+    candidates = []
+    row = (
+        SyncState.objects.exclude(last_error="")
+        .order_by("-updated_at", "-pk")
+        .values("user_id", "state", "last_status", "last_error", "updated_at")
+        .first()
+    )
+    if row:
+        candidates.append(
+            {
+                "source": "sync",
+                "user_id": row["user_id"],
+                "state": row["state"],
+                "status": row["last_status"],
+                "error": redact(row["last_error"]),
+                "at": row["updated_at"],
+            }
+        )
+    item = (
+        OutboxItem.objects.exclude(last_error="")
+        .order_by("-pk")
+        .values("pk", "kind", "state", "last_status", "last_error", "next_attempt_at")
+        .first()
+    )
+    if item:
+        candidates.append(
+            {
+                "source": item["kind"],
+                "outbox_id": item["pk"],
+                "state": item["state"],
+                "status": item["last_status"],
+                "error": redact(item["last_error"]),
+                "at": None,
+            }
+        )
+    if not candidates:
+        return None
+    # Outbox items keep no "when"; a sync row's error wins unless only the outbox has one.
+    chosen = candidates[0]
+    chosen["at"] = _iso(chosen["at"])
+    return chosen
+
+
+def collect(max_age: float) -> dict[str, Any]:
+    """Everything the command shows, JSON-serialisable, with ``problems`` (empty = healthy)."""
+    now = timezone.now()
+    conn = connection_info()
+    state = health()
+    age = state.oldest_pending_age
+    outbox_dead = OutboxItem.objects.filter(state=OutboxItem.State.DEAD).count()
+    gates = [
+        {
+            "connection_key": c.connection_key,
+            "paused": c.paused,
+            "paused_reason": c.paused_reason,
+            "paused_at": _iso(c.paused_at),
+            "cooldown_until": _iso(
+                c.cooldown_until if c.cooldown_until and c.cooldown_until > now else None
+            ),
+            "breaker_open_until": _iso(
+                c.breaker_open_until
+                if c.breaker_open_until and c.breaker_open_until > now
+                else None
+            ),
+            "pulled_until": _iso(c.pulled_until),
+        }
+        for c in DeliveryControl.objects.order_by("connection_key")
+    ]
+    problems = []
+    if not conn["usable"]:
+        if conn["source"] is None:
+            problems.append("no credentials: connect Omnisend in the admin or set API_KEY")
+        else:
+            problems.append(f"connection not usable ({conn['status']}): reconnect in the admin")
+    for key, reason in state.paused:
+        problems.append(f"connection {key!r} paused: {reason or 'needs reconnect'}")
+    if state.dead:
+        problems.append(f"{state.dead} dead contact sync(s)")
+    if outbox_dead:
+        problems.append(f"{outbox_dead} dead event/erasure(s)")
+    if age is not None and age.total_seconds() > max_age:
+        problems.append(
+            f"oldest pending change is {int(age.total_seconds())} s old (max {max_age:g} s)"
+        )
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "sync_users": omnisend_settings.sync_users,
+        "connection": {k: v for k, v in conn.items() if k != "rate_limit_key"},
+        "budget": budget_info(conn["rate_limit_key"]),
+        "counts": {
+            "pending": state.pending,
+            "failed": state.failed,
+            "dead": state.dead,
+            "skipped": state.skipped,
+            "synced": state.synced,
+            "outbox_pending": state.outbox_pending,
+            "outbox_dead": outbox_dead,
+        },
+        "oldest_pending": _iso(state.oldest_pending),
+        "oldest_pending_age_seconds": round(age.total_seconds(), 1) if age is not None else None,
+        "paused": [{"connection_key": k, "reason": r} for k, r in state.paused],
+        "controls": gates,
+        "last_error": last_error(),
+    }
+
+
+class Command(BaseCommand):
+    help = (
+        "Show the Omnisend connection, request budget and sync health; exits 2 when unhealthy "
+        "(paused, no usable credentials, dead rows, or pending changes older than --max-age)."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--json", action="store_true", help="Print JSON (for monitoring).")
+        parser.add_argument(
+            "--max-age",
+            type=float,
+            default=900.0,
+            help="Seconds the oldest pending change may wait before it counts as unhealthy.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["max_age"] < 0:
+            raise CommandError("--max-age must not be negative.")
+        report = collect(options["max_age"])
+        if options["json"]:
+            self.stdout.write(json.dumps(report, indent=2, default=str))
+        else:
+            self._print(report)
+        if not report["healthy"]:
+            raise CommandError(
+                "Omnisend sync is unhealthy: " + "; ".join(report["problems"]),
+                returncode=UNHEALTHY,
+            )
+
+    def _print(self, report: dict[str, Any]) -> None:
+        out = self.stdout.write
+        conn = report["connection"]
+        if conn["source"] == "connection":
+            brand = conn["brand_name"] or "?"
+            out(
+                f"Connection: {brand} (brand {conn['brand_id'] or '?'}), "
+                f"{conn['auth_type']}, {conn['status']}, credential {conn['fingerprint']}"
+                + (f" — {conn['status_reason']}" if conn["status_reason"] else "")
+            )
+        elif conn["source"] == "settings":
+            out(
+                f"Connection: API key from settings (brand {conn['brand_id'] or '?'}), "
+                f"credential {conn['fingerprint']}"
+            )
+        else:
+            out("Connection: none")
+        budget = report["budget"]
+        limit, window = budget["limit"], f"{budget['window_seconds']:g} s"
+        if budget["used"] is not None:
+            out(f"Budget: {budget['used']}/{limit} requests in the last {window}")
+        else:
+            why = "usage unavailable" if budget["shared"] else "per-process budget (not shared)"
+            out(f"Budget: limit {limit} per {window}, {why}")
+        counts = report["counts"]
+        out(
+            "Sync: "
+            + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items())
+            + ("" if report["sync_users"] else " (SYNC_USERS is off)")
+        )
+        age = report["oldest_pending_age_seconds"]
+        out(f"Oldest pending: {'none' if age is None else f'{age:g} s ago'}")
+        for gate in report["controls"]:
+            notes = [
+                f"paused ({gate['paused_reason'] or 'needs reconnect'})" if gate["paused"] else "",
+                f"cooling down until {gate['cooldown_until']}" if gate["cooldown_until"] else "",
+                f"breaker open until {gate['breaker_open_until']}"
+                if gate["breaker_open_until"]
+                else "",
+                f"pulled until {gate['pulled_until']}" if gate["pulled_until"] else "",
+            ]
+            notes = [n for n in notes if n]
+            if notes:
+                out(f"Connection {gate['connection_key']!r}: {', '.join(notes)}")
+        error = report["last_error"]
+        if error:
+            text = error["error"]
+            text = text if len(text) <= ERROR_PREVIEW else text[: ERROR_PREVIEW - 1] + "…"
+            out(f"Last error ({error['source']}, {error['state']}): {text}")
+        out("Healthy" if report["healthy"] else "UNHEALTHY: " + "; ".join(report["problems"]))

@@ -1,0 +1,197 @@
+"""``omnisend_status``: what an operator and a monitor see, and the exit-code contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from django_omnisend import crypto, delivery, ratelimit
+from django_omnisend.models import Connection, OutboxItem, SyncState
+from django_omnisend.ratelimit import RateLimiter
+from django_omnisend.sync import drain
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def status(*args: str) -> tuple[str, int]:
+    """The command's stdout and exit code (0, or the CommandError's returncode)."""
+    out = StringIO()
+    try:
+        call_command("omnisend_status", *args, stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), exc.returncode
+    return out.getvalue(), 0
+
+
+def make_user(name="jane"):
+    return User.objects.create_user(username=name, email=f"{name}@example.com", first_name="J")
+
+
+def test_healthy_with_the_settings_api_key(sync_settings, emulator):
+    make_user()
+    drain()
+    output, code = status()
+    assert code == 0
+    key = sync_settings["API_KEY"]
+    assert f"API key from settings (brand {emulator.default_brand_id})" in output
+    assert f"credential {crypto.fingerprint(key)}" in output
+    assert key not in output and key.partition("-")[2] not in output
+    assert "synced 1" in output and "Oldest pending: none" in output
+    assert output.rstrip().endswith("Healthy")
+
+
+def test_json_output_parses(sync_settings, emulator):
+    make_user()
+    make_user("joe")
+    drain()
+    SyncState.objects.filter(user__username="joe").update(
+        dirty=True, state=SyncState.State.PENDING, dirtied_at=timezone.now()
+    )
+    output, code = status("--json")
+    report = json.loads(output)
+    assert code == 0 and report["healthy"] is True and report["problems"] == []
+    assert report["counts"]["synced"] == 1 and report["counts"]["pending"] == 1
+    assert report["connection"]["source"] == "settings"
+    assert report["connection"]["auth_type"] == "api_key"
+    assert report["oldest_pending_age_seconds"] < 60
+    assert report["budget"]["limit"] == 300 and report["budget"]["window_seconds"] == 60
+    assert sync_settings["API_KEY"] not in output
+
+
+def test_connection_row_shows_brand_and_fingerprint_never_the_secret(sync_settings, emulator):
+    key = emulator.issue_api_key()
+    connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo Shop")
+    connection.set_api_key(key)
+    connection.save()
+    output, code = status()
+    assert code == 0
+    assert f"Connection: Demo Shop (brand {emulator.default_brand_id}), api_key, active" in output
+    assert connection.fingerprint in output and key not in output
+    report = json.loads(status("--json")[0])
+    assert report["connection"]["brand_name"] == "Demo Shop"
+    assert key not in json.dumps(report)
+
+
+def test_connection_needing_reconnect_is_unhealthy(sync_settings, emulator):
+    connection = Connection(brand_id="b1", brand_name="Demo Shop")
+    connection.set_tokens("old-token")
+    connection.status = Connection.Status.NEEDS_RECONNECT
+    connection.status_reason = "Omnisend rejected the access token (HTTP 401)."
+    connection.save()
+    output, code = status()
+    assert code == 2
+    assert "needs_reconnect" in output and "rejected the access token" in output
+    assert "old-token" not in output
+
+
+def test_no_credentials_is_unhealthy(emulator_settings):
+    with override_settings(OMNISEND={**emulator_settings, "API_KEY": ""}):
+        output, code = status()
+    assert code == 2 and "Connection: none" in output and "no credentials" in output
+
+
+def test_paused_connection_is_unhealthy(sync_settings, emulator):
+    delivery.pause("default", "401: Omnisend rejected the API key")
+    output, code = status()
+    assert code == 2
+    assert "connection 'default' paused: 401: Omnisend rejected the API key" in output
+    report = json.loads(status("--json")[0])
+    assert report["paused"] == [
+        {"connection_key": "default", "reason": "401: Omnisend rejected the API key"}
+    ]
+    with pytest.raises(CommandError) as excinfo:
+        call_command("omnisend_status", stdout=StringIO())
+    assert excinfo.value.returncode == 2 and "paused" in str(excinfo.value)
+
+
+def test_dead_rows_are_unhealthy_and_the_last_error_shows(sync_settings, emulator):
+    user = make_user()
+    SyncState.objects.filter(user=user).update(
+        state=SyncState.State.DEAD,
+        dirty=False,
+        reason="validation",
+        last_status=400,
+        last_error="ValidationError: gender: Must be m or f.",
+    )
+    output, code = status()
+    assert code == 2 and "1 dead contact sync(s)" in output
+    assert "Last error (sync, dead): ValidationError: gender: Must be m or f." in output
+
+
+def test_dead_outbox_items_are_unhealthy(sync_settings, emulator):
+    OutboxItem.objects.create(
+        kind=OutboxItem.Kind.EVENT, state=OutboxItem.State.DEAD, last_error="ValidationError: x"
+    )
+    output, code = status()
+    assert code == 2 and "1 dead event/erasure(s)" in output
+    assert json.loads(status("--json")[0])["last_error"]["source"] == "event"
+
+
+def test_stale_pending_is_unhealthy_with_max_age(sync_settings, emulator):
+    user = make_user()
+    SyncState.objects.filter(user=user).update(dirtied_at=timezone.now() - timedelta(seconds=1200))
+    output, code = status()
+    assert code == 2 and "oldest pending change is 1200 s old (max 900 s)" in output
+    assert status("--max-age", "3600")[1] == 0
+    report = json.loads(status("--json", "--max-age", "60")[0])
+    assert report["healthy"] is False and report["oldest_pending_age_seconds"] >= 1200
+
+
+def test_shared_budget_usage_is_shown(sync_settings, emulator, monkeypatch):
+    # Pretend the test cache (LocMem) is a shared one, as Redis would be in production.
+    monkeypatch.setattr(ratelimit, "cache_is_shared", lambda cache: True)
+    make_user()
+    make_user("joe")
+    drain()
+    report = json.loads(status("--json")[0])
+    assert report["budget"]["shared"] is True and report["budget"]["used"] == 2
+    assert "Budget: 2/300 requests in the last 60 s" in status()[0]
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-process"])
+def test_ratelimiter_usage_is_read_only(shared):
+    from django.core.cache import caches
+
+    clock = [1000.0]
+    limiter = RateLimiter(
+        "brand",
+        budget=5,
+        window=60,
+        cache=caches["default"] if shared else None,
+        shared=shared,
+        clock=lambda: clock[0],
+    )
+    assert limiter.usage() == 0
+    for _ in range(3):
+        assert limiter.try_acquire() == 0.0
+    assert limiter.usage() == limiter.usage() == 3  # reading takes no slot
+    assert limiter.try_acquire() == 0.0 and limiter.usage() == 4
+    clock[0] += 62  # the window (plus margin) has slid past them
+    assert limiter.usage() == 0
+
+
+def test_bad_max_age_is_a_usage_error(sync_settings):
+    with pytest.raises(CommandError, match="max-age") as excinfo:
+        call_command("omnisend_status", "--max-age", "-1")
+    assert excinfo.value.returncode == 1
+
+
+def test_expired_token_without_refresh_token_is_unusable(sync_settings):
+    connection = Connection(brand_id="b1", brand_name="Demo Shop")
+    connection.set_tokens("short-lived", expires_in=1)
+    connection.expires_at = timezone.now() - timedelta(minutes=1)
+    connection.save()
+    output, code = status()
+    assert code == 2 and "connection not usable (active)" in output
+    connection.refresh_token = "can-refresh"
+    connection.save()
+    assert status()[1] == 0
