@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+from members import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("signup/", views.signup, name="signup"),
+    path("contacts/", views.contacts, name="contacts"),
+    path("admin/", admin.site.urls),
+    # The "Connect Omnisend" flow; its callback is /omnisend/callback/.
+    path("omnisend/", include("django_omnisend.urls")),
+]

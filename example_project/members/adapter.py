@@ -1,0 +1,51 @@
+"""The example's ContactAdapter: who syncs, extra fields, and the consent the sign-up recorded."""
+
+from typing import Any
+
+from django_omnisend.adapter import Consent, ContactAdapter
+
+from .models import NewsletterConsent
+
+
+class NewsletterAdapter(ContactAdapter):
+    def should_sync(self, user: Any) -> bool:
+        # Staff accounts are not customers.
+        return super().should_sync(user) and not user.is_staff
+
+    def get_consent(self, user: Any) -> Consent | None:
+        # Only an explicit opt-in (or opt-out) recorded here is sent; everyone else gets no
+        # channel status, so Omnisend keeps whatever it has (nonSubscribed for new contacts).
+        record = NewsletterConsent.objects.filter(user=user).first()
+        if record is None:
+            return None
+        return Consent(
+            subscribed=record.subscribed,
+            at=record.at,
+            ip=record.ip or "",
+            source=record.source,
+            user_agent=record.user_agent,
+        )
+
+    def send_welcome_message(self, user: Any) -> bool:
+        # A new sign-up who ticked the box gets the brand's welcome e-mail.
+        return NewsletterConsent.objects.filter(user=user, subscribed=True).exists()
+
+    def get_contact_fields(self, user: Any) -> dict[str, Any]:
+        fields = super().get_contact_fields(user)
+        fields["tags"] = [*fields["tags"], "example project"]
+        fields["customProperties"] = {"djangoUserID": str(user.pk)}
+        return fields
+
+    def record_status(self, user: Any, status: str, changed_at: Any, *args: Any, **kw: Any) -> None:
+        # `manage.py omnisend_pull` hands over status changes made inside Omnisend (e.g. an
+        # unsubscribe link): store an unsubscribe as the person's decision, dated when they
+        # made it, so get_consent() returns it and no later sync can undo it.
+        if status == "unsubscribed":
+            NewsletterConsent.objects.update_or_create(
+                user=user,
+                defaults={
+                    "subscribed": False,
+                    "at": changed_at,
+                    "source": "unsubscribed in Omnisend",
+                },
+            )

@@ -1,0 +1,231 @@
+"""``manage.py demo``: the whole example in one command.
+
+Migrates, makes sure the demo superuser exists, starts the bundled Omnisend emulator in a
+thread of this process (when the settings point at it), then starts two child processes: an
+``omnisend_drain --loop`` worker and the development server (``runserver --noreload``: no
+autoreloader, so no second copy of this process and its threads). It prints the URLs to click
+once the site answers, and on Ctrl-C or SIGTERM stops the children and the emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from django_omnisend.emulator import Emulator, EmulatorConfig
+
+MANAGE_PY = Path(__file__).resolve().parents[3] / "manage.py"
+
+#: Run as ``python -c LAUNCHER cmd...``: ask Linux to SIGTERM the child when this process dies
+#: (even by SIGKILL), then exec the real command. Elsewhere it just execs.
+LAUNCHER = """
+import os, signal, sys
+parent = int(os.environ.pop("DEMO_PARENT_PID"))
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != parent:
+    sys.exit(0)
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+class Stop(Exception):
+    """Raised by the SIGTERM handler to leave the supervision loop."""
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the example end to end: migrate, create the demo superuser, start the Omnisend "
+        "emulator (unless real credentials are configured), a drain worker and the dev server."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Interface of the dev server.")
+        parser.add_argument("--port", type=int, default=8000, help="Port of the dev server.")
+        parser.add_argument(
+            "--emulator-port",
+            type=int,
+            default=None,
+            help="Port of the emulator (default: the one in OMNISEND_EMULATOR_URL, 8787).",
+        )
+        parser.add_argument(
+            "--username", default="admin", help="Demo superuser's name (default admin)."
+        )
+        parser.add_argument(
+            "--password",
+            default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"),
+            help="Password given to the demo superuser when it is created (default admin).",
+        )
+        parser.add_argument(
+            "--idle-sleep",
+            type=float,
+            default=1.0,
+            help="Seconds the drain worker waits when nothing is due (default 1).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        _require_free_port(host, port, "--port")
+        call_command("migrate", interactive=False, verbosity=0)
+        self._superuser(options["username"], options["password"])
+
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEMO_PARENT_PID": str(os.getpid())}
+        emulator = None
+        emulator_cfg = getattr(settings, "EXAMPLE_EMULATOR", None)
+        if emulator_cfg:
+            emulator, url = self._start_emulator(emulator_cfg, host, port, options)
+            child_env["OMNISEND_EMULATOR_URL"] = url
+            # The children must make the same choice even if .env says otherwise.
+            child_env["OMNISEND_USE_EMULATOR"] = "true"
+
+        children: list[subprocess.Popen] = []
+        previous = signal.signal(signal.SIGTERM, _raise_stop)
+        try:
+            children.append(
+                _spawn(
+                    [
+                        "omnisend_drain",
+                        "--loop",
+                        "--idle-sleep",
+                        str(options["idle_sleep"]),
+                        "--skip-checks",
+                    ],
+                    child_env,
+                )
+            )
+            children.append(
+                _spawn(["runserver", f"{host}:{port}", "--noreload", "--skip-checks"], child_env)
+            )
+            base = f"http://{host}:{port}"
+            _wait_until_up(base + "/", children)
+            self._banner(base, emulator, options)
+            while True:
+                for child in children:
+                    if child.poll() is not None:
+                        name = child.args[4]  # [python, -c, LAUNCHER, manage.py, command…]
+                        raise CommandError(f"{name} stopped (exit {child.returncode}).")
+                time.sleep(0.5)
+        except (KeyboardInterrupt, Stop):
+            self.stdout.write("Stopping…")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            _stop(children)
+            if emulator is not None:
+                emulator.stop()
+        self.stdout.write("Stopped.")
+
+    def _superuser(self, username: str, password: str) -> None:
+        users = get_user_model().objects
+        if users.filter(username=username).exists():
+            self._admin_note = f"user {username}, existing: password unchanged"
+            return
+        users.create_superuser(username, f"{username}@example.com", password)
+        self._admin_note = f"user {username}, password {password}"
+
+    def _start_emulator(
+        self, cfg: dict[str, str], host: str, port: int, options: dict[str, Any]
+    ) -> tuple[Emulator, str]:
+        parts = urlsplit(cfg["URL"])
+        emu_host = parts.hostname or "127.0.0.1"
+        emu_port = options["emulator_port"] or parts.port or 8787
+        _require_free_port(emu_host, emu_port, "--emulator-port")
+        # The demo client accepts the callback on both names of this machine.
+        redirect_uris = [
+            f"http://{name}:{port}/omnisend/callback/" for name in ("127.0.0.1", "localhost")
+        ]
+        if host not in ("127.0.0.1", "localhost", "0.0.0.0"):
+            redirect_uris.append(f"http://{host}:{port}/omnisend/callback/")
+        config = EmulatorConfig().replace(demo_redirect_uris=redirect_uris)
+        emulator = Emulator(config=config, state_file=cfg["STATE_FILE"])
+        emulator.add_api_key(cfg["API_KEY"])
+        emulator.start(emu_host, emu_port)
+        return emulator, emulator.base_url
+
+    def _banner(self, base: str, emulator: Emulator | None, options: dict[str, Any]) -> None:
+        lines = [
+            "",
+            "The django-omnisend example is running"
+            + (" on the Omnisend emulator (no account needed)." if emulator else "."),
+            f"  Home:              {base}/",
+            f"  Sign up:           {base}/signup/",
+            f"  Contacts:          {base}/contacts/",
+            f"  Admin:             {base}/admin/   ({self._admin_note})",
+            f"  Connect Omnisend:  {base}/admin/django_omnisend/connection/",
+        ]
+        if emulator is not None:
+            lines.append(
+                f"  Emulator:          {emulator.base_url}/   (state: {emulator.state_file})"
+            )
+        lines += ["Press Ctrl-C to stop.", ""]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise Stop
+
+
+def _require_free_port(host: str, port: int, option: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CommandError(
+                f"Cannot use {host}:{port} ({exc}); choose another {option}."
+            ) from None
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # A session of its own: Ctrl-C reaches only this process, which then stops the children
+    # in order (SIGTERM) instead of every process printing a KeyboardInterrupt traceback.
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(MANAGE_PY), *command],
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _wait_until_up(url: str, children: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise CommandError("A child process stopped while starting; see its output above.")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except urllib.error.HTTPError as exc:
+            raise CommandError(f"{url} answered {exc.code} while starting.") from exc
+        except OSError:
+            time.sleep(0.2)
+    raise CommandError(f"{url} did not answer within {timeout:.0f} s.")
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

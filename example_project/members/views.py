@@ -1,0 +1,97 @@
+"""Pages of the example: home, sign-up, and the contacts as Omnisend has them."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+import django_omnisend
+from django_omnisend.adapter import normalize_email
+from django_omnisend.connections import active_connection
+from django_omnisend.exceptions import OmnisendError
+from django_omnisend.health import health
+from django_omnisend.models import SyncState
+
+from .forms import SignupForm
+from .models import NewsletterConsent
+
+#: The contacts page shows at most this many contacts (it is a demo, not a CRM).
+MAX_CONTACTS = 200
+
+
+def _mode() -> dict[str, Any]:
+    emulator = getattr(settings, "EXAMPLE_EMULATOR", None)
+    return {"emulator": emulator, "connection": active_connection()}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "members/home.html", {**_mode(), "health": health()})
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        # The user and their consent record commit together: the sync's drain reads both.
+        with transaction.atomic():
+            user = form.save()
+            if form.cleaned_data["newsletter"]:
+                NewsletterConsent.objects.create(
+                    user=user,
+                    subscribed=True,
+                    at=timezone.now(),
+                    ip=request.META.get("REMOTE_ADDR") or None,
+                    user_agent=request.headers.get("User-Agent", "")[:500],
+                )
+        messages.success(
+            request,
+            f"Welcome, {user.email}! Your contact reaches Omnisend in a moment: the drain "
+            "worker sends it, not this request.",
+        )
+        return redirect("contacts")
+    return render(request, "members/signup.html", {"form": form})
+
+
+def contacts(request: HttpRequest) -> HttpResponse:
+    """The contacts as Omnisend (or the emulator) has them, next to each user's sync state."""
+    error = ""
+    remote: list[dict[str, Any]] = []
+    try:
+        with django_omnisend.get_client() as client:
+            remote = list(islice(client.contacts.iterate(limit=100), MAX_CONTACTS))
+    except OmnisendError as exc:
+        error = str(exc)
+
+    states = {
+        state.user_id: state
+        for state in SyncState.objects.filter(connection_key="default").select_related("user")
+    }
+    by_email = {state.email: state for state in states.values() if state.email}
+    users = (
+        get_user_model()
+        .objects.order_by("-date_joined")
+        .select_related("newsletter_consent")[:MAX_CONTACTS]
+    )
+    rows = []
+    for contact in remote:
+        state = by_email.get(normalize_email(contact.get("email")) or "")
+        rows.append({"contact": contact, "state": state})
+    people = [
+        {
+            "user": user,
+            "opted_in": bool(
+                getattr(getattr(user, "newsletter_consent", None), "subscribed", False)
+            ),
+            "state": states.get(user.pk),
+        }
+        for user in users
+    ]
+    context = {**_mode(), "rows": rows, "people": people, "error": error, "health": health()}
+    return render(request, "members/contacts.html", context)

@@ -1,0 +1,96 @@
+"""The README's first command keeps working: ``manage.py demo`` brings the example up end to end.
+
+It is run as a child process on free ports with a fresh database and emulator state: the site,
+its sign-up page and its contacts page answer, a sign-up reaches the emulator through the
+drain worker `demo` started (opted in: ``subscribed``; not: no subscription), and SIGTERM stops
+the server, the worker and the emulator.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from .demo_site import ADMIN_PASSWORD, ADMIN_USER, port_is_closed, running_demo
+
+pytestmark = pytest.mark.slow
+
+
+def _sign_up(session: requests.Session, base: str, email: str, newsletter: bool) -> None:
+    page = session.get(f"{base}/signup/", timeout=10)
+    assert page.status_code == 200
+    assert 'name="newsletter"' in page.text
+    data = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "email": email,
+        "first_name": "Test",
+        "last_name": "Person",
+        "password1": "a-long-test-password-1",
+        "password2": "a-long-test-password-1",
+    }
+    if newsletter:
+        data["newsletter"] = "on"
+    response = session.post(
+        f"{base}/signup/", data=data, headers={"Referer": f"{base}/signup/"}, timeout=10
+    )
+    assert response.status_code == 200, response.text[:2000]
+    assert urlsplit(response.url).path == "/contacts/"
+
+
+def _contact_status(html: str, email: str) -> str | None:
+    """The e-mail status shown in the Omnisend contacts table, None while it is not there."""
+    table = html.split('id="omnisend-contacts"', 1)[1].split("</table>", 1)[0]
+    row = re.search(rf'<tr data-email="{re.escape(email)}">(.*?)</tr>', table, re.S)
+    if row is None:
+        return None
+    return re.search(r'class="status"><span class="badge[^"]*">([^<]*)<', row.group(1)).group(1)
+
+
+def test_demo_runs_the_example_end_to_end(tmp_path):
+    with running_demo(tmp_path) as site:
+        banner = site.log()
+        assert f"{site.base_url}/admin/" in banner
+        assert f"user {ADMIN_USER}, password {ADMIN_PASSWORD}" in banner
+        assert site.emulator_url in banner
+
+        session = requests.Session()
+        home = session.get(f"{site.base_url}/", timeout=10)
+        assert home.status_code == 200
+        assert "Omnisend emulator" in home.text
+        contacts = session.get(f"{site.base_url}/contacts/", timeout=10)
+        assert contacts.status_code == 200
+        assert 'id="omnisend-contacts"' in contacts.text
+        assert 'id="contacts-error"' not in contacts.text
+        login = session.get(f"{site.base_url}/admin/login/", timeout=10)
+        assert login.status_code == 200
+
+        _sign_up(session, site.base_url, "opted-in@example.com", newsletter=True)
+        _sign_up(session, site.base_url, "no-box@example.com", newsletter=False)
+
+        statuses: dict[str, str | None] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            html = session.get(f"{site.base_url}/contacts/", timeout=10).text
+            statuses = {
+                email: _contact_status(html, email)
+                for email in ("opted-in@example.com", "no-box@example.com")
+            }
+            if all(statuses.values()):
+                break
+            time.sleep(0.5)
+        assert statuses == {
+            "opted-in@example.com": "subscribed",
+            "no-box@example.com": "nonSubscribed",
+        }, site.log()
+
+        web_port = urlsplit(site.base_url).port
+        emulator_port = urlsplit(site.emulator_url).port
+    assert site.process.returncode == 0, site.log()
+    assert "Stopped." in site.log()
+    assert port_is_closed(web_port)
+    assert port_is_closed(emulator_port)
+    assert (tmp_path / "emulator_state.json").exists()  # contacts persist between runs
