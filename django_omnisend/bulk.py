@@ -25,14 +25,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from . import claims, delivery, exceptions
 from .conf import omnisend_settings
 from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
-from .payloads import plan_contact
+from .payloads import duplicate_owners, plan_contact
 from .sync import LeaseLost, _Drain, _worker_id
 
 #: Omnisend's ceiling per batch.
@@ -140,8 +140,10 @@ class BatchSync(_Drain):
         self.progress = progress or (lambda report: None)
         self.poll_sleep = poll_sleep
         self.origin = omnisend_settings.get("EVENT_ORIGIN")
-        #: batch id -> (connection key, {row pk: generation sent})
-        self.outstanding: dict[str, tuple[str, dict[int, int | None]]] = {}
+        #: batch id -> connection key, for batches sent and not yet settled.
+        self.outstanding: dict[str, str] = {}
+        #: Shared addresses and their owners: one query for the whole run.
+        self.owners = duplicate_owners()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -170,7 +172,7 @@ class BatchSync(_Drain):
             .distinct()
         )
         for batch_id, key in pending:
-            self.outstanding[batch_id] = (key, {})
+            self.outstanding[batch_id] = key
 
     def _send_round(self) -> int:
         now = timezone.now()
@@ -208,7 +210,11 @@ class BatchSync(_Drain):
             if user is None:
                 continue
             plan = plan_contact(
-                user, self.adapter, consent_sent_at=row.consent_sent_at, is_new=False
+                user,
+                self.adapter,
+                consent_sent_at=row.consent_sent_at,
+                is_new=False,
+                owners=self.owners,
             )
             needs_single = (row.email and plan.email and row.email != plan.email) or (
                 plan.consent is not None and plan.consent.subscribed
@@ -251,17 +257,8 @@ class BatchSync(_Drain):
             return
         batch_id = str(created.get("batchID") or "")
         self.report.batches += 1
-        lease_until = timezone.now() + timedelta(seconds=BATCH_LEASE_SECONDS)
-        with transaction.atomic():
-            for row, plan in items:
-                SyncState.objects.filter(pk=row.pk).update(
-                    batch_id=batch_id,
-                    batch_hash=plan.payload_hash,
-                    email=plan.email,
-                    lease_until=lease_until,
-                    lease_owner=f"batch:{batch_id}"[:64],
-                )
-        self.outstanding[batch_id] = (key, {row.pk: row.generation for row, _ in items})
+        _record_batch(batch_id, items)
+        self.outstanding[batch_id] = key
 
     def _count_single(self, before: dict[str, Any]) -> None:
         after = self.result.as_dict()
@@ -307,11 +304,11 @@ class BatchSync(_Drain):
 
     def _list_outstanding(self) -> list[dict[str, Any]]:
         """Our batches from the newest-first batch list, reading only as many pages as needed."""
-        keys = {key for key, _ in self.outstanding.values()}
+        keys = set(self.outstanding.values())
         found: list[dict[str, Any]] = []
         for key in keys:
             client = self.clients.get(key)
-            wanted = {b for b, (k, _) in self.outstanding.items() if k == key}
+            wanted = {b for b, k in self.outstanding.items() if k == key}
             offset = 0
             while wanted:
                 self.result.requests += 1
@@ -341,57 +338,84 @@ class BatchSync(_Drain):
 
     def _settle(self, batch: dict[str, Any]) -> None:
         batch_id = batch["batchID"]
-        key, generations = self.outstanding.pop(batch_id)
-        rows = {r.email: r for r in SyncState.objects.filter(batch_id=batch_id)}
-        outcomes: dict[str, tuple[int, Any]] = {}
-        if batch.get("errorsCount") or batch.get("status") != "finished":
-            self.result.requests += 1
-            detail = self.clients.get(key).batches.items(batch_id)
-            for item in (detail.get("responses") or []) + (detail.get("errors") or []):
-                request = item.get("request") or {}
-                identifiers = request.get("identifiers") or [{}]
-                email = str(identifiers[0].get("id") or "")
-                outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
-        else:
-            outcomes = {email: (200, None) for email in rows}
+        key = self.outstanding.pop(batch_id)
+        rows = SyncState.objects.filter(batch_id=batch_id)
         now = timezone.now()
-        for email, row in rows.items():
-            code, response = outcomes.get(email, (0, None))
-            if 200 <= code < 300:
-                self._item_synced(row, generations.get(row.pk), response, now)
-            elif code == 0:  # not processed (a stopped batch): due again, no attempt spent
+        if not batch.get("errorsCount") and batch.get("status") == "finished":
+            # Every item succeeded: one statement settles the whole batch.
+            self.report.sent += self._mark_synced(rows, now)
+            delivery.record_success(key)
+            return
+        self.result.requests += 1
+        detail = self.clients.get(key).batches.items(batch_id)
+        outcomes: dict[str, tuple[int, Any]] = {}
+        for item in (detail.get("responses") or []) + (detail.get("errors") or []):
+            identifiers = (item.get("request") or {}).get("identifiers") or [{}]
+            email = str(identifiers[0].get("id") or "")
+            outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
+        ok = [email for email, (code, _) in outcomes.items() if 200 <= code < 300]
+        self.report.sent += self._mark_synced(rows.filter(email__in=ok), now)
+        for row in rows.exclude(email__in=ok):
+            code, response = outcomes.get(row.email, (0, None))
+            if code == 0:  # not processed (a stopped batch): due again, no attempt spent
                 SyncState.objects.filter(pk=row.pk).update(
                     batch_id="", batch_hash="", lease_until=None, lease_owner="", dirty=True
                 )
-            else:
-                SyncState.objects.filter(pk=row.pk).update(batch_id="", batch_hash="")
-                self._record_failure(row, _item_error(code, response))
+                continue
+            SyncState.objects.filter(pk=row.pk).update(batch_id="", batch_hash="")
+            self._record_failure(row, _item_error(code, response))
+        if ok:
+            delivery.record_success(key)
 
-    def _item_synced(self, row: SyncState, generation: int | None, response: Any, now) -> None:
-        contact_id = (response or {}).get("id", "") if isinstance(response, dict) else ""
-        fields = {
-            "batch_id": "",
-            "batch_hash": "",
-            "payload_hash": row.batch_hash,
-            "contact_id": contact_id or row.contact_id,
-            "last_status": 200,
-            "last_error": "",
-            "lease_until": None,
-            "lease_owner": "",
-            "synced_at": now,
-        }
-        rows = SyncState.objects.filter(pk=row.pk)
-        cleared = 0
-        if generation is not None:
-            cleared = rows.filter(generation=generation).update(
-                dirty=False, state=SyncState.State.SYNCED, reason="", attempts=0, **fields
-            )
-        if not cleared:
-            # A newer save (or an unknown one, after a resume): the next drain compares the
-            # hash and sends only if the user really changed.
-            rows.update(state=SyncState.State.SYNCED, next_attempt_at=now, **fields)
-        self.report.sent += 1
-        delivery.record_success(row.connection_key)
+    @staticmethod
+    def _mark_synced(rows: QuerySet, now: datetime) -> int:
+        """Settle delivered rows; a row stays dirty if a save moved it after it was read."""
+        return rows.update(
+            dirty=Case(
+                When(generation=F("batch_generation"), then=Value(False)), default=F("dirty")
+            ),
+            state=SyncState.State.SYNCED,
+            reason="",
+            attempts=0,
+            payload_hash=F("batch_hash"),
+            batch_id="",
+            batch_hash="",
+            last_status=200,
+            last_error="",
+            lease_until=None,
+            lease_owner="",
+            synced_at=now,
+            next_attempt_at=now,
+        )
+
+
+def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
+    """Put ``batch_id`` and what it carries on its rows: one prepared UPDATE, many rows.
+
+    (``bulk_update`` builds a CASE per row and field, which costs more than the batch itself.)
+    ``generation`` is the value read at claim time, before the user row was read, so a save
+    racing with the batch leaves the row dirty.
+    """
+    using = router.db_for_write(SyncState)
+    conn = connections[using]
+    quote = conn.ops.quote_name
+    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    names = ("batch_id", "batch_hash", "batch_generation", "email", "lease_until", "lease_owner")
+    assignments = ", ".join(f"{column[name]} = %s" for name in names)
+    sql = (
+        f"UPDATE {quote(SyncState._meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {column['id']} = %s"
+    )
+    lease_until = conn.ops.adapt_datetimefield_value(
+        timezone.now() + timedelta(seconds=BATCH_LEASE_SECONDS)
+    )
+    owner = f"batch:{batch_id}"[:64]
+    params = [
+        [batch_id, plan.payload_hash, row.generation, plan.email, lease_until, owner, row.pk]
+        for row, plan in items
+    ]
+    with transaction.atomic(using=using), conn.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _item_error(code: int, response: Any) -> exceptions.OmnisendError:

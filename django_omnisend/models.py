@@ -222,6 +222,9 @@ class SyncState(models.Model):
     #: hash of what that batch carries, so an interrupted run resumes by polling the batch.
     batch_id = models.CharField(_("batch ID"), max_length=64, blank=True, db_index=True)
     batch_hash = models.CharField(_("batch payload hash"), max_length=64, blank=True)
+    #: ``generation`` when the row was read for the batch: the row is clean afterwards only
+    #: if no save moved it since.
+    batch_generation = models.PositiveBigIntegerField(_("batch generation"), default=0)
     last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)

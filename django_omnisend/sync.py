@@ -167,6 +167,8 @@ class _Drain:
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
+        #: Precomputed shared addresses (bulk runs); None: one duplicate query per user.
+        self.owners: dict[str, Any] | None = None
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -345,7 +347,11 @@ class _Drain:
         if user is None:  # deleted between claim and now; the cascade removes the row
             return
         plan = plan_contact(
-            user, self.adapter, consent_sent_at=row.consent_sent_at, is_new=not row.contact_id
+            user,
+            self.adapter,
+            consent_sent_at=row.consent_sent_at,
+            is_new=not row.contact_id,
+            owners=self.owners,
         )
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
