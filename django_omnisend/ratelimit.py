@@ -97,6 +97,13 @@ class _LocalStore:
 _PROCESS_STORE = _LocalStore()
 
 
+def forget_local_budgets() -> None:
+    """Forget this process's fallback budgets and cooldowns (between tests)."""
+    with _PROCESS_STORE.lock:
+        _PROCESS_STORE.logs.clear()
+        _PROCESS_STORE.cooldowns.clear()
+
+
 class RateLimiter:
     """A per-key (per-brand) request budget; see the module docstring for the algorithm.
 

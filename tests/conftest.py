@@ -12,6 +12,9 @@
   defaults); everything else (ENCRYPTION_KEYS, TASK_BACKEND…) comes from tests/settings.py.
   Yields the dict.
 
+* ``sync_settings`` — ``emulator_settings`` with ``SYNC_USERS`` on and no django.tasks nudges;
+  ``contact_writes(email=None)`` counts the contact writes the emulator answered.
+
 The emulator imports no Django, so these fixtures work in any test; the settings fixture needs
 pytest-django's configured settings.
 """
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from django_omnisend.emulator import Emulator
 
@@ -82,6 +86,29 @@ def _clear_caches() -> Iterator[None]:
     for cache in caches.all(initialized_only=True):
         cache.clear()
     # The per-process fallback budget (LocMem caches) lives in memory, not in the cache.
-    with ratelimit._PROCESS_STORE.lock:
-        ratelimit._PROCESS_STORE.logs.clear()
-        ratelimit._PROCESS_STORE.cooldowns.clear()
+    ratelimit.forget_local_budgets()
+
+
+@pytest.fixture
+def sync_settings(emulator_settings):
+    """OMNISEND pointed at the emulator (API-key mode) with SYNC_USERS on, no task nudges."""
+    omnisend = {**emulator_settings, "SYNC_USERS": True, "TASK_BACKEND": None}
+    with override_settings(OMNISEND=omnisend):
+        yield omnisend
+
+
+@pytest.fixture
+def contact_writes(emulator):
+    """How many contact writes (POST/PATCH /api/contacts…) the emulator has answered."""
+
+    def count(email: str | None = None) -> int:
+        writes = [
+            e
+            for e in emulator.ledger
+            if e.method in ("POST", "PATCH") and e.path.startswith("/api/contacts")
+        ]
+        if email is not None:
+            writes = [e for e in writes if email in (e.body or b"").decode()]
+        return len(writes)
+
+    return count

@@ -1,3 +1,1 @@
-"""Fixtures for the bulk tests: the emulator with sync on (see tests/sync/conftest.py)."""
-
-from tests.sync.conftest import contact_writes, sync_settings  # noqa: F401
+"""The bulk tests use ``sync_settings`` from tests/conftest.py."""

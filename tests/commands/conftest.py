@@ -9,14 +9,6 @@ from .adapters import RecordingAdapter
 
 
 @pytest.fixture
-def sync_settings(emulator_settings):
-    """OMNISEND pointed at the emulator (API-key mode) with SYNC_USERS on, no task nudges."""
-    omnisend = {**emulator_settings, "SYNC_USERS": True, "TASK_BACKEND": None}
-    with override_settings(OMNISEND=omnisend):
-        yield omnisend
-
-
-@pytest.fixture
 def recording_settings(sync_settings):
     """``sync_settings`` with :class:`RecordingAdapter` (a site that stores pulled statuses)."""
     RecordingAdapter.statuses.clear()
