@@ -69,7 +69,13 @@ class SyncStateAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Discard (stop trying)"), permissions=["change"])
     def discard(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = queryset.update(dirty=False, state=SyncState.State.SKIPPED, reason="discarded")
+        count = queryset.update(
+            dirty=False,
+            state=SyncState.State.SKIPPED,
+            reason="discarded",
+            # A clean row is always due the moment a save makes it dirty again.
+            next_attempt_at=timezone.now(),
+        )
         self.message_user(
             request,
             ngettext(

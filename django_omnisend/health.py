@@ -32,8 +32,12 @@ class Health:
 
 def health() -> Health:
     """Counts by state, the oldest pending change and paused connections."""
+    # ``state`` is the last outcome; a row with a newer save (dirty) counts as pending.
     by_state = dict(
-        SyncState.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+        SyncState.objects.filter(dirty=False)
+        .values_list("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
     )
     pending_rows = SyncState.objects.filter(dirty=True)
     oldest = pending_rows.aggregate(oldest=Min("dirtied_at"))["oldest"]
@@ -46,7 +50,7 @@ def health() -> Health:
     )
     return Health(
         pending=pending_rows.exclude(state=SyncState.State.FAILED).count(),
-        failed=by_state.get(SyncState.State.FAILED, 0),
+        failed=pending_rows.filter(state=SyncState.State.FAILED).count(),
         dead=by_state.get(SyncState.State.DEAD, 0),
         skipped=by_state.get(SyncState.State.SKIPPED, 0),
         synced=by_state.get(SyncState.State.SYNCED, 0),

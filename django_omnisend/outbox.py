@@ -20,69 +20,72 @@ from .models import OutboxItem, SyncState
 UPSERT_VENDORS = {"sqlite", "postgresql"}
 
 
-def _insert_values(conn, user_pk: Any, connection_key: str, now) -> dict[str, Any]:
-    """Column -> value of a brand-new row: every field's default, plus who and when.
+#: Fields a new row gets per call, in model order; every other column takes its default.
+_PER_CALL = ("user", "connection_key", "dirtied_at", "next_attempt_at", "created_at", "updated_at")
+#: Per database alias: the upsert SQL and a parameter template (defaults already adapted).
+_STATEMENTS: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
 
-    Built from the model, so a column added by a later (additive) migration is filled in
-    without touching the SQL below.
+
+def _statement(conn) -> tuple[str, list[Any], list[int]]:
+    """The cached upsert for ``conn``: SQL, default parameters, and where the per-call ones go.
+
+    Built from the model, so a column added by a later (additive) migration is filled with its
+    default without touching the SQL. Cached because it runs on every save of every user.
     """
-    stamp = conn.ops.adapt_datetimefield_value(now)
-    overrides = {
-        "user": user_pk,
-        "connection_key": connection_key,
-        "state": SyncState.State.PENDING.value,
-        "dirty": True,
-        "generation": 1,
-        "dirtied_at": stamp,
-        "next_attempt_at": stamp,
-        "created_at": stamp,
-        "updated_at": stamp,
-    }
-    values = {}
-    for field in SyncState._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        if field.name in overrides:
-            values[field.column] = overrides[field.name]
-        else:
-            values[field.column] = field.get_db_prep_save(field.get_default(), conn)
+    key = (conn.alias, conn.vendor)
+    if key not in _STATEMENTS:
+        fixed = {"state": SyncState.State.PENDING.value, "dirty": True, "generation": 1}
+        columns, template, slots = [], [], []
+        for field in SyncState._meta.concrete_fields:
+            if field.primary_key:
+                continue
+            columns.append(field.column)
+            if field.name in _PER_CALL:
+                slots.append(len(template))
+                template.append(None)
+            else:
+                value = fixed[field.name] if field.name in fixed else field.get_default()
+                template.append(field.get_db_prep_save(value, conn))
+        _STATEMENTS[key] = (_upsert_sql(conn.ops.quote_name, columns), template, slots)
+    return _STATEMENTS[key]
+
+
+def _params(template: list[Any], slots: list[int], user_pk: Any, key: str, stamp: Any) -> list:
+    values = list(template)
+    for slot, value in zip(slots, (user_pk, key, stamp, stamp, stamp, stamp), strict=True):
+        values[slot] = value
     return values
 
 
 def _upsert_sql(quote, columns: list[str]) -> str:
-    """``INSERT … ON CONFLICT (user, connection) DO UPDATE`` that marks a row dirty."""
+    """``INSERT … ON CONFLICT (user, connection) DO UPDATE`` that marks a row dirty.
+
+    An existing row only gets ``dirty``, ``generation + 1`` and two timestamps, the least a
+    save can write: no indexed column changes, so the statement stays cheap. That is enough
+    because a clean row's ``next_attempt_at`` is never in the future (it is due the moment it
+    turns dirty) while a row waiting out a backoff keeps its schedule, and a failure streak's
+    attempts are counted from ``state`` by the drain.
+    """
     table = quote(SyncState._meta.db_table)
     c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
-    pending, failed = SyncState.State.PENDING.value, SyncState.State.FAILED.value
-    # A row already waiting out a backoff keeps its schedule and attempts (a save storm must
-    # not defeat the backoff); any other row becomes due now with a fresh attempt budget.
-    keep_backoff = f"{table}.{c['dirty']} AND {table}.{c['state']} = '{failed}'"
     names = ", ".join(quote(col) for col in columns)
     placeholders = ", ".join(["%s"] * len(columns))
-    # Only quoted identifiers and our own constants are interpolated; values are parameters.
+    # Only quoted identifiers are interpolated; values are parameters.
     return (
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "  # noqa: S608
         f"ON CONFLICT ({c['user']}, {c['connection_key']}) DO UPDATE SET "
         f"{c['dirty']} = EXCLUDED.{c['dirty']}, "
         f"{c['generation']} = {table}.{c['generation']} + 1, "
         f"{c['dirtied_at']} = EXCLUDED.{c['dirtied_at']}, "
-        f"{c['next_attempt_at']} = CASE WHEN {keep_backoff} "
-        f"THEN {table}.{c['next_attempt_at']} ELSE EXCLUDED.{c['next_attempt_at']} END, "
-        f"{c['attempts']} = CASE WHEN {keep_backoff} THEN {table}.{c['attempts']} ELSE 0 END, "
-        f"{c['state']} = CASE WHEN {keep_backoff} THEN '{failed}' ELSE '{pending}' END, "
         f"{c['updated_at']} = EXCLUDED.{c['updated_at']}"
     )
 
 
 def upsert_statement(conn, rows: list[tuple[Any, str]], now) -> tuple[str, list[list[Any]]]:
     """The SQL and parameter rows that mark ``(user_pk, connection_key)`` pairs dirty."""
-    params = []
-    columns: list[str] = []
-    for user_pk, key in rows:
-        values = _insert_values(conn, user_pk, key, now)
-        columns = list(values)
-        params.append(list(values.values()))
-    return _upsert_sql(conn.ops.quote_name, columns), params
+    sql, template, slots = _statement(conn)
+    stamp = conn.ops.adapt_datetimefield_value(now)
+    return sql, [_params(template, slots, pk, key, stamp) for pk, key in rows]
 
 
 def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
@@ -91,9 +94,10 @@ def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
     conn = connections[using]
     now = timezone.now()
     if conn.vendor in UPSERT_VENDORS:
-        sql, (params,) = upsert_statement(conn, [(user_pk, connection_key)], now)
+        sql, template, slots = _statement(conn)
+        stamp = conn.ops.adapt_datetimefield_value(now)
         with conn.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, _params(template, slots, user_pk, connection_key, stamp))
         return
     _mark_dirty_portable(user_pk, connection_key, using, now)
 
@@ -106,9 +110,7 @@ def _mark_dirty_portable(user_pk: Any, connection_key: str, using: str, now) -> 
         "dirtied_at": now,
         "updated_at": now,
     }
-    if rows.exclude(state=SyncState.State.FAILED, dirty=True).update(
-        **update, next_attempt_at=now, attempts=0, state=SyncState.State.PENDING
-    ) or rows.update(**update):
+    if rows.update(**update):
         return
     try:
         with transaction.atomic(using=using):

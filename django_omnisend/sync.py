@@ -297,7 +297,8 @@ class _Drain:
             rows.update(next_attempt_at=now + timedelta(seconds=exc.retry_after), **common)
             return "deferred"
         retryable = getattr(exc, "retryable", False) and not isinstance(exc, exceptions.RateLimited)
-        attempts = row.attempts + 1
+        # A new failure streak starts from 1; only a row already retrying counts on.
+        attempts = row.attempts + 1 if row.state == SyncState.State.FAILED else 1
         if retryable and attempts < self.max_attempts:
             if delivery.record_failure(key, now) is not None:
                 self.blocked.add(key)
