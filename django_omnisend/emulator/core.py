@@ -55,7 +55,7 @@ class Emulator:
         self.clock = Clock()
         self.lock = threading.RLock()
         self.limiter = SlidingWindowLimiter()
-        self.faults = FaultInjector(seed)
+        self.faults = FaultInjector(seed, clock=self.clock)
         self.stopping = threading.Event()
         self._ledger = Ledger()
         self._base_url: str | None = None
@@ -351,6 +351,14 @@ class Emulator:
             oauth.revoke_token_value(self, token)
             self._persist()
 
+    def revoke_api_key(self, key: str) -> None:
+        """Revoke an API key (as deleting it in Omnisend's UI does): it gets 401 from now on."""
+        with self.lock:
+            if key not in self.state.api_keys:
+                raise KeyError("Unknown API key")
+            self.state.api_keys[key]["revoked"] = True
+            self._persist()
+
     # -- contacts, events, batches ------------------------------------------------------------
 
     def tick(self) -> None:
@@ -466,9 +474,19 @@ class Emulator:
     def add_fault(
         self, route: str = "*", kind: str = "500", rate: float = 1.0, **params: Any
     ) -> dict[str, Any]:
-        """Add a seeded fault rule (see :mod:`.faults`); ``times=N`` caps how often it fires."""
+        """Add a seeded fault rule (see :mod:`.faults`); returns it (with its ``id``).
+
+        ``times=N`` caps how often it fires; ``duration=S`` makes it fire only for the next
+        ``S`` seconds of emulator time (e.g. a 429 storm that ends by itself).
+        """
         times = params.pop("times", None)
-        return self.faults.add(route, kind, rate, times, **params).as_dict()
+        duration = params.pop("duration", None)
+        expires_at = None if duration is None else self.clock() + float(duration)
+        return self.faults.add(route, kind, rate, times, expires_at, **params).as_dict()
+
+    def remove_fault(self, rule_id: int) -> bool:
+        """Remove one fault rule by its ``id``; the others keep their schedules."""
+        return self.faults.remove(int(rule_id))
 
     def clear_faults(self) -> None:
         """Remove every fault rule (numbering restarts, so a schedule replays identically)."""

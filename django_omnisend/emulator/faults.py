@@ -13,6 +13,11 @@ Kinds: ``429`` (``retry_after``: int, or None to omit it), ``500``, ``503``, ``4
 ``apply_then_hang`` (``seconds``: apply the write, then stall the response past the client's
 timeout), ``reset_before`` / ``reset_after`` (close the socket with an RST before/after applying
 the request), ``truncate`` (answer the real response with its JSON body cut in half).
+
+A rule may be limited in time as well as in count: ``expires_at`` (an emulator-clock reading,
+set by ``Emulator.add_fault(..., duration=seconds)``) ends it, so "a 429 storm for 120 s, then
+healthy" needs no test-side timing. An expired rule still draws (like an exhausted one), so
+the rules after it keep their schedule. :meth:`FaultInjector.remove` drops one rule by id.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import fnmatch
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +63,8 @@ class FaultRule:
     rng: random.Random = field(repr=False)
     fired: int = 0
     seen: int = 0
+    #: Clock reading from which the rule no longer fires (None: never expires).
+    expires_at: float | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """``"*"``, ``"/api/contacts*"`` (any method) or ``"POST /api/contacts"`` (glob path)."""
@@ -79,6 +88,7 @@ class FaultRule:
             "times": self.times,
             "fired": self.fired,
             "seen": self.seen,
+            "expires_at": self.expires_at,
         }
 
 
@@ -99,16 +109,25 @@ class FaultPlan:
 class FaultInjector:
     """Holds the rules and draws from their RNGs; thread-safe."""
 
-    def __init__(self, seed: int | str | None = 0) -> None:
+    def __init__(self, seed: int | str | None = 0, clock: Callable[[], float] = time.time) -> None:
         self.seed = seed
+        #: Read to expire rules with ``expires_at`` (the emulator passes its own clock).
+        self.clock = clock
         self._rules: list[FaultRule] = []
         self._counter = 0
         self._lock = threading.Lock()
 
     def add(
-        self, route: str, kind: str, rate: float = 1.0, times: int | None = None, **params: Any
+        self,
+        route: str,
+        kind: str,
+        rate: float = 1.0,
+        times: int | None = None,
+        expires_at: float | None = None,
+        **params: Any,
     ) -> FaultRule:
-        """Add a rule; ``times`` caps how often it fires (None = unlimited)."""
+        """Add a rule; ``times`` caps how often it fires (None = unlimited), ``expires_at``
+        (a :attr:`clock` reading) ends it."""
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"Unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
@@ -121,8 +140,17 @@ class FaultInjector:
             # Not for security: a reproducible schedule is the point.
             rng = random.Random(f"{self.seed}/{rule_id}/{route}/{kind}")  # noqa: S311
             rule = FaultRule(rule_id, route, kind, float(rate), merged, times, rng)
+            rule.expires_at = None if expires_at is None else float(expires_at)
             self._rules.append(rule)
             return rule
+
+    def remove(self, rule_id: int) -> bool:
+        """Drop the rule with this id (numbering is kept); False if there was none."""
+        with self._lock:
+            kept = [r for r in self._rules if r.id != rule_id]
+            removed = len(kept) != len(self._rules)
+            self._rules[:] = kept
+            return removed
 
     def clear(self) -> None:
         """Remove every rule and restart rule numbering (so schedules replay)."""
@@ -139,12 +167,15 @@ class FaultInjector:
         """Draw once from every matching rule, in rule order, and combine the results."""
         plan = FaultPlan()
         with self._lock:
+            now = self.clock() if any(r.expires_at is not None for r in self._rules) else 0.0
             for rule in self._rules:
                 if not rule.matches(method, path):
                     continue
                 rule.seen += 1
                 draw = rule.rng.random()
-                exhausted = rule.times is not None and rule.fired >= rule.times
+                exhausted = (rule.times is not None and rule.fired >= rule.times) or (
+                    rule.expires_at is not None and now >= rule.expires_at
+                )
                 if exhausted or draw >= rule.rate:
                     continue
                 if rule.kind == "latency":

@@ -144,3 +144,43 @@ def test_faults_over_the_control_endpoint(api, emulator, http):
     assert http.post(url, json={"kind": "nope"}).status_code == 400
     assert http.delete(url).json() == {"ok": True}
     assert http.get(url).json() == []
+
+
+def test_duration_ends_a_rule_on_the_emulator_clock(api, emulator, http):
+    rule = emulator.add_fault("POST /api/contacts", "429", duration=60, retry_after=None)
+    after = emulator.add_fault("POST /api/contacts", "503", rate=0.0)
+    assert rule["expires_at"] == pytest.approx(emulator.clock() + 60, abs=1)
+    assert api.post("/contacts", json=contact("d@example.com")).status_code == 429
+    emulator.advance_clock(61)  # the storm is over: healthy again, without removing the rule
+    assert api.post("/contacts", json=contact("d@example.com")).status_code == 201
+    (listed, _) = emulator.faults_list()
+    assert (listed["fired"], listed["seen"]) == (1, 2)
+    # An expired rule still draws, so the rules after it keep their schedule.
+    assert emulator.faults_list()[1]["seen"] == 2 and after["expires_at"] is None
+    # Over HTTP too.
+    url = emulator.base_url + "/__emulator__/faults"
+    added = http.post(url, json={"route": "GET /api/brands/current", "kind": "503", "duration": 30})
+    assert added.json()["expires_at"] == pytest.approx(emulator.clock() + 30, abs=1)
+    assert api.get("/brands/current").status_code == 503
+    emulator.advance_clock(31)
+    assert api.get("/brands/current").status_code == 200
+
+
+def test_remove_fault_by_id_keeps_the_others(api, emulator):
+    storm = emulator.add_fault("POST /api/contacts", "503")
+    slow = emulator.add_fault("GET /api/brands/current", "latency", seconds=0.0)
+    assert api.post("/contacts", json=contact("r@example.com")).status_code == 503
+    assert emulator.remove_fault(storm["id"]) is True
+    assert emulator.remove_fault(storm["id"]) is False
+    assert api.post("/contacts", json=contact("r@example.com")).status_code == 201
+    assert [r["id"] for r in emulator.faults_list()] == [slow["id"]]
+    # Numbering goes on after a removal (ids stay unique); clear() restarts it.
+    assert emulator.add_fault("*", "500", rate=0.0)["id"] == slow["id"] + 1
+
+
+def test_revoked_api_key_gets_401(api, emulator, api_key):
+    assert api.get("/brands/current").status_code == 200
+    emulator.revoke_api_key(api_key)
+    assert api.get("/brands/current").status_code == 401
+    with pytest.raises(KeyError):
+        emulator.revoke_api_key("no-such-key")
