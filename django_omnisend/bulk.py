@@ -333,7 +333,12 @@ class BatchSync(_Drain):
     def _abandon(self, batch_id: str) -> None:
         self.outstanding.pop(batch_id, None)
         SyncState.objects.filter(batch_id=batch_id).update(
-            batch_id="", batch_hash="", lease_until=None, lease_owner="", dirty=True
+            batch_id="",
+            batch_hash="",
+            lease_until=None,
+            lease_owner="",
+            dirty=True,
+            next_attempt_at=timezone.now(),
         )
 
     def _settle(self, batch: dict[str, Any]) -> None:
@@ -359,10 +364,18 @@ class BatchSync(_Drain):
             code, response = outcomes.get(row.email, (0, None))
             if code == 0:  # not processed (a stopped batch): due again, no attempt spent
                 SyncState.objects.filter(pk=row.pk).update(
-                    batch_id="", batch_hash="", lease_until=None, lease_owner="", dirty=True
+                    batch_id="",
+                    batch_hash="",
+                    lease_until=None,
+                    lease_owner="",
+                    dirty=True,
+                    next_attempt_at=now,
                 )
                 continue
-            SyncState.objects.filter(pk=row.pk).update(batch_id="", batch_hash="")
+            # Out of the batch, due from now unless the outcome below schedules a retry.
+            SyncState.objects.filter(pk=row.pk).update(
+                batch_id="", batch_hash="", next_attempt_at=now
+            )
             self._record_failure(row, _item_error(code, response))
         if ok:
             delivery.record_success(key)
@@ -400,7 +413,15 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
     conn = connections[using]
     quote = conn.ops.quote_name
     column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
-    names = ("batch_id", "batch_hash", "batch_generation", "email", "lease_until", "lease_owner")
+    names = (
+        "batch_id",
+        "batch_hash",
+        "batch_generation",
+        "email",
+        "lease_until",
+        "lease_owner",
+        "next_attempt_at",
+    )
     assignments = ", ".join(f"{column[name]} = %s" for name in names)
     sql = (
         f"UPDATE {quote(SyncState._meta.db_table)} SET {assignments} "  # noqa: S608
@@ -410,8 +431,19 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
         timezone.now() + timedelta(seconds=BATCH_LEASE_SECONDS)
     )
     owner = f"batch:{batch_id}"[:64]
+    # ``next_attempt_at`` moves to the lease's end as well: rows in flight leave the front of
+    # the due index, so the next claim does not walk past them.
     params = [
-        [batch_id, plan.payload_hash, row.generation, plan.email, lease_until, owner, row.pk]
+        [
+            batch_id,
+            plan.payload_hash,
+            row.generation,
+            plan.email,
+            lease_until,
+            owner,
+            lease_until,
+            row.pk,
+        ]
         for row, plan in items
     ]
     with transaction.atomic(using=using), conn.cursor() as cursor:

@@ -2,9 +2,10 @@
 
 Where the database has ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL, MySQL 8, Oracle) the
 candidates are locked and leased in one short transaction, so workers never wait on each
-other. Elsewhere (SQLite) one ``UPDATE … WHERE pk IN (SELECT … LIMIT n) AND <still due>`` is
-the compare-and-set: SQLite runs it atomically, and a row another worker leased in between
-no longer matches. Either way the caller then reads back exactly the rows leased to it.
+other. Elsewhere (SQLite) the candidates are read, then ``UPDATE … WHERE pk IN (…) AND <still
+due>`` is the compare-and-set: a row another worker leased in between no longer matches.
+Either way the caller then reads back, by primary key, exactly the rows leased to it; every
+query walks an index, so a claim costs the same on a table of ten rows or ten million.
 """
 
 from __future__ import annotations
@@ -50,14 +51,14 @@ def claim(
                 return []
             manager.filter(pk__in=ids).update(lease_until=lease_until, lease_owner=worker)
     else:
-        candidates = manager.filter(due).order_by(*ORDER).values("pk")[:limit]
-        if (
-            not manager.filter(pk__in=candidates)
-            .filter(due)
-            .update(lease_until=lease_until, lease_owner=worker)
+        ids = list(manager.filter(due).order_by(*ORDER).values_list("pk", flat=True)[:limit])
+        if not ids or not manager.filter(pk__in=ids).filter(due).update(
+            lease_until=lease_until, lease_owner=worker
         ):
             return []
-    return list(manager.filter(lease_owner=worker, lease_until=lease_until).order_by(*ORDER))
+    return list(
+        manager.filter(pk__in=ids, lease_owner=worker, lease_until=lease_until).order_by(*ORDER)
+    )
 
 
 def extend(obj: Model, *, worker: str, now: datetime, lease_seconds: float) -> bool:
