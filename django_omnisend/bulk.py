@@ -176,7 +176,9 @@ class BatchSync(_Drain):
 
     def _send_round(self) -> int:
         now = timezone.now()
-        due = Q(dirty=True, batch_id="", next_attempt_at__lte=now)
+        # Rows travelling in a batch are not due (their next_attempt_at is their lease's end):
+        # no batch_id condition, which would steer the planner off the due index.
+        due = Q(dirty=True, next_attempt_at__lte=now)
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
         rows = claims.claim(
