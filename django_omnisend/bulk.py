@@ -211,13 +211,20 @@ class BatchSync(_Drain):
             user = users.get(row.user_id)
             if user is None:
                 continue
-            plan = plan_contact(
-                user,
-                self.adapter,
-                consent_sent_at=row.consent_sent_at,
-                is_new=False,
-                owners=self.owners,
-            )
+            try:
+                plan = plan_contact(
+                    user,
+                    self.adapter,
+                    consent_sent_at=row.consent_sent_at,
+                    is_new=False,
+                    owners=self.owners,
+                )
+            except Exception:
+                # The adapter failed for this user: the drain path records it with backoff.
+                before = self.result.as_dict()
+                self.sync_row(row)
+                self._count_single(before)
+                continue
             needs_single = (row.email and plan.email and row.email != plan.email) or (
                 plan.consent is not None and plan.consent.subscribed
             )

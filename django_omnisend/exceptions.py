@@ -185,6 +185,12 @@ class PagingError(OmnisendError):
     """A list endpoint returned a cursor it had already returned; iterating would never end."""
 
 
+class AdapterError(OmnisendError):
+    """The site's ``ContactAdapter`` raised while building a contact; retried with backoff."""
+
+    retryable = True
+
+
 class BudgetExhausted(OmnisendError):
     """The shared per-brand budget (``OMNISEND["RATE_LIMIT"]``) has no room before the deadline.
 

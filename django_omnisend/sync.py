@@ -347,13 +347,23 @@ class _Drain:
         user = self.user_model._default_manager.filter(pk=row.user_id).first()
         if user is None:  # deleted between claim and now; the cascade removes the row
             return
-        plan = plan_contact(
-            user,
-            self.adapter,
-            consent_sent_at=row.consent_sent_at,
-            is_new=not row.contact_id,
-            owners=self.owners,
-        )
+        try:
+            plan = plan_contact(
+                user,
+                self.adapter,
+                consent_sent_at=row.consent_sent_at,
+                is_new=not row.contact_id,
+                owners=self.owners,
+            )
+        except Exception as exc:
+            # A bug in the site's adapter fails this user (with backoff), not the whole pass.
+            logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
+            error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
+            state = self.failed(row, error)
+            contact_sync_failed.send(
+                sender=SyncState, user=user, state=row, error=error, final=state == "dead"
+            )
+            return
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
         if plan.skip_reason:

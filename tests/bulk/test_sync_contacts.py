@@ -134,3 +134,14 @@ def test_request_bodies_follow_the_openapi_contract(sync_settings, emulator):
     sync_contacts()
     for entry in batch_posts(emulator):
         validate_request("POST", "/batches", json.loads(entry.body))
+
+
+def test_an_adapter_bug_fails_one_user_of_the_backfill(sync_settings, emulator):
+    existing_users(50)
+    User.objects.filter(username="user9").update(first_name="Broken")
+    broken = {**sync_settings, "ADAPTER": "tests.sync.adapters.BrokenAdapter"}
+    with override_settings(OMNISEND=broken):
+        out = sync_contacts("--no-fail-on-error")
+    assert "Sent 49" in out and "retrying later 1" in out
+    assert len(emulator.contacts()) == 49
+    assert SyncState.objects.get(user__username="user9").state == SyncState.State.FAILED

@@ -28,4 +28,13 @@ class GenderAdapter(ContactAdapter):
         return fields
 
 
-__all__ = ["Consent", "ConsentAdapter", "GenderAdapter"]
+__all__ = ["BrokenAdapter", "Consent", "ConsentAdapter", "GenderAdapter"]
+
+
+class BrokenAdapter(ContactAdapter):
+    """A host adapter with a bug that only shows for one user."""
+
+    def get_contact_fields(self, user):
+        if user.first_name == "Broken":
+            raise RuntimeError("adapter bug")
+        return super().get_contact_fields(user)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -353,3 +354,34 @@ def test_drain_command_reports_what_it_did(sync_settings, emulator, capsys):
     call_command("omnisend_drain", "--once")
     out = capsys.readouterr().out
     assert "synced 1" in out and "requests 1" in out
+
+
+def test_an_adapter_bug_fails_one_user_not_the_drain(sync_settings, emulator, caplog):
+    broken = {**sync_settings, "ADAPTER": "tests.sync.adapters.BrokenAdapter"}
+    with override_settings(OMNISEND=broken):
+        make_user("broken", "broken@example.com", first_name="Broken")
+        for n in range(3):
+            make_user(f"ok{n}", f"ok{n}@example.com")
+        result = drain()
+    assert result.synced == 3 and result.retried == 1
+    assert len(emulator.contacts()) == 3
+    bad = SyncState.objects.get(user__username="broken")
+    assert bad.dirty and bad.state == SyncState.State.FAILED and bad.attempts == 1
+    assert "adapter bug" in bad.last_error and "adapter failed" in caplog.text
+
+
+def test_drain_loop_outlives_a_failing_pass(sync_settings, emulator, caplog):
+    make_user()
+    with override_settings(OMNISEND={**sync_settings, "ADAPTER": "no.such.Adapter"}):
+        call_command(
+            "omnisend_drain",
+            "--loop",
+            "--max-seconds",
+            "0.5",
+            "--idle-sleep",
+            "0.05",
+            stdout=StringIO(),
+        )
+    assert "drain pass failed" in caplog.text
+    call_command("omnisend_drain", "--once", stdout=StringIO())
+    assert emulator.get_contact("jane@example.com") is not None

@@ -6,6 +6,7 @@ at once on any number of machines: rows are leased, never sent twice concurrentl
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_omnisend.sync import drain
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -62,7 +65,14 @@ class Command(BaseCommand):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
-            result = drain(max_seconds=remaining)
+            try:
+                result = drain(max_seconds=remaining)
+            except Exception:
+                # A worker outlives a bad pass (database restart, a bug in an adapter): the
+                # row that failed was rescheduled with backoff, so the next pass moves on.
+                logger.exception("An Omnisend drain pass failed; retrying after a pause.")
+                time.sleep(idle_sleep)
+                continue
             if result.processed or result.deferred:
                 self._report(result)
             if not result.processed:
