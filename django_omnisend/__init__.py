@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_client"]
+__all__ = ["__version__", "get_client", "mark_for_sync"]
 
 
 def get_client(connection: Any = None) -> OmnisendClient:
@@ -28,3 +28,23 @@ def get_client(connection: Any = None) -> OmnisendClient:
     from .connections import get_client as _get_client
 
     return _get_client(connection)
+
+
+def mark_for_sync(user: Any) -> bool:
+    """Queue ``user`` for sync without saving the user row; returns whether it was queued.
+
+    For data the adapter reads from other models (a consent record, a profile): call it in
+    the same transaction as that change, and the drain sends the user's current state. One
+    cheap statement, no network; does nothing while ``OMNISEND["SYNC_USERS"]`` is off.
+    """
+    from .conf import omnisend_settings
+
+    if not omnisend_settings.sync_users:
+        return False
+    from .adapters import get_adapter
+    from .outbox import mark_dirty
+    from .wakeup import nudge_drain_on_commit
+
+    mark_dirty(user.pk, get_adapter().get_connection_key(user))
+    nudge_drain_on_commit()
+    return True

@@ -385,3 +385,20 @@ def test_drain_loop_outlives_a_failing_pass(sync_settings, emulator, caplog):
     assert "drain pass failed" in caplog.text
     call_command("omnisend_drain", "--once", stdout=StringIO())
     assert emulator.get_contact("jane@example.com") is not None
+
+
+def test_mark_for_sync_queues_a_user_without_saving_them(sync_settings, emulator):
+    from django_omnisend import mark_for_sync
+
+    user = make_user(first_name="Jane")
+    drain()
+    User.objects.filter(pk=user.pk).update(first_name="Changed elsewhere")  # no signal
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert mark_for_sync(user) is True
+        raise RuntimeError
+    assert drain().requests == 0  # rolled back with the change it belonged to
+    assert mark_for_sync(user) is True
+    drain()
+    assert emulator.get_contact("jane@example.com")["firstName"] == "Changed elsewhere"
+    with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
+        assert mark_for_sync(user) is False
