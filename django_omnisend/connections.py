@@ -54,6 +54,18 @@ __all__ = [
     "revoke_tokens",
 ]
 
+#: The fields a refresh writes (and copies back to the caller's instance).
+TOKEN_FIELDS = (
+    "auth_type",
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "expires_at",
+    "fingerprint",
+    "scopes",
+    "refreshed_at",
+)
+
 _locks_guard = threading.Lock()
 _locks: dict[Any, threading.Lock] = {}
 
@@ -257,19 +269,7 @@ def refresh_connection(
                 if tokens.scope_returned:  # omitted = unchanged (RFC 6749 §6)
                     row.scopes = list(tokens.scopes)
                 row.refreshed_at = timezone.now()
-                row.save(
-                    update_fields=[
-                        "auth_type",
-                        "access_token",
-                        "refresh_token",
-                        "token_type",
-                        "expires_at",
-                        "fingerprint",
-                        "scopes",
-                        "refreshed_at",
-                        "updated_at",
-                    ]
-                )
+                row.save(update_fields=[*TOKEN_FIELDS, "updated_at"])
     if failure:
         # Flagged after the row lock is released: mark_needs_reconnect logs and updates.
         mark_needs_reconnect(row, failure)
@@ -283,18 +283,7 @@ def refresh_connection(
 def _copy_credentials(source: Connection, target: Connection) -> None:
     if source is target:
         return
-    for name in (
-        "auth_type",
-        "access_token",
-        "refresh_token",
-        "token_type",
-        "expires_at",
-        "fingerprint",
-        "scopes",
-        "refreshed_at",
-        "status",
-        "status_reason",
-    ):
+    for name in (*TOKEN_FIELDS, "status", "status_reason"):
         setattr(target, name, getattr(source, name))
 
 

@@ -19,6 +19,7 @@ from . import outbox
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import SyncState
+from .wakeup import nudge_drain_on_commit
 
 _DISPATCH_SAVE = "django_omnisend.receivers.user_saved"
 _DISPATCH_DELETE = "django_omnisend.receivers.user_deleting"
@@ -47,8 +48,6 @@ def user_saved(
         return
     key = get_adapter().get_connection_key(instance)
     outbox.mark_dirty(instance.pk, key)
-    from .wakeup import nudge_drain_on_commit
-
     nudge_drain_on_commit()
 
 
@@ -74,6 +73,4 @@ def user_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
         outbox.add_erasure(
             connection_key=key, email=email, contact_id=contact_id, not_before=not_before
         )
-    from .wakeup import nudge_drain_on_commit
-
     nudge_drain_on_commit()

@@ -141,20 +141,6 @@ def _status_of(exc: BaseException) -> int | None:
     return getattr(exc, "status", None)
 
 
-def _contact_id(result: Any) -> str:
-    if isinstance(result, dict):
-        return str(result.get("id") or "")
-    contact = getattr(result, "contact", None)
-    if isinstance(contact, dict):
-        return str(contact.get("id") or "")
-    return str(getattr(result, "id", "") or "")
-
-
-def _contact_email(result: Any) -> str:
-    contact = result if isinstance(result, dict) else getattr(result, "contact", {}) or {}
-    return str(contact.get("email") or "")
-
-
 class _Drain:
     def __init__(self, *, worker: str, deadline: float | None, max_items: int | None):
         self.worker = worker
@@ -200,18 +186,21 @@ class _Drain:
             now=now,
             lease_seconds=self.lease_seconds,
         )
-        done: list = []
+        handled: set = set()
         try:
             for row in rows:
                 if self.out_of_time():
                     break
                 if row.connection_key not in self.blocked:
                     handle(row)
-                done.append(row.pk)
+                    handled.add(row.pk)
         finally:
-            claims.release(model, [r.pk for r in rows if r.pk not in done], worker=self.worker)
+            # Rows not reached, and rows deferred by a closed gate, go back; rows whose outcome
+            # was recorded already released their lease (release skips those).
             claims.release(
-                model, [r.pk for r in rows if r.connection_key in self.blocked], worker=self.worker
+                model,
+                [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
+                worker=self.worker,
             )
         return len(rows)
 
@@ -414,7 +403,7 @@ class _Drain:
             self.failed(row, exceptions.TransportError(_error_text(exc), kind="transport"))
             raise
         delivery.record_success(row.connection_key)
-        contact_id = _contact_id(result) or row.contact_id
+        contact_id = str(result.get("id") or "") or row.contact_id
         done = {
             "contact_id": contact_id,
             "email": plan.email,
@@ -468,7 +457,7 @@ class _Drain:
                 result = self.send(row, client.contacts.update, contact_id, body)
             except exceptions.NotFound:
                 return self.send(row, client.contacts.upsert, body)
-            if _contact_email(result) not in ("", plan.email):
+            if result.get("email") not in (None, "", plan.email):
                 raise exceptions.Conflict(
                     "Omnisend kept the old address; the new one belongs to another contact.",
                     status=409,

@@ -141,12 +141,17 @@ class Response:
 
     def json_body(self) -> Any:
         """The body parsed as JSON, or None when empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+        return json_or_none(self.body)
+
+
+def json_or_none(body: bytes) -> Any:
+    """``body`` parsed as JSON, or None when it is empty or not JSON (inspection helpers)."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def add_query(url: str, params: dict[str, str]) -> str:

@@ -7,11 +7,12 @@ how long it took, and whether a fault was injected.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from .http import json_or_none
 
 
 @dataclass
@@ -37,20 +38,12 @@ class LedgerEntry:
     @property
     def json(self) -> Any:
         """The request body parsed as JSON, or None when empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+        return json_or_none(self.body)
 
     @property
     def response_json(self) -> Any:
         """The response body parsed as JSON, or None."""
-        try:
-            return json.loads(self.response_body) if self.response_body else None
-        except ValueError:
-            return None
+        return json_or_none(self.response_body)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (bodies decoded as UTF-8 with replacement)."""
