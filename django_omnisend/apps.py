@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,8 +20,20 @@ class DjangoOmnisendConfig(AppConfig):
             checks,  # noqa: F401  (registers the checks)
             receivers,
             redaction,
+            triggers,
         )
 
         receivers.connect_receivers()
+        # After every migrate: install, replace or remove the user mark triggers.
+        post_migrate.connect(triggers.after_migrate, sender=self)
+        setting_changed.connect(_settings_changed)
         # Every logger of the package redacts credentials, including ones made after import.
         redaction.install()
+
+
+def _settings_changed(setting: str, **kwargs) -> None:
+    # override_settings(OMNISEND=...) may switch MARK_WITH or NOISE_FIELDS.
+    if setting in ("OMNISEND", "AUTH_USER_MODEL", "USE_TZ"):
+        from . import triggers
+
+        triggers.forget()

@@ -8,6 +8,7 @@ happened and what to do. Ids are never reused for a different meaning.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, omnisend_settings
+
+logger = logging.getLogger(__name__)
 
 #: Expected Python types per key; ``None`` in a tuple means the key may be set to None.
 EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
@@ -45,6 +48,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "MAX_ATTEMPTS": (int,),
     "LEASE_SECONDS": (int, float),
     "NOISE_FIELDS": (list, tuple),
+    "MARK_WITH": (str,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG.
@@ -335,3 +339,82 @@ def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             id=_id("W", 6),
         )
     ]
+
+
+#: The values OMNISEND["MARK_WITH"] accepts.
+MARK_WITH_CHOICES = ("signal", "trigger")
+
+
+@checks.register("django_omnisend")
+def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """OMNISEND["MARK_WITH"] is "signal" or "trigger", and triggers can work here."""
+    if not _settings_ok():
+        return []
+    value = omnisend_settings.get("MARK_WITH")
+    if value not in MARK_WITH_CHOICES:
+        return [
+            checks.Error(
+                f'OMNISEND["MARK_WITH"] = {value!r} is not one of "signal", "trigger".',
+                hint='Use "signal" (the default: a post_save receiver marks users) or '
+                '"trigger" (database triggers on the user table, SQLite and PostgreSQL).',
+                id=_id("E", 11),
+            )
+        ]
+    if value != "trigger":
+        return []
+    from . import triggers
+
+    found = triggers.problems()
+    if not found:
+        return []
+    return [
+        checks.Error(
+            'OMNISEND["MARK_WITH"] = "trigger" cannot work here: ' + "; ".join(found) + ".",
+            hint='Set OMNISEND["MARK_WITH"] = "signal" (the default), or remove the cause.',
+            id=_id("E", 12),
+        )
+    ]
+
+
+@checks.register(checks.Tags.database)
+def check_mark_triggers(
+    app_configs: Iterable[Any] | None = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list:
+    """The user table's mark triggers match OMNISEND["MARK_WITH"] (``check --database``)."""
+    if not databases or not _settings_ok() or check_mark_with():
+        return []
+    from django.db import connections
+
+    from . import triggers
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases:
+        conn = connections[alias]
+        if conn.vendor not in triggers.VENDORS:
+            continue
+        try:
+            current, present = triggers.is_current(conn), bool(triggers.installed(conn))
+        except Exception as exc:  # tables not migrated yet: nothing to compare
+            logger.debug("Could not read the triggers of %r: %s", alias, exc)
+            continue
+        if triggers.wanted() and not current:
+            messages.append(
+                checks.Warning(
+                    f"The user mark triggers on database {alias!r} are "
+                    f"{'out of date' if present else 'missing'}; saves are marked by the "
+                    "post_save receiver until they are installed.",
+                    hint='Run "manage.py migrate", which installs them after migrating.',
+                    id=_id("W", 7),
+                )
+            )
+        elif not triggers.wanted() and present:
+            messages.append(
+                checks.Warning(
+                    f"Database {alias!r} still has user mark triggers, but "
+                    'OMNISEND["MARK_WITH"] is "signal": saves are marked twice, and fixture '
+                    "loads are marked.",
+                    hint='Run "manage.py migrate", which removes them.',
+                    id=_id("W", 7),
+                )
+            )
+    return messages

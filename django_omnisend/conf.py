@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 60,
     # User fields whose saves alone never mark a user for sync.
     "NOISE_FIELDS": ["last_login"],
+    # How saves mark users: "signal" (a post_save statement) or "trigger" (database
+    # triggers on the user table, SQLite/PostgreSQL, installed by migrate).
+    "MARK_WITH": "signal",
 }
 
 

@@ -1,4 +1,4 @@
-"""Database models: ``Connection`` (one Omnisend brand and its credentials).
+"""Database models: ``Connection`` (one Omnisend brand and its credentials) and the sync tables.
 
 Secrets live only in :class:`~django_omnisend.fields.EncryptedTextField` columns; nothing in
 ``__str__``/``__repr__`` shows them, and :attr:`Connection.fingerprint` is what people see.
@@ -339,3 +339,31 @@ class DeliveryControl(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_key}{' (paused)' if self.paused else ''}"
+
+
+class MarkSuppression(models.Model):
+    """A user whose row the SQLite mark trigger must not touch: a fixture load is writing it.
+
+    Used only with ``OMNISEND["MARK_WITH"] = "trigger"`` on SQLite (PostgreSQL uses a
+    transaction-local setting instead). The ``pre_save`` receiver of a raw (fixture) save
+    inserts the row and ``post_save`` deletes it, both inside the load's transaction, so the
+    trigger between them skips that user, as the ``post_save`` mark skips raw saves. The
+    trigger reads it by primary key; the table is empty between loads.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        primary_key=True,
+        # The row may name a user the same fixture has not inserted yet.
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("trigger mark suppression")
+        verbose_name_plural = _("trigger mark suppressions")
+
+    def __str__(self) -> str:
+        return f"no trigger mark for user {self.user_id}"

@@ -26,27 +26,37 @@ _PER_CALL = ("user", "connection_key", "dirtied_at", "next_attempt_at", "created
 _STATEMENTS: dict[tuple[str, str], tuple[str, list[Any], list[int]]] = {}
 
 
+def new_row_template(conn) -> tuple[list[str], list[Any], list[int]]:
+    """How a new sync row is written on ``conn``: its columns, their values, per-call slots.
+
+    Built from the model, so a column added by a later (additive) migration is filled with its
+    default without touching any SQL. ``slots`` are the positions of :data:`_PER_CALL` (user,
+    connection key, then four timestamps), left as None for the caller to fill.
+    """
+    fixed = {"state": SyncState.State.PENDING.value, "dirty": True, "generation": 1}
+    columns, template, slots = [], [], []
+    for field in SyncState._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(field.column)
+        if field.name in _PER_CALL:
+            slots.append(len(template))
+            template.append(None)
+        else:
+            value = fixed[field.name] if field.name in fixed else field.get_default()
+            template.append(field.get_db_prep_save(value, conn))
+    return columns, template, slots
+
+
 def _statement(conn) -> tuple[str, list[Any], list[int]]:
     """The cached upsert for ``conn``: SQL, default parameters, and where the per-call ones go.
 
-    Built from the model, so a column added by a later (additive) migration is filled with its
-    default without touching the SQL. Cached because it runs on every save of every user.
+    Cached because it runs on every save of every user.
     """
     key = (conn.alias, conn.vendor)
     if key not in _STATEMENTS:
-        fixed = {"state": SyncState.State.PENDING.value, "dirty": True, "generation": 1}
-        columns, template, slots = [], [], []
-        for field in SyncState._meta.concrete_fields:
-            if field.primary_key:
-                continue
-            columns.append(field.column)
-            if field.name in _PER_CALL:
-                slots.append(len(template))
-                template.append(None)
-            else:
-                value = fixed[field.name] if field.name in fixed else field.get_default()
-                template.append(field.get_db_prep_save(value, conn))
-        _STATEMENTS[key] = (_upsert_sql(conn.ops.quote_name, columns), template, slots)
+        columns, template, slots = new_row_template(conn)
+        _STATEMENTS[key] = (upsert_sql(conn.ops.quote_name, columns), template, slots)
     return _STATEMENTS[key]
 
 
@@ -57,8 +67,11 @@ def _params(template: list[Any], slots: list[int], user_pk: Any, key: str, stamp
     return values
 
 
-def _upsert_sql(quote, columns: list[str]) -> str:
+def upsert_sql(quote, columns: list[str], values: list[str] | None = None) -> str:
     """``INSERT … ON CONFLICT (user, connection) DO UPDATE`` that marks a row dirty.
+
+    ``values`` are SQL expressions for ``columns`` (the database trigger's body); by default
+    every value is a ``%s`` parameter.
 
     An existing row only gets ``dirty``, ``generation + 1`` and two timestamps, the least a
     save can write: no indexed column changes, so the statement stays cheap. That is enough
@@ -69,7 +82,7 @@ def _upsert_sql(quote, columns: list[str]) -> str:
     table = quote(SyncState._meta.db_table)
     c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
     names = ", ".join(quote(col) for col in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
+    placeholders = ", ".join(values if values is not None else ["%s"] * len(columns))
     # Only quoted identifiers are interpolated; values are parameters.
     return (
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "  # noqa: S608

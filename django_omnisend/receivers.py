@@ -1,9 +1,10 @@
 """Signal receivers on the user model: mark the outbox, nothing else.
 
 ``post_save`` marks the user's sync row dirty in the same transaction as the save (when the
-save runs in one), ``pre_delete`` queues an erasure inside the delete's own transaction. No
-HTTP ever happens here; a django.tasks nudge is scheduled with ``on_commit`` so a rolled-back
-transaction wakes nobody.
+save runs in one), unless database triggers do it inside the save's own statement
+(``OMNISEND["MARK_WITH"] = "trigger"``, see :mod:`django_omnisend.triggers`); ``pre_delete``
+queues an erasure inside the delete's own transaction. No HTTP ever happens here; a
+django.tasks nudge is scheduled with ``on_commit`` so a rolled-back transaction wakes nobody.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import post_save, pre_delete
+from django.db.models.signals import post_save, pre_delete, pre_save
 from django.utils import timezone
 
-from . import outbox
+from . import outbox, triggers
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import SyncState
 from .wakeup import nudge_drain_on_commit
 
 _DISPATCH_SAVE = "django_omnisend.receivers.user_saved"
+_DISPATCH_PRE_SAVE = "django_omnisend.receivers.user_saving"
 _DISPATCH_DELETE = "django_omnisend.receivers.user_deleting"
 
 
@@ -32,22 +34,40 @@ def connect_receivers() -> None:
     setting can be changed at run time and in tests with ``override_settings``.
     """
     user_model = get_user_model()
+    pre_save.connect(user_saving, sender=user_model, dispatch_uid=_DISPATCH_PRE_SAVE)
     post_save.connect(user_saved, sender=user_model, dispatch_uid=_DISPATCH_SAVE)
     pre_delete.connect(user_deleting, sender=user_model, dispatch_uid=_DISPATCH_DELETE)
 
 
+def user_saving(sender: Any, instance: Any, raw: bool, using: str, **kwargs: Any) -> None:
+    """Keep the mark triggers off a user that a fixture load is writing."""
+    if raw and triggers.active(using):
+        triggers.suppress(using, instance.pk)
+
+
 def user_saved(
-    sender: Any, instance: Any, created: bool, raw: bool, update_fields: Any, **kwargs: Any
+    sender: Any,
+    instance: Any,
+    created: bool,
+    raw: bool,
+    update_fields: Any,
+    using: str = "default",
+    **kwargs: Any,
 ) -> None:
     """Mark the saved user dirty (skipping fixture loads and login-only saves)."""
-    if raw or not omnisend_settings.sync_users:
+    if raw:
+        if triggers.active(using):
+            triggers.release(using, instance.pk, created)
+        return
+    if not omnisend_settings.sync_users:
         return
     if update_fields is not None and set(update_fields) <= set(
         omnisend_settings.get("NOISE_FIELDS")
     ):
         return
-    key = get_adapter().get_connection_key(instance)
-    outbox.mark_dirty(instance.pk, key)
+    if not triggers.active(using):
+        key = get_adapter().get_connection_key(instance)
+        outbox.mark_dirty(instance.pk, key)
     nudge_drain_on_commit()
 
 

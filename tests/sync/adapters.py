@@ -28,7 +28,7 @@ class GenderAdapter(ContactAdapter):
         return fields
 
 
-__all__ = ["BrokenAdapter", "Consent", "ConsentAdapter", "GenderAdapter"]
+__all__ = ["BrokenAdapter", "Consent", "ConsentAdapter", "GenderAdapter", "TenantKeyAdapter"]
 
 
 class BrokenAdapter(ContactAdapter):
@@ -38,3 +38,10 @@ class BrokenAdapter(ContactAdapter):
         if user.first_name == "Broken":
             raise RuntimeError("adapter bug")
         return super().get_contact_fields(user)
+
+
+class TenantKeyAdapter(ContactAdapter):
+    """A multi-tenant adapter: each user's connection key comes from their data."""
+
+    def get_connection_key(self, user):
+        return user.last_name or "default"

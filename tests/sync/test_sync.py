@@ -13,6 +13,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from django_omnisend import triggers
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.sync import drain
 
@@ -21,6 +22,20 @@ from .adapters import Consent, ConsentAdapter
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
+#: For tests of what only the post_save receiver does (triggers also see QuerySet.update).
+signal_marking_only = pytest.mark.parametrize("sync_settings", ["signal"], indirect=True)
+
+
+@pytest.fixture(params=["signal", "trigger"])
+def sync_settings(request, sync_settings):
+    """Every test here runs with both OMNISEND["MARK_WITH"] ways of marking users."""
+    if request.param == "signal":
+        yield sync_settings
+        return
+    values = {**sync_settings, "MARK_WITH": "trigger"}
+    with override_settings(OMNISEND=values):
+        triggers.install()  # in the test's transaction: rolled back with it
+        yield values
 
 
 def make_user(username="jane", email="jane@example.com", **fields):
@@ -38,6 +53,7 @@ def test_save_makes_no_request_and_marks_one_dirty_row(sync_settings, emulator):
     assert api_requests(emulator) == []
 
 
+@signal_marking_only
 def test_sync_off_marks_nothing(sync_settings, emulator):
     with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
         make_user()
@@ -387,6 +403,7 @@ def test_drain_loop_outlives_a_failing_pass(sync_settings, emulator, caplog):
     assert emulator.get_contact("jane@example.com") is not None
 
 
+@signal_marking_only
 def test_mark_for_sync_queues_a_user_without_saving_them(sync_settings, emulator):
     from django_omnisend import mark_for_sync
 
