@@ -195,3 +195,19 @@ def test_expired_token_without_refresh_token_is_unusable(sync_settings):
     connection.refresh_token = "can-refresh"
     connection.save()
     assert status()[1] == 0
+
+
+def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
+    from django_omnisend import triggers
+
+    output, _ = status()
+    assert "Marking: signal\n" in output
+    trigger_settings = {**sync_settings, "MARK_WITH": "trigger"}
+    with override_settings(OMNISEND=trigger_settings):
+        output, _ = status()
+        assert "Marking: trigger (missing: the receiver marks meanwhile; run migrate)" in output
+        triggers.install()
+        report = json.loads(status("--json")[0])
+        assert report["marking"] == {"mark_with": "trigger", "triggers": "installed"}
+    output, _ = status()  # back to "signal" with the triggers still there
+    assert "Marking: signal (triggers left on the user table: run migrate)" in output

@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections, router
 from django.utils import timezone
 
-from django_omnisend import crypto
+from django_omnisend import crypto, triggers
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.connections import DEFAULT_KEY, connection_for_key
 from django_omnisend.health import health
@@ -142,6 +143,18 @@ def last_error() -> dict[str, Any] | None:
     return chosen
 
 
+def marking_info() -> dict[str, Any]:
+    """How saves mark users, and whether the database's triggers agree (default database)."""
+    conn = connections[router.db_for_write(SyncState)]
+    present = conn.vendor in triggers.VENDORS and bool(triggers.installed(conn))
+    current = present and triggers.is_current(conn)
+    if triggers.wanted():
+        state = "installed" if current else ("out of date" if present else "missing")
+    else:
+        state = "leftover" if present else "none"
+    return {"mark_with": omnisend_settings.get("MARK_WITH"), "triggers": state}
+
+
 def collect(max_age: float) -> dict[str, Any]:
     """Everything the command shows, JSON-serialisable, with ``problems`` (empty = healthy)."""
     now = timezone.now()
@@ -187,6 +200,7 @@ def collect(max_age: float) -> dict[str, Any]:
         "healthy": not problems,
         "problems": problems,
         "sync_users": omnisend_settings.sync_users,
+        "marking": marking_info(),
         "connection": {k: v for k, v in conn.items() if k != "rate_limit_key"},
         "budget": budget_info(conn["rate_limit_key"]),
         "counts": {
@@ -265,6 +279,13 @@ class Command(BaseCommand):
             + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items())
             + ("" if report["sync_users"] else " (SYNC_USERS is off)")
         )
+        marking = report["marking"]
+        advice = {
+            "missing": " (missing: the receiver marks meanwhile; run migrate)",
+            "out of date": " (out of date: run migrate)",
+            "leftover": " (triggers left on the user table: run migrate)",
+        }
+        out(f"Marking: {marking['mark_with']}{advice.get(marking['triggers'], '')}")
         age = report["oldest_pending_age_seconds"]
         out(f"Oldest pending: {'none' if age is None else f'{age:g} s ago'}")
         for gate in report["controls"]:
