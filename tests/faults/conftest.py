@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+
+from django_omnisend import triggers
 
 from .scenarios import SCENARIOS, report
 
@@ -16,12 +19,33 @@ def matrix_settings(emulator_settings):
         yield omnisend
 
 
+@pytest.fixture(params=["signal"])
+def mark_with(request):
+    """How saves mark users (``OMNISEND["MARK_WITH"]``); tests parametrize it indirectly."""
+    return request.param
+
+
 @pytest.fixture
-def run_scenario(emulator, matrix_settings):
-    """Run scenario ``name`` (M1…M17), report it, and fail with every broken invariant."""
+def run_scenario(emulator, matrix_settings, mark_with):
+    """Run scenario ``name`` (M1…M17), report it, and fail with every broken invariant.
+
+    With ``mark_with`` "trigger" the user mark triggers are installed for the scenario and
+    removed after it (the process scenarios commit, so nothing rolls them back).
+    """
 
     def run(name: str):
-        outcome = SCENARIOS[name](emulator, matrix_settings)
+        base = {**matrix_settings, "MARK_WITH": mark_with}
+        with override_settings(OMNISEND=base):
+            if mark_with == "trigger":
+                triggers.install()
+                assert triggers.active(connection.alias), "the triggers are not marking"
+            try:
+                outcome = SCENARIOS[name](emulator, base)
+            finally:
+                if mark_with == "trigger":
+                    triggers.uninstall()
+        if mark_with != "signal":
+            outcome.scenario += f" [{mark_with}]"
         report(outcome)
         assert outcome.checks, "the scenario checked nothing"
         assert outcome.passed, f"{outcome.scenario}: {outcome.failures()}"

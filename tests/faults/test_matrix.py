@@ -13,6 +13,8 @@ import pytest
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 db = pytest.mark.django_db
 processes = pytest.mark.django_db(transaction=True)
+#: The scenarios where how a save is marked matters also run with database triggers.
+both_marks = pytest.mark.parametrize("mark_with", ["signal", "trigger"], indirect=True)
 
 
 @db
@@ -20,6 +22,7 @@ def test_m1_baseline_one_write_per_user(run_scenario):
     run_scenario("M1")
 
 
+@both_marks
 @db
 def test_m2_flaky_429_and_503(run_scenario):
     run_scenario("M2")
@@ -70,11 +73,13 @@ def test_m12_sigkilled_workers_lose_nothing(run_scenario):
     run_scenario("M12")
 
 
+@both_marks
 @processes
 def test_m13_four_workers_with_concurrent_saves(run_scenario):
     run_scenario("M13")
 
 
+@both_marks
 @db
 def test_m14_rollback_storm_sends_nothing(run_scenario):
     run_scenario("M14")
@@ -85,11 +90,13 @@ def test_m15_unsubscribed_in_omnisend_stay_unsubscribed(run_scenario):
     run_scenario("M15")
 
 
+@both_marks
 @db
 def test_m16_logins_send_nothing(run_scenario):
     run_scenario("M16")
 
 
+@both_marks
 @db
 def test_m17_email_flip_flop_stays_bound(run_scenario):
     run_scenario("M17")
