@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 
 from . import outbox
 from .conf import omnisend_settings
@@ -295,7 +295,18 @@ def after_migrate(
         return
     if wanted() and not problems(using):
         if not is_current(conn):
-            install(using)
+            try:
+                install(using)
+            except DatabaseError as exc:
+                # Never fail a deploy's migrate over this: the receiver keeps marking, and the
+                # warning (plus check W007) says what to fix.
+                logger.error("Could not install the user mark triggers on %r: %s", using, exc)
+                stdout.write(
+                    f"  django_omnisend: could not install the user mark triggers on {using!r} "
+                    f"({exc}); saves are marked by the post_save receiver until a migrate "
+                    "succeeds.\n"
+                )
+                return
             if verbosity >= 1:
                 stdout.write(f"  django_omnisend: installed the user mark triggers on {using!r}.\n")
     elif installed(conn, disabled_too=True):

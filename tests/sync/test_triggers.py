@@ -268,3 +268,38 @@ def test_a_disabled_postgresql_trigger_is_not_trusted(trigger_settings, caplog):
     assert state(user).dirty  # the receiver marked it
     triggers.install()  # replaces the disabled ones
     assert triggers.is_current(connection)
+
+
+def test_migrate_survives_a_database_that_refuses_the_triggers(trigger_settings, caplog):
+    if connection.vendor != "sqlite":
+        pytest.skip("a read-only SQLite connection refuses the DDL for real")
+    triggers.uninstall()
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA query_only = ON")
+    out = StringIO()
+    try:
+        triggers.after_migrate(using="default", verbosity=1, stdout=out)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA query_only = OFF")
+    assert "could not install the user mark triggers" in out.getvalue()
+    assert "readonly" in out.getvalue()
+    assert triggers.installed(connection) == []
+    user = make_user()  # the receiver still marks
+    assert state(user).dirty
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unmigrating_the_app_removes_the_triggers_first(trigger_settings):
+    triggers.install()
+    user = make_user()
+    try:
+        call_command("migrate", "django_omnisend", "zero", verbosity=0)
+        assert triggers.installed(connection) == []
+        # No signal, so only a trigger left behind (writing to a dropped table) could fail it.
+        assert User.objects.filter(pk=user.pk).update(first_name="After") == 1
+    finally:
+        call_command("migrate", "django_omnisend", verbosity=0)
+    # Migrating forward again with MARK_WITH = "trigger" puts them back.
+    assert triggers.is_current(connection)
+    triggers.uninstall()
