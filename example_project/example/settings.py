@@ -82,6 +82,8 @@ OMNISEND = {
     "ENCRYPTION_KEYS": env.list("OMNISEND_ENCRYPTION_KEYS", default=[]),
     "SYNC_USERS": True,
     "ADAPTER": "members.adapter.NewsletterAdapter",
+    # "trigger": database triggers mark users inside the save (installed by migrate).
+    "MARK_WITH": env("OMNISEND_MARK_WITH", default="signal"),
     # Deliveries are made by the `omnisend_drain --loop` worker that `manage.py demo` starts.
     "TASK_BACKEND": None,
 }

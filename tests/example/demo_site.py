@@ -54,8 +54,11 @@ def port_is_closed(port: int) -> bool:
 
 
 @contextmanager
-def running_demo(folder: Path, timeout: float = 90.0) -> Iterator[DemoSite]:
-    """``manage.py demo`` running in ``folder``; yields once it printed its banner."""
+def running_demo(folder: Path, timeout: float = 90.0, **extra_env: str) -> Iterator[DemoSite]:
+    """``manage.py demo`` running in ``folder``; yields once it printed its banner.
+
+    ``extra_env`` adds environment variables (e.g. ``OMNISEND_MARK_WITH="trigger"``).
+    """
     port, emulator_port = free_port(), free_port()
     env = {
         key: value
@@ -70,6 +73,7 @@ def running_demo(folder: Path, timeout: float = 90.0) -> Iterator[DemoSite]:
         OMNISEND_EMULATOR_STATE=str(folder / "emulator_state.json"),
         DEMO_ADMIN_PASSWORD=ADMIN_PASSWORD,
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
     log_path = folder / "demo.log"
     with log_path.open("wb") as log:

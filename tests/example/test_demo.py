@@ -9,6 +9,7 @@ the server, the worker and the emulator.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from urllib.parse import urlsplit
 
@@ -94,3 +95,27 @@ def test_demo_runs_the_example_end_to_end(tmp_path):
     assert port_is_closed(web_port)
     assert port_is_closed(emulator_port)
     assert (tmp_path / "emulator_state.json").exists()  # contacts persist between runs
+
+
+def test_demo_with_trigger_marking_delivers_sign_ups(tmp_path):
+    # MARK_WITH from the environment: demo's migrate installs the triggers, a sign-up's
+    # saves are marked by them, and the demo's drain worker delivers the contact.
+    with running_demo(tmp_path, OMNISEND_MARK_WITH="trigger") as site:
+        session = requests.Session()
+        session.get(f"{site.base_url}/", timeout=10)
+        _sign_up(session, site.base_url, "trigger@example.com", newsletter=True)
+        status = None
+        deadline = time.monotonic() + 30
+        while status is None and time.monotonic() < deadline:
+            html = session.get(f"{site.base_url}/contacts/", timeout=10).text
+            status = _contact_status(html, "trigger@example.com")
+            time.sleep(0.2 if status is None else 0)
+        assert status == "subscribed", site.log()
+    with sqlite3.connect(tmp_path / "example.sqlite3") as db:
+        names = [
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
+        ]
+    assert sorted(n.rsplit("_", 1)[0] for n in names) == [
+        "django_omnisend_mark_ins",
+        "django_omnisend_mark_upd",
+    ]
