@@ -1,11 +1,11 @@
 """The fault matrix at full size: 2,000 users x 5 saves through every scenario, one table.
 
-Runs the scenarios of ``tests/faults/scenarios.py`` (SECURITY-RELIABILITY.md §4.3, M1-M17; M9
-and the M18 soak are not part of it) by running pytest on ``tests/faults`` in a child process
-with ``FAULT_MATRIX_USERS`` set, each scenario appending its measurements to a JSON-lines
-report, then prints one row per scenario: users, contact writes seen by the emulator, lost
-updates, re-subscriptions, dead rows, the most requests in any budget window (server-measured)
-against the budget, pass/fail and seconds. CI runs the same tests at 200 users
+Runs the scenarios of ``tests/faults/scenarios.py`` (SECURITY-RELIABILITY.md §4.3, M1-M17; the
+M18 soak, ten minutes of real time, is not part of it) by running pytest on ``tests/faults`` in
+a child process with ``FAULT_MATRIX_USERS`` set, each scenario appending its measurements to a
+JSON-lines report, then prints one row per scenario: users, contact writes seen by the emulator,
+lost updates, re-subscriptions, dead rows, the most requests in any budget window
+(server-measured) against the budget, pass/fail and seconds. CI runs the same tests at 200 users
 (``tox -e faults``). Usage, from the repository root, with the test extras installed::
 
     python benchmarks/faults.py [--users 2000] [--only M1,M5] [--json FILE]

@@ -632,6 +632,124 @@ def m12_sigkill(emulator, base: dict[str, Any]) -> Outcome:
     return out
 
 
+#: M9's answer time for every request (2 s in §4.3, scaled like the rest of the matrix).
+SLOW = 0.2
+
+
+def transactions_held_across(seconds: float) -> Callable[[], int]:
+    """A probe: how many other sessions hold a transaction open for ``seconds`` or longer.
+
+    PostgreSQL: sessions ``idle in transaction`` for that long (waiting on something that is
+    not the database, such as an HTTP call). SQLite: 1 when a write lock cannot be taken
+    within ``seconds`` (the drains' own transactions last milliseconds), else 0.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+
+        def pg_probe() -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%' "
+                    "AND clock_timestamp() - state_change > make_interval(secs => %s)",
+                    [seconds],
+                )
+                return cursor.fetchone()[0]
+
+        return pg_probe
+    import sqlite3
+
+    path = connection.settings_dict["NAME"]
+
+    def sqlite_probe() -> int:
+        probe = sqlite3.connect(path, timeout=seconds, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return 0
+        except sqlite3.OperationalError:  # "database is locked" for the whole wait
+            return 1
+        finally:
+            probe.close()
+
+    return sqlite_probe
+
+
+def steady_utilisation(entries: list, workers: int) -> float:
+    """Mean calls in flight ÷ ``workers`` between the first and last moment all were busy."""
+    events = sorted(
+        [(e.time, 1) for e in entries] + [(e.time + e.duration, -1) for e in entries],
+        key=lambda event: (event[0], event[1]),
+    )
+    busy, moments = 0, []  # (moment, calls in flight from then on)
+    for moment, step in events:
+        busy += step
+        moments.append((moment, busy))
+    full = [moment for moment, count in moments if count >= workers]
+    if len(full) < 2:
+        return 0.0
+    first, last = full[0], full[-1]
+    area = 0.0
+    for (moment, count), (following, _) in itertools.pairwise(moments):
+        if first <= moment < last:
+            area += count * (min(following, last) - moment)
+    return area / (workers * (last - first))
+
+
+def m9_slow(emulator, base: dict[str, Any]) -> Outcome:
+    """Every response takes SLOW s; 4 drain processes; no transaction is held over a call."""
+    from tests.workers import start_drain, stop, wait_until
+
+    out = Outcome("M9 slow API, 4 workers")
+    settings = scaled(base)
+    # The whole budget per worker: with a shared cache (Redis in the postgres env) the four
+    # share it, and per process (LocMem) they cannot exceed it anyway, since 4 calls of SLOW s
+    # each make at most 4 / SLOW a second, well under BUDGET / WINDOW.
+    assert 4 / SLOW < BUDGET / WINDOW
+    overrides = _worker_overrides(settings, LEASE_SECONDS=30)
+    loop = ("--loop", "--max-seconds", "600", "--idle-sleep", "0.02")
+    probe = transactions_held_across(SLOW / 2)
+    held, samples, outputs = 0, 0, []
+    with timed(out), override_settings(OMNISEND=settings):
+        limit_emulator(emulator)
+        make_users()
+        emulator.add_fault("/api/*", "latency", seconds=SLOW)
+        workers = [start_drain(overrides, *loop) for _ in range(4)]
+        try:
+
+            def drained() -> bool:
+                nonlocal held, samples
+                held += probe()
+                samples += 1
+                return not SyncState.objects.filter(dirty=True).exists()
+
+            done = wait_until(drained, 60 + USERS * SLOW)
+        finally:
+            outputs = [stop(w) for w in workers]
+    out.check("drained", done, "timed out")
+    for _, err in outputs:
+        out.check("no worker traceback", "Traceback" not in err, err[-500:])
+    out.check(
+        "no transaction held over an API call",
+        held == 0 and samples > 10,
+        f"{held} of {samples} samples saw a transaction open for {SLOW / 2:g} s or more",
+    )
+    # Throughput: 4 workers each waiting SLOW s per call can keep 4 calls in flight; §4.3
+    # asks for 110 of the 120 calls a minute that allows at 2 s. Measured on the server, over
+    # the steady part of the run (from the first to the last moment all 4 were in flight), so
+    # the workers' staggered start and the last rows' tail are left out.
+    utilisation = steady_utilisation(writes_of(api_entries(emulator)), workers=4)
+    out.check(
+        "throughput >= 110/120 of 4 workers' ceiling",
+        utilisation >= 110 / 120,
+        f"{utilisation:.1%} of 4 calls in flight",
+    )
+    out.note(f"{utilisation:.1%} of 4 calls kept in flight; {samples} transaction probes")
+    finish(out, emulator)
+    return out
+
+
 def m13_concurrent(emulator, base: dict[str, Any]) -> Outcome:
     """4 drain processes work while the users are being saved (5 saves each)."""
     from tests.workers import start_drain, stop, wait_until
@@ -825,6 +943,7 @@ SCENARIOS: dict[str, Callable[..., Outcome]] = {
     "M6": m6_apply_then_timeout,
     "M7": m7_resets,
     "M8": m8_truncated,
+    "M9": m9_slow,
     "M10": m10_poison,
     "M11": m11_revoke,
     "M12": m12_sigkill,

@@ -1,4 +1,4 @@
-"""The fault matrix, M1-M17 of SECURITY-RELIABILITY.md §4.3 (M9 and the M18 soak excepted).
+"""The fault matrix, M1-M17 of SECURITY-RELIABILITY.md §4.3 (the M18 soak excepted).
 
 Marked ``faults``: the normal suite deselects it and ``tox -e faults`` runs it, at
 ``FAULT_MATRIX_USERS`` users (default 200) x 5 saves. ``benchmarks/faults.py`` runs the same
@@ -56,6 +56,11 @@ def test_m7_resets_before_and_after_applying(run_scenario):
 @db
 def test_m8_truncated_bodies_are_resent(run_scenario):
     run_scenario("M8")
+
+
+@processes
+def test_m9_slow_api_holds_no_transaction_over_a_call(run_scenario):
+    run_scenario("M9")
 
 
 @db
