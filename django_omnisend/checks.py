@@ -411,8 +411,12 @@ def check_mark_triggers(
             messages.append(
                 checks.Warning(
                     f"Database {alias!r} still has user mark triggers, but "
-                    'OMNISEND["MARK_WITH"] is "signal": saves are marked twice, and fixture '
-                    "loads are marked.",
+                    + (
+                        'OMNISEND["SYNC_USERS"] is off: they keep marking users'
+                        if omnisend_settings.get("MARK_WITH") == "trigger"
+                        else 'OMNISEND["MARK_WITH"] is "signal": saves are marked twice'
+                    )
+                    + ", and fixture loads are marked.",
                     hint='Run "manage.py migrate", which removes them.',
                     id=_id("W", 7),
                 )

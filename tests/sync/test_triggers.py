@@ -214,6 +214,8 @@ def test_missing_triggers_are_flagged(trigger_settings):
 def test_turning_sync_off_stops_asking_for_triggers(trigger_settings):
     with override_settings(OMNISEND={**trigger_settings, "SYNC_USERS": False}):
         assert not triggers.wanted()
+        [warning] = check_mark_triggers(databases=["default"])
+        assert "SYNC_USERS" in warning.msg and "keep marking" in warning.msg
         out = StringIO()
         call_command("migrate", verbosity=1, stdout=out)
         assert triggers.installed(connection) == []
