@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from contextlib import closing
 from urllib.parse import urlsplit
 
 import pytest
@@ -111,7 +112,8 @@ def test_demo_with_trigger_marking_delivers_sign_ups(tmp_path):
             status = _contact_status(html, "trigger@example.com")
             time.sleep(0.2 if status is None else 0)
         assert status == "subscribed", site.log()
-    with sqlite3.connect(tmp_path / "example.sqlite3") as db:
+    # closing(): sqlite3's own context manager ends the transaction but leaves it open.
+    with closing(sqlite3.connect(tmp_path / "example.sqlite3")) as db:
         names = [
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
         ]
