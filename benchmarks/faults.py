@@ -10,9 +10,9 @@ lost updates, re-subscriptions, dead rows, the most requests in any budget windo
 
     python benchmarks/faults.py [--users 2000] [--only M1,M5] [--json FILE]
 
-Expected runtime on a 2-core machine: about 14 minutes at 2,000 users (the budget is scaled
+Expected runtime on a 2-core machine: about 20 minutes at 2,000 users (the budget is scaled
 with the size, 300 per 5 s, so each single-process scenario drains at 60 requests/s), about
-2 minutes at 200. Not a test: it exits 0 when every scenario passed, 1 otherwise.
+2.5 minutes at 200. Not a test: it exits 0 when every scenario passed, 1 otherwise.
 """
 
 from __future__ import annotations
