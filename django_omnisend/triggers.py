@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import outbox
 from .conf import omnisend_settings
@@ -95,7 +96,7 @@ def _literal(value: Any, vendor: str) -> str:
     raise TypeError(f"No SQL literal for a {type(value).__name__} default.")
 
 
-def _pieces(conn) -> dict[str, str]:
+def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     """The parts both vendors' definitions are built from."""
     quote = conn.ops.quote_name
     user_model = get_user_model()
@@ -106,7 +107,8 @@ def _pieces(conn) -> dict[str, str]:
         now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
     columns, template, slots = outbox.new_row_template(conn)
     values = [_literal(v, conn.vendor) for v in template]
-    per_call = (user_pk, _literal("default", conn.vendor), now, now, now, now)
+    key = _literal("default", conn.vendor)  # the adapter's only key (see problems())
+    per_call = (user_pk, key, now, now, now, now)
     for slot, expression in zip(slots, per_call, strict=True):
         values[slot] = expression
     noise_names = set(omnisend_settings.get("NOISE_FIELDS") or ())
@@ -142,14 +144,14 @@ def _pieces(conn) -> dict[str, str]:
             f"UPDATE {quote(state.db_table)} SET {c['dirty']} = TRUE, "  # noqa: S608
             f"{c['generation']} = {c['generation']} + 1, {c['dirtied_at']} = {now}, "
             f"{c['updated_at']} = {now} "
-            f"WHERE {c['user']} = {user_pk} AND {c['connection_key']} = 'default'"
+            f"WHERE {c['user']} = {user_pk} AND {c['connection_key']} = {key}"
         ),
         "not_suppressed": f"NOT coalesce({suppressed}, FALSE)",
         "when": when,
     }
 
 
-def _definition(conn, tag: str) -> list[str]:
+def _definition(conn: BaseDatabaseWrapper, tag: str) -> list[str]:
     """``CREATE`` statements for the triggers (and PostgreSQL's function) named with ``tag``."""
     p = _pieces(conn)
     quote = conn.ops.quote_name
@@ -177,7 +179,7 @@ def _definition(conn, tag: str) -> list[str]:
     ]
 
 
-def signature(conn) -> str:
+def signature(conn: BaseDatabaseWrapper) -> str:
     """A short hash of the definition these settings ask for (it names the triggers)."""
     text = "\n".join(_definition(conn, "TAG"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -186,12 +188,12 @@ def signature(conn) -> str:
 # -- what the database holds --------------------------------------------------------------
 
 
-def _tables(conn) -> set[str]:
+def _tables(conn: BaseDatabaseWrapper) -> set[str]:
     with conn.cursor() as cursor:
         return set(conn.introspection.table_names(cursor))
 
 
-def installed(conn, *, disabled_too: bool = False) -> list[str]:
+def installed(conn: BaseDatabaseWrapper, *, disabled_too: bool = False) -> list[str]:
     """Names of our triggers on the user table (any definition), sorted.
 
     A trigger disabled with ``ALTER TABLE … DISABLE TRIGGER`` (PostgreSQL) marks nothing, so
@@ -216,13 +218,13 @@ def installed(conn, *, disabled_too: bool = False) -> list[str]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def is_current(conn) -> bool:
+def is_current(conn: BaseDatabaseWrapper) -> bool:
     """Are this definition's triggers, and only they, on the user table?"""
     tag = signature(conn)
     return installed(conn) == sorted([f"{PREFIX}ins_{tag}", f"{PREFIX}upd_{tag}"])
 
 
-def functions(conn) -> list[str]:
+def functions(conn: BaseDatabaseWrapper) -> list[str]:
     """Names of our trigger functions (PostgreSQL; SQLite triggers have none), sorted."""
     if conn.vendor != "postgresql":
         return []
@@ -235,7 +237,7 @@ def functions(conn) -> list[str]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def _drop(conn) -> int:
+def _drop(conn: BaseDatabaseWrapper) -> int:
     quote = conn.ops.quote_name
     table = quote(get_user_model()._meta.db_table)
     names = installed(conn, disabled_too=True)
