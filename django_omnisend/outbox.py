@@ -83,14 +83,26 @@ def upsert_sql(quote, columns: list[str], values: list[str] | None = None) -> st
     c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
     names = ", ".join(quote(col) for col in columns)
     placeholders = ", ".join(values if values is not None else ["%s"] * len(columns))
+    excluded = {name: f"EXCLUDED.{c[name]}" for name in ("dirty", "dirtied_at", "updated_at")}
     # Only quoted identifiers are interpolated; values are parameters.
     return (
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "  # noqa: S608
         f"ON CONFLICT ({c['user']}, {c['connection_key']}) DO UPDATE SET "
-        f"{c['dirty']} = EXCLUDED.{c['dirty']}, "
-        f"{c['generation']} = {table}.{c['generation']} + 1, "
-        f"{c['dirtied_at']} = EXCLUDED.{c['dirtied_at']}, "
-        f"{c['updated_at']} = EXCLUDED.{c['updated_at']}"
+        + mark_assignments(quote, **excluded)
+    )
+
+
+def mark_assignments(quote, *, dirty: str, dirtied_at: str, updated_at: str) -> str:
+    """The ``SET`` list that marks an existing sync row, given SQL for the new values.
+
+    The one definition of what a mark writes (``generation`` always moves by one), shared by
+    :func:`upsert_sql` and the database trigger's plain ``UPDATE``.
+    """
+    table = quote(SyncState._meta.db_table)
+    c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    return (
+        f"{c['dirty']} = {dirty}, {c['generation']} = {table}.{c['generation']} + 1, "
+        f"{c['dirtied_at']} = {dirtied_at}, {c['updated_at']} = {updated_at}"
     )
 
 

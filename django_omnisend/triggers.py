@@ -141,10 +141,9 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
         "upsert": outbox.upsert_sql(quote, columns, values),
         # What the upsert does to an existing row, as a plain UPDATE.
         "update": (
-            f"UPDATE {quote(state.db_table)} SET {c['dirty']} = TRUE, "  # noqa: S608
-            f"{c['generation']} = {c['generation']} + 1, {c['dirtied_at']} = {now}, "
-            f"{c['updated_at']} = {now} "
-            f"WHERE {c['user']} = {user_pk} AND {c['connection_key']} = {key}"
+            f"UPDATE {quote(state.db_table)} SET "  # noqa: S608
+            + outbox.mark_assignments(quote, dirty="TRUE", dirtied_at=now, updated_at=now)
+            + f" WHERE {c['user']} = {user_pk} AND {c['connection_key']} = {key}"
         ),
         "not_suppressed": f"NOT coalesce({suppressed}, FALSE)",
         "when": when,
