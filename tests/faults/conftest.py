@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
-from django_omnisend import triggers
+from tests.marking import marking
 
 from .scenarios import SCENARIOS, report
 
@@ -34,16 +33,8 @@ def run_scenario(emulator, matrix_settings, mark_with):
     """
 
     def run(name: str):
-        base = {**matrix_settings, "MARK_WITH": mark_with}
-        with override_settings(OMNISEND=base):
-            if mark_with == "trigger":
-                triggers.install()
-                assert triggers.active(connection.alias), "the triggers are not marking"
-            try:
-                outcome = SCENARIOS[name](emulator, base)
-            finally:
-                if mark_with == "trigger":
-                    triggers.uninstall()
+        with marking(matrix_settings, mark_with) as base:
+            outcome = SCENARIOS[name](emulator, base)
         if mark_with != "signal":
             outcome.scenario += f" [{mark_with}]"
         report(outcome)

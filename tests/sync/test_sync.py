@@ -13,9 +13,9 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend import triggers
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.sync import drain
+from tests.marking import marking
 
 from .adapters import Consent, ConsentAdapter
 
@@ -29,12 +29,7 @@ signal_marking_only = pytest.mark.parametrize("sync_settings", ["signal"], indir
 @pytest.fixture(params=["signal", "trigger"])
 def sync_settings(request, sync_settings):
     """Every test here runs with both OMNISEND["MARK_WITH"] ways of marking users."""
-    if request.param == "signal":
-        yield sync_settings
-        return
-    values = {**sync_settings, "MARK_WITH": "trigger"}
-    with override_settings(OMNISEND=values):
-        triggers.install()  # in the test's transaction: rolled back with it
+    with marking(sync_settings, request.param) as values:
         yield values
 
 

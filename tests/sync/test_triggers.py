@@ -23,6 +23,7 @@ from django_omnisend import triggers
 from django_omnisend.checks import check_mark_triggers, check_mark_with
 from django_omnisend.models import MarkSuppression, SyncState
 from django_omnisend.sync import drain
+from tests.marking import marking
 
 pytestmark = pytest.mark.django_db
 
@@ -31,12 +32,9 @@ User = get_user_model()
 
 @pytest.fixture
 def trigger_settings(sync_settings):
-    """Sync on, marking by triggers, installed in the test's transaction (rolled back)."""
-    values = {**sync_settings, "MARK_WITH": "trigger"}
-    with override_settings(OMNISEND=values):
-        triggers.install()
+    """Sync on, marking by triggers."""
+    with marking(sync_settings, "trigger") as values:
         yield values
-        triggers.uninstall()
 
 
 def make_user(username="jane", email="jane@example.com", **fields):

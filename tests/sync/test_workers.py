@@ -6,37 +6,19 @@ file database, where SQLite serialises the writers.
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
-from collections import defaultdict
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from django_omnisend.models import SyncState
+from tests.faults.scenarios import api_entries, overlapping_writes
 from tests.workers import start_drain, stop, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 User = get_user_model()
-
-
-def overlapping_writes(emulator) -> list[str]:
-    """E-mails that had two contact writes in flight at the same time (server-measured)."""
-    spans = defaultdict(list)
-    for entry in emulator.ledger:
-        if entry.method in ("POST", "PATCH") and entry.path.startswith("/api/contacts"):
-            body = entry.json or {}
-            email = (body.get("identifiers") or [{}])[0].get("id")
-            spans[email].append((entry.time, entry.time + entry.duration))
-    overlaps = []
-    for email, intervals in spans.items():
-        intervals.sort()
-        for (_, end), (start, _) in itertools.pairwise(intervals):
-            if start < end:
-                overlaps.append(email)
-    return overlaps
 
 
 def assert_emulator_matches_database(emulator):
@@ -72,7 +54,7 @@ def test_four_drains_while_saves_continue(sync_settings, emulator):
     )
     for _, err in outputs:
         assert "Traceback" not in err, err
-    assert overlapping_writes(emulator) == []
+    assert overlapping_writes(api_entries(emulator)) == []
     assert_emulator_matches_database(emulator)
     # Coalescing: far fewer writes than the 300 saves.
     writes = [e for e in emulator.ledger if e.method == "POST"]
@@ -96,4 +78,4 @@ def test_sigkill_mid_batch_loses_nothing(sync_settings, emulator):
     finally:
         stop(survivor)
     assert_emulator_matches_database(emulator)
-    assert overlapping_writes(emulator) == []
+    assert overlapping_writes(api_entries(emulator)) == []
