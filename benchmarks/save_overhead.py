@@ -93,8 +93,10 @@ def measure(kind: str, options: Any) -> list[dict[str, Any]]:
                     for name in triggers.installed(connection, disabled_too=True):
                         switch = "ENABLE" if want else "DISABLE"
                         cursor.execute(f'ALTER TABLE {table} {switch} TRIGGER "{name}"')
-            elif want != bool(triggers.installed(connection)):
-                triggers.install() if want else triggers.uninstall()
+            elif want and not triggers.installed(connection):
+                triggers.install()
+            elif not want:
+                triggers.uninstall()
             triggers.forget()
             assert triggers.active(connection.alias) is (mode == "trigger")
 
