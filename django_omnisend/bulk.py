@@ -33,6 +33,7 @@ from .conf import omnisend_settings
 from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
 from .payloads import duplicate_owners, plan_contact
+from .signals import contact_sync_failed, contact_synced
 from .sync import LeaseLost, _Drain, _worker_id
 
 #: Omnisend's ceiling per batch.
@@ -262,7 +263,7 @@ class BatchSync(_Drain):
             return
         except exceptions.OmnisendError as exc:
             for row, _ in items:
-                self._record_failure(row, exc)
+                self._record_failure(row, exc, users.get(row.user_id))
             return
         batch_id = str(created.get("batchID") or "")
         self.report.batches += 1
@@ -284,13 +285,14 @@ class BatchSync(_Drain):
             if n > before["skipped"].get(reason, 0):
                 self.report.skipped[reason] += 1
 
-    def _record_failure(self, row: SyncState, exc: Exception) -> None:
+    def _record_failure(self, row: SyncState, exc: Exception, user: Any = None) -> None:
         outcome = self.failed(row, exc)
         if outcome == "dead":
             self.report.failed += 1
             self.report.errors[type(exc).__name__] += 1
         elif outcome == "retry":
             self.report.retrying += 1
+        self.signal_failed(row, user, exc, outcome)
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -355,7 +357,11 @@ class BatchSync(_Drain):
         key = self.outstanding.pop(batch_id)
         rows = SyncState.objects.filter(batch_id=batch_id)
         now = timezone.now()
-        if not batch.get("errorsCount") and batch.get("status") == "finished":
+        # contact_synced needs each item's contact id and 201/200: one more request per batch,
+        # made only when a receiver listens.
+        to_synced = contact_synced.has_listeners(self.user_model)
+        listening = to_synced or contact_sync_failed.has_listeners(self.user_model)
+        if not batch.get("errorsCount") and batch.get("status") == "finished" and not to_synced:
             # Every item succeeded: one statement settles the whole batch.
             self.report.sent += self._mark_synced(rows, now)
             delivery.record_success(key)
@@ -368,6 +374,8 @@ class BatchSync(_Drain):
             email = str(identifiers[0].get("id") or "")
             outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
         ok = [email for email, (code, _) in outcomes.items() if 200 <= code < 300]
+        # Which row carried which address, read before the rows leave the batch.
+        carried = dict(rows.values_list("email", "pk")) if listening else {}
         self.report.sent += self._mark_synced(rows.filter(email__in=ok), now)
         for row in rows.exclude(email__in=ok):
             code, response = outcomes.get(row.email, (0, None))
@@ -388,6 +396,46 @@ class BatchSync(_Drain):
             self._record_failure(row, _item_error(code, response))
         if ok:
             delivery.record_success(key)
+        if to_synced:
+            self._signal_synced(ok, outcomes, carried)
+        if listening:
+            self._signal_failed_deleted(outcomes, carried)
+
+    def _signal_synced(
+        self, ok: list[str], outcomes: dict[str, tuple[int, Any]], carried: dict[str, Any]
+    ) -> None:
+        """Send contact_synced for a batch's delivered items, with their rows as saved."""
+        saved = SyncState.objects.in_bulk([carried[e] for e in ok if e in carried])
+        users = self.user_model._default_manager.in_bulk({r.user_id for r in saved.values()})
+        for email in ok:
+            code, response = outcomes[email]
+            row = saved.get(carried.get(email))
+            contact_id = str(response.get("id") or "") if isinstance(response, dict) else ""
+            contact_synced.send_robust(
+                sender=self.user_model,
+                # No row: the user was deleted while the batch ran (the row goes with it).
+                user=users.get(row.user_id) if row is not None else None,
+                contact_id=contact_id or (row.contact_id if row is not None else ""),
+                created=code == 201,
+                sync_state=row,
+            )
+
+    def _signal_failed_deleted(
+        self, outcomes: dict[str, tuple[int, Any]], carried: dict[str, Any]
+    ) -> None:
+        """contact_sync_failed for failed items whose user was deleted while the batch ran.
+
+        (Failed items with a row were signalled as their failure was recorded.)
+        """
+        for email, (code, response) in outcomes.items():
+            if code and not 200 <= code < 300 and email not in carried:
+                contact_sync_failed.send_robust(
+                    sender=self.user_model,
+                    user=None,
+                    error=_item_error(code, response),
+                    permanent=True,  # no row is left to retry
+                    sync_state=None,
+                )
 
     @staticmethod
     def _mark_synced(rows: QuerySet, now: datetime) -> int:

@@ -348,10 +348,7 @@ class _Drain:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
             logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
             error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
-            state = self.failed(row, error)
-            contact_sync_failed.send(
-                sender=SyncState, user=user, state=row, error=error, final=state == "dead"
-            )
+            self.signal_failed(row, user, error, self.failed(row, error))
             return
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
@@ -394,13 +391,11 @@ class _Drain:
         except LeaseLost:
             return
         except exceptions.OmnisendError as exc:
-            state = self.failed(row, exc)
-            contact_sync_failed.send(
-                sender=SyncState, user=user, state=row, error=exc, final=state == "dead"
-            )
+            self.signal_failed(row, user, exc, self.failed(row, exc))
             return
         except Exception as exc:  # requests' own errors the client did not wrap
-            self.failed(row, exceptions.TransportError(_error_text(exc), kind="transport"))
+            error = exceptions.TransportError(_error_text(exc), kind="transport")
+            self.signal_failed(row, user, error, self.failed(row, error))
             raise
         delivery.record_success(row.connection_key)
         contact_id = str(result.get("id") or "") or row.contact_id
@@ -426,7 +421,47 @@ class _Drain:
         if not cleared:  # a newer save arrived while the request was in flight: send again
             rows.update(next_attempt_at=timezone.now(), **done)
         self.result.synced += 1
-        contact_synced.send(sender=SyncState, user=user, state=row, contact_id=contact_id)
+        # An upsert says whether it created the contact (201); a PATCH changed an existing one.
+        self.signal_synced(row, user, contact_id, created=getattr(result, "created", False))
+
+    # -- signals (sent after the outcome is saved; see django_omnisend.signals) ---------------
+
+    def signal_synced(self, row, user, contact_id: str, *, created: bool) -> None:
+        """Send ``contact_synced`` for ``row``, whose success is saved already."""
+        if not contact_synced.has_listeners(self.user_model):
+            return  # nobody listens: spare the read-back
+        user, saved = self._as_saved(row, user)
+        contact_synced.send_robust(
+            sender=self.user_model,
+            user=user,
+            contact_id=contact_id,
+            created=bool(created),
+            sync_state=saved,
+        )
+
+    def signal_failed(self, row, user, error: Exception, outcome: str) -> None:
+        """Send ``contact_sync_failed`` for ``row``; ``outcome`` is what :meth:`failed` saved."""
+        # A full local budget put the row off without asking Omnisend: nothing failed.
+        if isinstance(error, exceptions.BudgetExhausted):
+            return
+        if not contact_sync_failed.has_listeners(self.user_model):
+            return
+        user, saved = self._as_saved(row, user)
+        contact_sync_failed.send_robust(
+            sender=self.user_model,
+            user=user,
+            error=error,
+            # A row that is gone (its user was deleted) is not retried either.
+            permanent=outcome == "dead" or saved is None,
+            sync_state=saved,
+        )
+
+    def _as_saved(self, row, user=None):
+        """``row`` as saved now and its user; ``None`` for whichever was deleted meanwhile."""
+        saved = SyncState.objects.filter(pk=row.pk).first()
+        if user is None or saved is None:
+            user = self.user_model._default_manager.filter(pk=row.user_id).first()
+        return user, saved
 
     def _guard_subscribe(self, row, client, plan) -> tuple[dict, str]:
         """Never let a Django opt-in override a later unsubscribe made inside Omnisend."""
