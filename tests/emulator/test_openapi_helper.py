@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +198,21 @@ def test_derive_drops_prose_keywords_keeps_field_names_and_refuses_unknown_keywo
     source["paths"]["/things"]["post"]["callbacks"] = {}
     with pytest.raises(derive.UnknownKeyword, match="'callbacks'"):
         derive.derive(json.dumps(source).encode(), "things.json")
+
+
+def test_nothing_in_the_suite_or_its_runners_reaches_for_a_sibling_checkout():
+    # A fresh clone has nothing beside it. Exempt: the by-hand derive script, and this file,
+    # which names the old variable to prove it is ignored.
+    root = openapi.FACTS_DIR.parent.parent
+    exempt = {openapi.FACTS_DIR / "derive.py", Path(__file__).resolve()}
+    files = [root / "tox.ini", root / ".ci" / "run", root / "setup.cfg", root / "pyproject.toml"]
+    files += [path for path in (root / "tests").rglob("*.py") if path not in exempt]
+    pattern = re.compile(r"\.\./shared|shared[\"'/, ]+omnisend|OMNISEND_OPENAPI_DIR")
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in files
+        if path.is_file()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
