@@ -5,9 +5,8 @@ startproject mysite .``, then every Python block of "Install" appended to the fi
 line names (see :mod:`tests.example.readme_blocks`). The section's commands run in order in
 child processes, as the README gives them, with three differences a test needs:
 
-* ``pip install django-omnisend`` is not run: this test process's ``django_omnisend`` is put on
-  ``PYTHONPATH``, so the site imports the same code (the worktree, or the installed wheel
-  under tox).
+* ``pip install django-omnisend`` is not run: the folder holding this test process's
+  ``django_omnisend`` is put first on ``PYTHONPATH``, so the site imports the code under test.
 * The emulator is started on a free port (``--port`` added) instead of 8787, and the exported
   ``OMNISEND_EMULATOR_URL`` is pointed at that port; every other exported value is checked
   against what the emulator's start page (``GET /``) shows, as the README tells users to copy.
@@ -30,7 +29,9 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -105,35 +106,45 @@ def write_blocks(site: Path, blocks: list[Block]) -> list[str]:
     return targets
 
 
-def start_emulator(args: list[str], site: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        args,
-        cwd=site,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines = []
-    for line in process.stdout:  # type: ignore[union-attr]
-        lines.append(line)
-        if line.startswith("Serving"):
-            return process
-    process.wait(30)
-    pytest.fail(f"{shlex.join(args)} exited {process.returncode}:\n{''.join(lines)}")
+@dataclass
+class Background:
+    """A long-running command (the emulator's terminal), its output in a file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
 
 
-def stop(process: subprocess.Popen[str]) -> str:
-    """SIGTERM, as Ctrl-C in its terminal would; returns the rest of its output."""
+def start_emulator(args: list[str], site: Path, env: dict[str, str]) -> Background:
+    """Start the README's emulator command; returns once it says it is serving."""
+    log = site / "emulator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=site, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    emulator = Background(process, log)
+    deadline = time.monotonic() + 60
+    while "Serving" not in emulator.output():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(emulator)
+            pytest.fail(f"{shlex.join(args)} did not start:\n{emulator.output()}")
+        time.sleep(0.1)
+    return emulator
+
+
+def stop(emulator: Background) -> str:
+    """SIGTERM, as Ctrl-C in its terminal would; returns all it printed."""
+    process = emulator.process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
-        rest, _ = process.communicate(timeout=20)
+        process.wait(20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        rest, _ = process.communicate()
-    return rest
+        process.wait()
+    return emulator.output()
 
 
 def start_page(base_url: str) -> dict[str, str]:
@@ -166,7 +177,7 @@ class Walkthrough:
         # The README asks for a key kept with the site's secrets; this user has one.
         self.env["OMNISEND_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
         self.known = run([sys.executable, "manage.py", "help", "--commands"], site, self.env)
-        self.emulator: subprocess.Popen[str] | None = None
+        self.emulator: Background | None = None
         self.emulator_url = ""
         self.handled: list[str] = []
 
@@ -236,8 +247,8 @@ def test_install_section_builds_a_site_that_syncs_to_the_emulator(site):
         ]  # fmt: skip
         assert user.contacts() == [EMAIL]
     finally:
-        rest = stop(user.emulator) if user.emulator is not None else ""
-    assert user.emulator.returncode == 0 and "Emulator stopped." in rest, rest
+        printed = stop(user.emulator) if user.emulator is not None else ""
+    assert user.emulator.process.returncode == 0 and "Emulator stopped." in printed, printed
 
 
 def test_testing_section_runs_in_the_same_site(site):
