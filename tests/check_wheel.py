@@ -1,4 +1,5 @@
-"""Inspect a built wheel: it must hold the package, its data files and nothing else.
+"""Inspect a built wheel: it must hold the package, its data files, its LICENSE and nothing
+else.
 
 Usage: ``python tests/check_wheel.py DIST_DIR``. Then installs the wheel into a fresh
 virtualenv and imports ``django_omnisend`` there, as a user would after ``pip install``.
@@ -25,6 +26,9 @@ def main(dist_dir: str) -> int:
     names = zipfile.ZipFile(wheels[0]).namelist()
     problems = [f"missing {name}" for name in REQUIRED if name not in names]
     problems += [f"must not ship {n}" for n in names if n.startswith(FORBIDDEN_PREFIXES)]
+    # setuptools puts license_files under .dist-info/licenses/ (older: .dist-info/ itself).
+    if not any(".dist-info/" in n and n.endswith("/LICENSE") for n in names):
+        problems.append("no LICENSE in the wheel's .dist-info (setup.cfg license_files)")
     templates = [n for n in names if n.endswith(".html")]
     if not templates:
         problems.append("no templates in the wheel (package_data)")

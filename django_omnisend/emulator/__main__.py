@@ -116,7 +116,10 @@ def run(options: dict[str, Any], out: Any = None) -> int:
     """Build, print the banner, serve until Ctrl-C or SIGTERM; returns an exit status."""
     out = out or sys.stdout
     emu = build(options)
-    api_key = emu.add_api_key(options["api_key"]) if options.get("api_key") else emu.issue_api_key()
+    if options.get("api_key"):
+        emu.add_api_key(options["api_key"])
+    else:
+        emu.issue_api_key()
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -128,8 +131,8 @@ def run(options: dict[str, Any], out: Any = None) -> int:
             int(options.get("port") or 0),
             options.get("log_requests", False),
         )
+        # The banner ends with the newest API key of the default brand: the one just made.
         out.write(emu.describe_text())
-        out.write(f"  API key:       {api_key}\n")
         if options.get("state_file"):
             out.write(f"  State file:    {options['state_file']}\n")
         out.write("Serving; press Ctrl-C to stop.\n")

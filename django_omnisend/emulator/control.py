@@ -1,7 +1,7 @@
 """``/__emulator__/...``: the Python control API over HTTP, as JSON (for other processes).
 
 ========================  ==========================================================
-``GET /``                 URLs, demo client, config summary
+``GET /``                 URLs, demo client, newest API key, config
 ``GET|POST /config``      read / change :class:`EmulatorConfig` fields
 ``POST /reset``           back to the post-construction state
 ``POST /clock``           ``{"advance": seconds}``

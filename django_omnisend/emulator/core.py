@@ -319,6 +319,8 @@ class Emulator:
     ) -> str:
         """Register a fixed API key (e.g. one kept in an example project's ``.env``)."""
         with self.lock:
+            # Re-registering moves the key to the end: it is the newest, the one GET / shows.
+            self.state.api_keys.pop(key, None)
             self.state.api_keys[key] = {
                 "brand_id": self._brand(brand_id),
                 "scopes": list(scopes or ALL_SCOPES),
@@ -326,6 +328,15 @@ class Emulator:
             }
             self._persist()
             return key
+
+    def newest_api_key(self, brand_id: str | None = None) -> str | None:
+        """The API key of ``brand_id`` (default brand) issued or registered last, unless revoked."""
+        with self.lock:
+            brand_id = self._brand(brand_id)
+            for key, record in reversed(self.state.api_keys.items()):
+                if record["brand_id"] == brand_id and not record["revoked"]:
+                    return key
+            return None
 
     def issue_token(
         self,
@@ -515,11 +526,16 @@ class Emulator:
                 "client_secret": self.demo_client_secret,
                 "redirect_uris": self.demo_redirect_uris,
             },
+            "api_key": self.newest_api_key(),
             "config": self.config.as_dict(),
         }
 
     def describe_text(self, base_url: str | None = None) -> str:
-        """The human-readable banner the CLI prints and ``GET /`` shows."""
+        """The human-readable banner the CLI prints and ``GET /`` shows.
+
+        Everything a site needs to point at the emulator: the API and OAuth URLs, the demo
+        client's credentials and the default brand's newest API key.
+        """
         d = self.describe(base_url)
         lines = [
             "Omnisend emulator (django-omnisend)",
@@ -533,5 +549,7 @@ class Emulator:
             f"  Client ID:     {d['demo_client']['client_id']}",
             f"  Client secret: {d['demo_client']['client_secret']}",
             "  Redirect URIs: " + ", ".join(d["demo_client"]["redirect_uris"]),
+            "  API key:       "
+            + (d["api_key"] or f"none issued (POST {d['control_url']}/api-keys issues one)"),
         ]
         return "\n".join(lines) + "\n"

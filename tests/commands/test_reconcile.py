@@ -117,22 +117,44 @@ def test_user_id_limits_the_check(sync_settings, emulator):
     assert dirty == {users[1].pk, users[2].pk}
 
 
-def test_all_gives_unseen_users_a_row(sync_settings, emulator):
+def test_default_checks_every_user_including_ones_never_synced(sync_settings, emulator):
+    """The README's "every user": users with no sync row at all are found by default."""
     make_users(2)
     drain()
     with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
         late = User.objects.create_user(username="late", email="late@example.com")
         User.objects.create_user(username="gone", email="gone@example.com", is_active=False)
-    assert not SyncState.objects.filter(user=late).exists()
+    # Users that existed before the app: bulk_create sends no post_save.
+    User.objects.bulk_create([User(username="old", email="old@example.com")])
+    assert not SyncState.objects.filter(user__username__in=["late", "gone", "old"]).exists()
 
-    assert "checked 2," in reconcile()  # default: users that already have a row
-    output = reconcile("--all")
-    assert "checked 4, marked dirty 1" in output
-    assert "no sync row yet 1" in output and "not synced (no row, excluded) 1" in output
+    output = reconcile()
+
+    assert "checked 5, marked dirty 2" in output
+    assert "no sync row yet 2" in output and "not synced (no row, excluded) 1" in output
     assert SyncState.objects.get(user=late).dirty
-    assert drain().synced == 1
+    assert drain().synced == 2
     assert emulator.get_contact("late@example.com") is not None
+    assert emulator.get_contact("old@example.com") is not None
     assert emulator.get_contact("gone@example.com") is None
+    assert "checked 5, marked dirty 0" in reconcile()
+
+
+def test_all_is_the_default_spelled_out(sync_settings, emulator):
+    make_users(1)
+    drain()
+    User.objects.bulk_create([User(username="old", email="old@example.com")])
+    for args in (["--all"], []):
+        output = reconcile("--dry-run", *args)
+        assert "checked 2, would mark dirty 1" in output and "no sync row yet 1" in output, args
+
+
+def test_help_says_every_user(capsys):
+    with pytest.raises(SystemExit):
+        call_command("omnisend_reconcile", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "every user" in text.lower()
+    assert "already have a sync row" not in text
 
 
 def test_pending_and_dead_rows_are_left_alone(sync_settings, emulator):

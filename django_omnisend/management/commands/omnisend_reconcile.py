@@ -1,7 +1,7 @@
 """``manage.py omnisend_reconcile``: find users whose contact changed without a signal.
 
 ``QuerySet.update()``, raw SQL and other apps writing the user table send no ``post_save``, so
-the sync never hears of them. This command rebuilds each user's contact payload (no network),
+the sync never hears of them. This command rebuilds every user's contact payload (no network),
 compares its hash with what was last sent, and marks only the changed users dirty; the drain
 then sends them. No API call is made here, and unchanged users cost none later.
 
@@ -72,8 +72,9 @@ def verdict(user: Any, row: SyncState | None, adapter: ContactAdapter) -> tuple[
 
 class Command(BaseCommand):
     help = (
-        "Recompute contact payloads from the user table and mark users whose contact changed "
-        "without a save() (QuerySet.update, raw SQL) for sync. Makes no API call."
+        "Recompute every user's contact payload from the user table and mark the users whose "
+        "contact changed without a save() (QuerySet.update, raw SQL) or who were never synced, "
+        "so the drain sends them. Makes no API call."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         which.add_argument(
             "--all",
             action="store_true",
-            help="Check every user (default: users that already have a sync row).",
+            help="Check every user, synced before or not (the default; kept for scripts).",
         )
         which.add_argument(
             "--user-id",
@@ -115,8 +116,8 @@ class Command(BaseCommand):
             except Exception as exc:
                 raise CommandError(f"--user-id: {exc}") from exc
             users = users.filter(pk__in=ids)
-        elif not options["all"]:
-            users = users.filter(pk__in=SyncState.objects.values("user_id"))
+        # Otherwise every user: those never synced (created while SYNC_USERS was off, or by
+        # bulk_create/raw SQL) have no row to start from, and are exactly the ones to find.
 
         self.adapter = get_adapter()
         self.dry_run = options["dry_run"]

@@ -1,8 +1,10 @@
 """``manage.py omnisend_sync_contacts``: backfill users to Omnisend through batches.
 
-Marks the chosen users dirty (in SQL, a chunk at a time), then sends them 100 to a
-``POST /batches`` and records each item's outcome on its user's sync row. Interrupt it at
-any time: the next run picks up the batches already sent instead of sending them again.
+Covers every user (``--all``, the default) or those the filters choose (``--since``,
+``--user-id``, ``--never-synced``; they combine). Marks the chosen users dirty (in SQL, a
+chunk at a time), then sends them 100 to a ``POST /batches`` and records each item's outcome
+on its user's sync row. Interrupt it at any time: the next run picks up the batches already
+sent instead of sending them again.
 """
 
 from __future__ import annotations
@@ -35,10 +37,23 @@ def _since(value: str) -> datetime:
     return moment
 
 
+#: Command-line filters and their option names: each narrows the default, every user.
+FILTERS = {"--since": "since", "--user-id": "user_ids", "--never-synced": "never_synced"}
+
+
 class Command(BaseCommand):
-    help = "Send users to Omnisend as contacts through /batches (resumable)."
+    help = (
+        "Send every user (or those the filters choose) to Omnisend as contacts through "
+        "/batches (resumable)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Every user (the default when no filter is given); users the adapter "
+            "excludes are reported as skipped.",
+        )
         parser.add_argument(
             "--since", help="Only users who joined on or after this date (YYYY-MM-DD)."
         )
@@ -69,6 +84,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        filters = [
+            flag for flag, option in FILTERS.items() if options[option] not in (None, False, [])
+        ]
+        if options["all"] and filters:
+            # "--all --since X" is ambiguous: refuse before marking anyone.
+            raise CommandError(
+                f"--all selects every user, but {', '.join(filters)} narrows the selection: "
+                "drop --all to use the filter, or drop the filter to send everyone."
+            )
         since = _since(options["since"]) if options["since"] else None
         users = select_users(
             since=since, user_ids=options["user_ids"], never_synced=options["never_synced"]
