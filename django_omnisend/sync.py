@@ -33,10 +33,12 @@ from django.utils import timezone
 from . import claims, delivery, exceptions
 from .adapters import get_adapter
 from .conf import omnisend_settings
+from .crypto import fingerprint
 from .models import OutboxItem, SyncState
 from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
+from .text import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class DrainResult:
     erasures_sent: int = 0
     requests: int = 0
     paused: list[str] = field(default_factory=list)
+    #: Why each connection key was held back in this pass (paused, cooling down, breaker).
+    held: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -116,11 +120,18 @@ class _Clients:
         return self._clients[key]
 
     def credential(self, key: str) -> str:
-        """Fingerprint of the credential ``key`` would use now ("" when there is none)."""
+        """Fingerprint of what a request for ``key`` carries now: its credential and the API
+        version ("" when there is no credential).
+
+        A pause remembers it, so a new credential (401/403) or a new ``API_VERSION`` (410)
+        lifts the pause by itself.
+        """
         if key not in self._fingerprints:
             from .connections import credential_fingerprint
 
-            self._fingerprints[key] = credential_fingerprint(key)
+            credential = credential_fingerprint(key)
+            version = omnisend_settings.get("API_VERSION")
+            self._fingerprints[key] = fingerprint(f"{credential}:{version}") if credential else ""
         return self._fingerprints[key]
 
     def close(self) -> None:
@@ -134,7 +145,17 @@ def _worker_id() -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_LENGTH]
+    return shorten(redact(f"{type(exc).__name__}: {exc}"), MAX_ERROR_LENGTH)
+
+
+def _not_connected_reason(key: str, exc: exceptions.NotConnected) -> str:
+    """Why there is no client for ``key``: the connection's own reason when it has one."""
+    from .connections import connection_for_key
+
+    connection = connection_for_key(key)
+    if isinstance(exc, exceptions.NeedsReconnect) and connection and connection.status_reason:
+        return f"needs reconnect: {connection.status_reason}"
+    return f"not connected: {exc}"
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -215,6 +236,7 @@ class _Drain:
             return True
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
+        self.result.held[row.connection_key] = gate.reason
         if gate.until is not None:
             type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
                 next_attempt_at=gate.until
@@ -227,11 +249,11 @@ class _Drain:
         try:
             return self.clients.get(row.connection_key)
         except exceptions.NotConnected as exc:
-            delivery.pause(
-                row.connection_key, str(exc), self.clients.credential(row.connection_key)
-            )
+            reason = _not_connected_reason(row.connection_key, exc)
+            delivery.pause(row.connection_key, reason, self.clients.credential(row.connection_key))
             self.blocked.add(row.connection_key)
             self.result.paused.append(row.connection_key)
+            self.result.held[row.connection_key] = reason
             self.result.deferred += 1
             return None
 
@@ -265,16 +287,17 @@ class _Drain:
             rows.update(next_attempt_at=until, **common)
             return "deferred"
         if isinstance(exc, _PAUSING):
-            delivery.pause(
-                key,
-                f"{_status_of(exc)}: {exc.detail or exc.title or 'rejected'}",
-                self.clients.credential(key),
-            )
-            from .connections import mark_key_needs_reconnect
+            reason = delivery.pause_reason(exc)
+            delivery.pause(key, reason, self.clients.credential(key))
+            if not isinstance(exc, exceptions.VersionRetired):
+                # The credential is at fault: the admin shows the connection needs a reconnect.
+                # (A retired version is the site's setting, not the credential's fault.)
+                from .connections import mark_key_needs_reconnect
 
-            mark_key_needs_reconnect(key, str(exc))
+                mark_key_needs_reconnect(key, reason)
             self.blocked.add(key)
             self.result.paused.append(key)
+            self.result.held[key] = reason
             self.result.deferred += 1
             if model is SyncState:
                 rows.update(state=SyncState.State.PAUSED, **common)

@@ -211,3 +211,45 @@ def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
         assert report["marking"] == {"mark_with": "trigger", "triggers": "installed"}
     output, _ = status()  # back to "signal" with the triggers still there
     assert "Marking: signal (triggers left on the user table: run migrate)" in output
+
+
+def last_word_is_whole(shown: str, source: str) -> bool:
+    """Whether ``shown`` (maybe shortened with "…") ends with a whole word of ``source``."""
+    words = shown.removesuffix("…").split()
+    return bool(words) and words[-1] in source.split()
+
+
+def test_changed_encryption_keys_never_cut_a_reason_mid_word(sync_settings, emulator):
+    from cryptography.fernet import Fernet
+
+    from django_omnisend.connections import client_for_key
+    from django_omnisend.exceptions import NeedsReconnect
+
+    connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo Shop")
+    connection.set_api_key(emulator.issue_api_key())
+    connection.save()
+    make_user()
+    rotated = {**sync_settings, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
+    with override_settings(OMNISEND=rotated):
+        call_command("omnisend_drain", "--once", stdout=StringIO(), stderr=StringIO())
+        with pytest.raises(NeedsReconnect) as excinfo:
+            client_for_key("default")
+        source = str(excinfo.value)
+        report = json.loads(status("--json")[0])
+        output, code = status()
+    assert code == 2
+    (paused,) = report["paused"]
+    assert "cannot be decrypted" in paused["reason"]
+    assert last_word_is_whole(paused["reason"], source), paused["reason"]
+    for line in output.splitlines():
+        if "paused" in line:
+            assert last_word_is_whole(line.rstrip(")"), source), line
+
+
+def test_a_long_last_error_is_shortened_at_a_word_boundary(sync_settings, emulator):
+    user = make_user()
+    text = "ValidationError: " + "abcdefghij " * 60
+    SyncState.objects.filter(user=user).update(state=SyncState.State.FAILED, last_error=text)
+    output, _ = status()
+    (line,) = [line for line in output.splitlines() if line.startswith("Last error")]
+    assert line.endswith("abcdefghij…") and len(line) < 350

@@ -18,6 +18,14 @@ from django_omnisend.sync import drain
 logger = logging.getLogger(__name__)
 
 
+def held_notes(result: Any) -> list[str]:
+    """ "; paused: key (why)" / "; waiting: key (why)" for each connection held back."""
+    return [
+        f"; {'paused' if key in result.paused else 'waiting'}: {key} ({reason})"
+        for key, reason in result.held.items()
+    ]
+
+
 class Command(BaseCommand):
     help = "Send pending contact syncs, events and erasures to Omnisend."
 
@@ -87,6 +95,5 @@ class Command(BaseCommand):
             f"synced {result.synced}, unchanged {result.unchanged}, skipped {skipped}, "
             f"retrying {result.retried}, dead {result.dead}, events {result.events_sent}, "
             f"erasures {result.erasures_sent}, deferred {result.deferred}, "
-            f"requests {result.requests}"
-            + (f"; paused: {', '.join(result.paused)}" if result.paused else "")
+            f"requests {result.requests}" + "".join(held_notes(result))
         )

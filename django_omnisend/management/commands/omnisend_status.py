@@ -29,6 +29,7 @@ from django_omnisend.connections import DEFAULT_KEY, connection_for_key
 from django_omnisend.health import health
 from django_omnisend.models import Connection, DeliveryControl, OutboxItem, SyncState
 from django_omnisend.redaction import redact
+from django_omnisend.text import shorten
 
 #: Exit code when the sync is unhealthy (``CommandError.returncode``).
 UNHEALTHY = 2
@@ -302,7 +303,6 @@ class Command(BaseCommand):
                 out(f"Connection {gate['connection_key']!r}: {', '.join(notes)}")
         error = report["last_error"]
         if error:
-            text = error["error"]
-            text = text if len(text) <= ERROR_PREVIEW else text[: ERROR_PREVIEW - 1] + "…"
+            text = shorten(error["error"], ERROR_PREVIEW)
             out(f"Last error ({error['source']}, {error['state']}): {text}")
         out("Healthy" if report["healthy"] else "UNHEALTHY: " + "; ".join(report["problems"]))
