@@ -80,6 +80,7 @@ class DrainResult:
     deferred: int = 0
     events_sent: int = 0
     erasures_sent: int = 0
+    #: HTTP requests sent (not those the rate budget refused; a resend counts again).
     requests: int = 0
     paused: list[str] = field(default_factory=list)
     #: Why each connection key was held back in this pass (paused, cooling down, breaker).
@@ -133,6 +134,10 @@ class _Clients:
             version = omnisend_settings.get("API_VERSION")
             self._fingerprints[key] = fingerprint(f"{credential}:{version}") if credential else ""
         return self._fingerprints[key]
+
+    def sent(self) -> int:
+        """HTTP requests the clients of this drain have sent so far."""
+        return sum(client.requests_sent for client in self._clients.values())
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -263,8 +268,13 @@ class _Drain:
             row, worker=self.worker, now=timezone.now(), lease_seconds=self.lease_seconds
         ):
             raise LeaseLost
-        self.result.requests += 1
-        return call(*args, **kwargs)
+        # Count what reached the wire: not a request the budget refused, but a resend after a
+        # token refresh, which is a second request.
+        before = self.clients.sent()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.result.requests += self.clients.sent() - before
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
