@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from . import exceptions
 from .conf import omnisend_settings
+from .crypto import fingerprint
 from .models import DeliveryControl
 from .text import moment, shorten
 
@@ -42,6 +43,11 @@ class Gate:
     kind: str = ""
 
 
+def _sealed(credential: str) -> str:
+    """What a pause remembers: the credential's fingerprint together with the API version."""
+    return fingerprint(f"{credential}:{omnisend_settings.get('API_VERSION')}")
+
+
 def _control(key: str) -> DeliveryControl:
     control, _ = DeliveryControl.objects.get_or_create(connection_key=key)
     return control
@@ -51,14 +57,15 @@ def gate(key: str, now: datetime | None = None, credential: str | None = None) -
     """Read the switches for ``key`` (one indexed query).
 
     ``credential`` is the fingerprint of the credential a worker would send now: a pause
-    caused by a different (rejected) credential lifts itself, so reconnecting in the admin or
-    deploying a fixed API key resumes delivery with nothing else to do.
+    caused by a different (rejected) credential, or under a different ``API_VERSION``, lifts
+    itself, so reconnecting in the admin, deploying a fixed API key or updating a retired
+    version resumes delivery with nothing else to do.
     """
     now = now or timezone.now()
     control = DeliveryControl.objects.filter(connection_key=key).first()
     if control is None:
         return Gate(open=True)
-    if control.paused and credential and credential != control.paused_credential:
+    if control.paused and credential and _sealed(credential) != control.paused_credential:
         resume(key)
         control.refresh_from_db()
     if control.paused:
@@ -112,7 +119,7 @@ def pause(key: str, reason: str, credential: str = "") -> None:
         # Never cut mid-word: people read this in the status and the drain's output.
         paused_reason=shorten(reason, REASON_LENGTH),
         paused_at=timezone.now(),
-        paused_credential=credential,
+        paused_credential=_sealed(credential) if credential else "",
     )
 
 

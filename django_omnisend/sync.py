@@ -33,7 +33,6 @@ from django.utils import timezone
 from . import claims, delivery, exceptions
 from .adapters import get_adapter
 from .conf import omnisend_settings
-from .crypto import fingerprint
 from .models import OutboxItem, SyncState
 from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
 from .redaction import redact
@@ -121,18 +120,11 @@ class _Clients:
         return self._clients[key]
 
     def credential(self, key: str) -> str:
-        """Fingerprint of what a request for ``key`` carries now: its credential and the API
-        version ("" when there is no credential).
-
-        A pause remembers it, so a new credential (401/403) or a new ``API_VERSION`` (410)
-        lifts the pause by itself.
-        """
+        """Fingerprint of the credential ``key`` would use now ("" when there is none)."""
         if key not in self._fingerprints:
             from .connections import credential_fingerprint
 
-            credential = credential_fingerprint(key)
-            version = omnisend_settings.get("API_VERSION")
-            self._fingerprints[key] = fingerprint(f"{credential}:{version}") if credential else ""
+            self._fingerprints[key] = credential_fingerprint(key)
         return self._fingerprints[key]
 
     def sent(self) -> int:
