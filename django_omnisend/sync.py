@@ -35,6 +35,7 @@ from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
 from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
+from .reachability import unreachable_reason
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
 from .text import shorten
@@ -67,6 +68,17 @@ def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(delay / 2, delay)
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Why a connection sent nothing: ``kind`` is "paused", "cooldown" or "breaker"."""
+
+    kind: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "reason": self.reason}
+
+
 @dataclass
 class DrainResult:
     """What one :func:`drain` did; ``as_dict()`` is JSON-serialisable (task results)."""
@@ -83,12 +95,22 @@ class DrainResult:
     requests: int = 0
     paused: list[str] = field(default_factory=list)
     #: Why each connection key was held back in this pass (paused, cooling down, breaker).
-    held: dict[str, str] = field(default_factory=dict)
+    held: dict[str, Hold] = field(default_factory=dict)
+    #: Requests Omnisend answered (a 2xx or a 4xx: it was reached).
+    answered: int = 0
+    #: Why the last request without a usable answer failed (refused, timeout, 5xx…), or "".
+    unreachable: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["skipped"] = dict(self.skipped)
+        data["held"] = {key: hold.as_dict() for key, hold in self.held.items()}
         return data
+
+    @property
+    def omnisend_unreachable(self) -> bool:
+        """Requests went out and none got an answer (Omnisend down, or the way to it)."""
+        return bool(self.unreachable) and not self.answered
 
     @property
     def processed(self) -> int:
@@ -233,7 +255,7 @@ class _Drain:
             return True
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
-        self.result.held[row.connection_key] = gate.reason
+        self.result.held[row.connection_key] = Hold(gate.kind, gate.reason)
         if gate.until is not None:
             type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
                 next_attempt_at=gate.until
@@ -250,7 +272,7 @@ class _Drain:
             delivery.pause(row.connection_key, reason, self.clients.credential(row.connection_key))
             self.blocked.add(row.connection_key)
             self.result.paused.append(row.connection_key)
-            self.result.held[row.connection_key] = reason
+            self.result.held[row.connection_key] = Hold("paused", reason)
             self.result.deferred += 1
             return None
 
@@ -264,9 +286,18 @@ class _Drain:
         # token refresh, which is a second request.
         before = self.clients.sent()
         try:
-            return call(*args, **kwargs)
+            response = call(*args, **kwargs)
+        except exceptions.OmnisendError as exc:
+            why = unreachable_reason(exc)
+            if why:
+                self.result.unreachable = why
+            elif isinstance(exc, exceptions.OmnisendAPIError):
+                self.result.answered += 1
+            raise
         finally:
             self.result.requests += self.clients.sent() - before
+        self.result.answered += 1
+        return response
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
@@ -299,7 +330,7 @@ class _Drain:
                 mark_key_needs_reconnect(key, reason)
             self.blocked.add(key)
             self.result.paused.append(key)
-            self.result.held[key] = reason
+            self.result.held[key] = Hold("paused", reason)
             self.result.deferred += 1
             if model is SyncState:
                 rows.update(state=SyncState.State.PAUSED, **common)

@@ -231,7 +231,8 @@ def test_changed_encryption_keys_never_cut_a_reason_mid_word(sync_settings, emul
     make_user()
     rotated = {**sync_settings, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
     with override_settings(OMNISEND=rotated):
-        call_command("omnisend_drain", "--once", stdout=StringIO(), stderr=StringIO())
+        with pytest.raises(CommandError, match="needs reconnect"):
+            call_command("omnisend_drain", "--once", stdout=StringIO(), stderr=StringIO())
         with pytest.raises(NeedsReconnect) as excinfo:
             client_for_key("default")
         source = str(excinfo.value)

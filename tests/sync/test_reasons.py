@@ -36,13 +36,18 @@ def make_user(name="jane"):
 
 
 def drain_output(*args):
+    """``omnisend_drain ARGS``: its output, and its error message ("" when it exits 0)."""
     from io import StringIO
 
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
 
     out = StringIO()
-    call_command("omnisend_drain", *args, stdout=out, stderr=StringIO())
-    return out.getvalue()
+    try:
+        call_command("omnisend_drain", *args, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        assert exc.returncode == 1
+        return out.getvalue(), str(exc)
+    return out.getvalue(), ""
 
 
 @pytest.mark.django_db
@@ -54,9 +59,11 @@ def test_the_drain_says_why_a_connection_is_paused(sync_settings, emulator):
     with override_settings(OMNISEND={**sync_settings, "API_KEY": key}):
         first = drain_output("--once")
         again = drain_output("--once")  # held by the pause: no request
-    for output in (first, again):
+    for output, error in (first, again):
         assert "paused: default (credential rejected (401). Omnisend says:" in output
-        assert 'OMNISEND["API_KEY"]' in output and key not in output
+        assert error.startswith("Delivery to connection 'default' is paused: credential rejected")
+        for text in (output, error):
+            assert 'OMNISEND["API_KEY"]' in text and key not in text
 
 
 @pytest.mark.django_db
@@ -67,10 +74,50 @@ def test_a_retired_api_version_pauses_until_the_setting_is_fixed(sync_settings, 
 
     make_user()
     with override_settings(OMNISEND={**sync_settings, "API_VERSION": "2025-01-01"}):
-        output = drain_output("--once")
+        output, error = drain_output("--once")
         assert "paused: default (API version retired (410)." in output
-        assert 'OMNISEND["API_VERSION"]' in output
-        assert "requests 0" in drain_output("--once")  # still paused
-    assert "synced 1" in drain_output("--once")  # the fixed setting resumes delivery
+        assert 'OMNISEND["API_VERSION"]' in error
+        assert "requests 0" in drain_output("--once")[0]  # still paused
+    assert drain_output("--once") == (
+        "synced 1, unchanged 0, skipped 0, retrying 0, dead 0, events 0, erasures 0, "
+        "deferred 0, requests 1\n",
+        "",
+    )  # the fixed setting resumes delivery
     assert not SyncState.objects.filter(dirty=True).exists()
     assert not Connection.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fault", "settings_change", "expected"),
+    [
+        pytest.param(
+            {"kind": "reset_before"}, {}, "closed the connection before answering", id="reset"
+        ),
+        pytest.param(
+            {"kind": "latency", "seconds": 2.0},
+            {"REQUEST_TIMEOUT": 0.3},
+            "did not answer in time (timeout)",
+            id="timeout",
+        ),
+        pytest.param({"kind": "503"}, {}, "Omnisend answered 503", id="503"),
+        pytest.param(
+            None,
+            {"API_URL": "http://api.omnisend.invalid/api"},
+            "the host name of api.omnisend.invalid could not be resolved (DNS)",
+            id="dns",
+        ),
+    ],
+)
+def test_the_drain_names_why_omnisend_did_not_answer(
+    sync_settings, emulator, fault, settings_change, expected
+):
+    from django.test import override_settings
+
+    make_user()
+    if fault:
+        emulator.add_fault(route="POST /api/contacts", **fault)
+    with override_settings(OMNISEND={**sync_settings, **settings_change}):
+        _, message = drain_output("--once")
+    assert message.startswith("Omnisend unreachable: ") and expected in message
+    assert "jane@example.com" not in message and sync_settings["API_KEY"] not in message

@@ -2,6 +2,9 @@
 
 For cron (``--once``, the default), systemd or containers (``--loop``). Any number may run
 at once on any number of machines: rows are leased, never sent twice concurrently.
+
+``--once`` exits 1, naming the reason and what to do, when Omnisend could not be reached
+(or its circuit breaker is open) or a connection is paused; a 429 cooldown is not an error.
 """
 
 from __future__ import annotations
@@ -13,17 +16,40 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend.sync import drain
+from django_omnisend.reachability import advice
+from django_omnisend.sync import DrainResult, drain
 
 logger = logging.getLogger(__name__)
 
 
-def held_notes(result: Any) -> list[str]:
-    """ "; paused: key (why)" / "; waiting: key (why)" for each connection held back."""
+def held_notes(result: DrainResult) -> list[str]:
+    """A note per connection held back: ``; paused: key (why)`` or ``; waiting: key (why)``."""
     return [
-        f"; {'paused' if key in result.paused else 'waiting'}: {key} ({reason})"
-        for key, reason in result.held.items()
+        f"; {'paused' if hold.kind == 'paused' else 'waiting'}: {key} ({hold.reason})"
+        for key, hold in result.held.items()
     ]
+
+
+def problem(result: DrainResult) -> str:
+    """Why a pass could not deliver, with what to do ("" when nothing stands in the way).
+
+    A 429 cooldown is flow control, not a problem; Omnisend unreachable (in this pass, or
+    earlier so that the circuit breaker is open) and a paused connection are.
+    """
+    if result.omnisend_unreachable:
+        return (
+            f"Omnisend unreachable: {result.unreachable}. Nothing is lost: the items stay "
+            f"queued and are retried with backoff. {advice()}"
+        )
+    for key, hold in result.held.items():
+        if hold.kind == "paused":
+            return f"Delivery to connection {key!r} is paused: {hold.reason}"
+        if hold.kind == "breaker":
+            return (
+                f"Omnisend unreachable: connection {key!r} is waiting, {hold.reason}. Nothing "
+                f"is lost: the items stay queued. {advice()}"
+            )
+    return ""
 
 
 class Command(BaseCommand):
@@ -58,6 +84,9 @@ class Command(BaseCommand):
         if not options["loop"]:
             result = drain(max_seconds=max_seconds, max_items=options["max_items"])
             self._report(result)
+            why = problem(result)
+            if why:  # cron and scripts see it in the exit status
+                raise CommandError(why)
             return
         self._stopping = False
         # SIGTERM (systemd, containers) ends the loop after the current row, leases released.
@@ -89,7 +118,7 @@ class Command(BaseCommand):
     def _stop(self, signum: int, frame: Any) -> None:
         self._stopping = True
 
-    def _report(self, result: Any) -> None:
+    def _report(self, result: DrainResult) -> None:
         skipped = sum(result.skipped.values())
         self.stdout.write(
             f"synced {result.synced}, unchanged {result.unchanged}, skipped {skipped}, "
