@@ -101,7 +101,8 @@ def pause_reason(exc: exceptions.OmnisendAPIError) -> str:
     if isinstance(exc, exceptions.PermissionDenied):
         scope = f" {exc.missing_scope}" if exc.missing_scope else ""
         what = f"permission denied (403): the credential lacks{scope or ' a'} permission."
-        todo = "Reconnect and approve every permission, or give the API key that permission."
+        # A new credential lifts the pause by itself; the same key granted more does not.
+        todo = "Reconnect and approve every permission, or use an API key that has it."
     elif isinstance(exc, exceptions.VersionRetired):
         what = "API version retired (410)."
         todo = 'Update OMNISEND["API_VERSION"] (or django-omnisend); delivery then resumes.'
