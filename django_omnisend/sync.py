@@ -74,9 +74,15 @@ class Hold:
 
     kind: str
     reason: str
+    #: When a cooldown or an open breaker ends (None for a pause).
+    until: datetime | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "until": self.until.isoformat() if self.until else None,
+        }
 
 
 @dataclass
@@ -100,11 +106,14 @@ class DrainResult:
     answered: int = 0
     #: Why the last request without a usable answer failed (refused, timeout, 5xx…), or "".
     unreachable: str = ""
+    #: Connection keys with at least one request Omnisend accepted (2xx) in this pass.
+    delivered: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["skipped"] = dict(self.skipped)
         data["held"] = {key: hold.as_dict() for key, hold in self.held.items()}
+        data["delivered"] = sorted(self.delivered)
         return data
 
     @property
@@ -255,7 +264,7 @@ class _Drain:
             return True
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
-        self.result.held[row.connection_key] = Hold(gate.kind, gate.reason)
+        self.result.held[row.connection_key] = Hold(gate.kind, gate.reason, gate.until)
         if gate.until is not None:
             type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
                 next_attempt_at=gate.until
@@ -297,6 +306,7 @@ class _Drain:
         finally:
             self.result.requests += self.clients.sent() - before
         self.result.answered += 1
+        self.result.delivered.add(row.connection_key)
         return response
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------

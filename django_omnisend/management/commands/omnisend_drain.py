@@ -9,7 +9,6 @@ at once on any number of machines: rows are leased, never sent twice concurrentl
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from typing import Any
@@ -18,8 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_omnisend.reachability import advice
 from django_omnisend.sync import DrainResult, drain
-
-logger = logging.getLogger(__name__)
+from django_omnisend.worker_log import LoopLog
 
 
 def held_notes(result: DrainResult) -> list[str]:
@@ -71,6 +69,18 @@ class Command(BaseCommand):
             "--max-items", type=int, default=None, help="Stop after this many items (--once)."
         )
         parser.add_argument(
+            "--max-passes",
+            type=int,
+            default=None,
+            help="Stop after this many passes (--loop), for a supervisor to restart the worker.",
+        )
+        parser.add_argument(
+            "--summary-every",
+            type=float,
+            default=60.0,
+            help="Seconds between summaries of what the loop did (--loop).",
+        )
+        parser.add_argument(
             "--idle-sleep",
             type=float,
             default=5.0,
@@ -81,6 +91,10 @@ class Command(BaseCommand):
         max_seconds = options["max_seconds"]
         if max_seconds is not None and max_seconds <= 0:
             raise CommandError("--max-seconds must be positive.")
+        if options["summary_every"] < 0:
+            raise CommandError("--summary-every must not be negative.")
+        if options["max_passes"] is not None and options["max_passes"] <= 0:
+            raise CommandError("--max-passes must be positive.")
         if not options["loop"]:
             result = drain(max_seconds=max_seconds, max_items=options["max_items"])
             self._report(result)
@@ -89,29 +103,35 @@ class Command(BaseCommand):
                 raise CommandError(why)
             return
         self._stopping = False
+        log = LoopLog(self.stdout.write, summary_every=options["summary_every"])
         # SIGTERM (systemd, containers) ends the loop after the current row, leases released.
         previous = signal.signal(signal.SIGTERM, self._stop)
         try:
-            self._loop(max_seconds, options["idle_sleep"])
+            self._loop(max_seconds, options["idle_sleep"], options["max_passes"], log)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            log.stopped()
 
-    def _loop(self, max_seconds: float | None, idle_sleep: float) -> None:
+    def _loop(
+        self, max_seconds: float | None, idle_sleep: float, max_passes: int | None, log: LoopLog
+    ) -> None:
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-        while not self._stopping:
+        passes = 0
+        while not self._stopping and (max_passes is None or passes < max_passes):
+            passes += 1
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
             try:
                 result = drain(max_seconds=remaining)
-            except Exception:
+            except Exception as exc:
                 # A worker outlives a bad pass (database restart, a bug in an adapter): the
                 # row that failed was rescheduled with backoff, so the next pass moves on.
-                logger.exception("An Omnisend drain pass failed; retrying after a pause.")
+                log.failed(exc)
                 time.sleep(idle_sleep)
                 continue
-            if result.processed or result.deferred:
-                self._report(result)
+            # No line per pass: changes once, totals every --summary-every seconds.
+            log.passed(result)
             if not result.processed:
                 time.sleep(min(idle_sleep, remaining) if remaining is not None else idle_sleep)
 
