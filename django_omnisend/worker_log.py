@@ -26,11 +26,14 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from . import redaction
 from .reachability import advice
 from .sync import DrainResult, Hold
 from .text import moment
 
 logger = logging.getLogger(__name__)
+# A failed pass is logged with its traceback: keep any credential in it out of the log.
+redaction.install(__name__)
 
 #: The counts a summary shows, in order, with their labels.
 COUNTS = (

@@ -111,9 +111,13 @@ def test_a_pass_failing_the_same_way_is_logged_once(sync_settings, emulator, cap
     lines: list[str] = []
     log = LoopLog(lines.append, summary_every=3600)
     for _ in range(PASSES):
-        log.failed(RuntimeError("database is restarting"))
+        try:  # raised, so the log carries a real traceback
+            raise RuntimeError("proxy said no to Authorization: Bearer tok-123-secret")
+        except RuntimeError as exc:
+            log.failed(exc)
     errors = [r for r in caplog.records if r.name == "django_omnisend.worker_log"]
-    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert len(errors) == 1 and "Traceback" in caplog.text
+    assert "tok-123-secret" not in caplog.text
     log.passed(drain())
     assert lines == [f"Drain passes succeed again after {PASSES} failed passes."]
 
