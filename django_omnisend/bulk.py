@@ -62,6 +62,8 @@ class BulkReport:
     requests: int = 0
     pending: int = 0
     errors: Counter = field(default_factory=Counter)
+    #: Why Omnisend gave no usable answer to the last request that failed so ("" if none).
+    unreachable: str = ""
 
     @property
     def done(self) -> int:
@@ -162,6 +164,7 @@ class BatchSync(_Drain):
         finally:
             self.clients.close()
             self.report.requests = self.result.requests
+            self.report.unreachable = self.result.unreachable
             self.report.pending = SyncState.objects.filter(dirty=True).count()
         return self.report
 

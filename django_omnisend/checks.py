@@ -422,3 +422,92 @@ def check_mark_triggers(
                 )
             )
     return messages
+
+
+#: The line a site's ROOT_URLCONF needs (any prefix works).
+URL_INCLUDE = 'path("omnisend/", include("django_omnisend.urls"))'
+CALLBACK = "django_omnisend:callback"
+
+
+def _callback_path() -> str | None:
+    """The callback's path in this site's URLconf, or None when it cannot be reversed."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse(CALLBACK)
+    except NoReverseMatch:
+        return None
+
+
+@checks.register("django_omnisend", checks.Tags.urls)
+def check_url_include(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """With OAuth configured, the app's URLs must be included under their namespace.
+
+    The "Connect Omnisend" button on the admin's connection page and the OAuth callback
+    reverse them; without the include that page is a 500 (``NoReverseMatch``). A site with
+    only an API key uses none of the app's views, so it is not asked to include them.
+    """
+    if not _settings_ok() or not omnisend_settings.get("CLIENT_ID"):
+        return []
+    try:
+        found = _callback_path()
+    except Exception as exc:  # a broken URLconf: Django's own URL checks report it
+        logger.debug("Could not load the URLconf to look for %s: %s", CALLBACK, exc)
+        return []
+    if found is not None:
+        return []
+    return [
+        checks.Error(
+            f'The URL {CALLBACK!r} cannot be reversed, so the admin\'s "Connect Omnisend" '
+            "button and the OAuth callback fail (NoReverseMatch).",
+            hint=f"Add {URL_INCLUDE} to the urlpatterns of your ROOT_URLCONF "
+            f"({settings.ROOT_URLCONF!s}); then set "
+            'OMNISEND["REDIRECT_URI"] to the full URL of its callback/ page.',
+            id=_id("E", 13),
+        )
+    ]
+
+
+@checks.register("django_omnisend", checks.Tags.urls)
+def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """OMNISEND["REDIRECT_URI"], when set, must lead to this site's OAuth callback view."""
+    from django.urls import Resolver404, resolve
+
+    value = omnisend_settings.get("REDIRECT_URI") if _settings_ok() else ""
+    if not value:
+        return []
+    try:
+        callback = _callback_path()
+    except Exception as exc:  # a broken URLconf: Django's own URL checks report it
+        logger.debug("Could not load the URLconf to look for %s: %s", CALLBACK, exc)
+        return []
+    if callback is None:
+        return []  # the include is missing: check_url_include says so
+    path = urlsplit(value).path or "/"
+    prefix = (settings.FORCE_SCRIPT_NAME or "").rstrip("/")
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix) :]
+    if path.endswith(callback):
+        # The callback's own path, or that path under a prefix the web server adds
+        # (SCRIPT_NAME), which cannot be known here.
+        return []
+    try:
+        found = f"the view {resolve(path).view_name!r}"
+    except Resolver404:
+        found = "no view (404)"
+    parts = urlsplit(value)
+    suggested = f"{parts.scheme or 'https'}://{parts.netloc or 'example.com'}{prefix}{callback}"
+    hint = (
+        f'Set OMNISEND["REDIRECT_URI"] = "{suggested}" (this site\'s callback) and register '
+        "exactly that URL with Omnisend."
+    )
+    if path + "/" == callback:
+        hint = "Add the trailing slash. " + hint
+    return [
+        checks.Error(
+            f'OMNISEND["REDIRECT_URI"] = {value!r} leads to {found}, not to the OAuth '
+            f"callback ({CALLBACK}), so Omnisend's redirect after approval would fail.",
+            hint=hint,
+            id=_id("E", 14),
+        )
+    ]

@@ -277,6 +277,9 @@ class OmnisendClient:
         self.sleep = sleep
         self.clock = clock
         self.random = random
+        #: HTTP requests this client put on the wire (retries and resends included; requests
+        #: the rate budget refused are not), for callers that report what they sent.
+        self.requests_sent = 0
         self.session = requests.Session()
         self.session.headers.update(
             {
@@ -348,6 +351,7 @@ class OmnisendClient:
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire(self.rate_limit_key, timeout=self.max_wait)
             started = self.clock()
+            self.requests_sent += 1
             try:
                 response = self.session.request(
                     method,

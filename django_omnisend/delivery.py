@@ -1,10 +1,13 @@
 """Per-connection delivery switches shared by every worker through the database.
 
 * pause: 401/403/410 stop all sends for the connection, without spending attempts, until a
-  reconnect (:func:`resume`);
+  reconnect (:func:`resume`); the reason (:func:`pause_reason`) says why and what to do;
 * cooldown: a 429 stops the whole brand for ``retryAfter`` (else 60 s);
 * circuit breaker: 5 consecutive 5xx/timeouts open it for ``RETRY_BACKOFF`` (30 s),
   doubling up to 30 times that (15 min); the first request after that is the probe.
+
+:attr:`Gate.reason` names the switch that holds a connection, so the drain and
+``omnisend_status`` can say why nothing is sent.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from datetime import datetime, timedelta
 from django.db.models import F
 from django.utils import timezone
 
+from . import exceptions
 from .conf import omnisend_settings
+from .crypto import fingerprint
 from .models import DeliveryControl
+from .text import moment, shorten
 
 BREAKER_THRESHOLD = 5
 #: The breaker's longest opening, as a multiple of its first (``RETRY_BACKOFF``).
 BREAKER_MAX_FACTOR = 30
+#: Size of ``DeliveryControl.paused_reason``.
+REASON_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,13 @@ class Gate:
     until: datetime | None = None
     reason: str = ""
     paused: bool = False
+    #: ``"paused"``, ``"cooldown"`` or ``"breaker"`` when closed.
+    kind: str = ""
+
+
+def _sealed(credential: str) -> str:
+    """What a pause remembers: the credential's fingerprint together with the API version."""
+    return fingerprint(f"{credential}:{omnisend_settings.get('API_VERSION')}")
 
 
 def _control(key: str) -> DeliveryControl:
@@ -42,30 +57,59 @@ def gate(key: str, now: datetime | None = None, credential: str | None = None) -
     """Read the switches for ``key`` (one indexed query).
 
     ``credential`` is the fingerprint of the credential a worker would send now: a pause
-    caused by a different (rejected) credential lifts itself, so reconnecting in the admin or
-    deploying a fixed API key resumes delivery with nothing else to do.
+    caused by a different (rejected) credential, or under a different ``API_VERSION``, lifts
+    itself, so reconnecting in the admin, deploying a fixed API key or updating a retired
+    version resumes delivery with nothing else to do.
     """
     now = now or timezone.now()
     control = DeliveryControl.objects.filter(connection_key=key).first()
     if control is None:
         return Gate(open=True)
-    if control.paused and credential and credential != control.paused_credential:
+    if control.paused and credential and _sealed(credential) != control.paused_credential:
         resume(key)
         control.refresh_from_db()
     if control.paused:
-        return Gate(open=False, reason=control.paused_reason or "paused", paused=True)
+        return Gate(
+            open=False,
+            reason=control.paused_reason or "paused (no reason recorded)",
+            paused=True,
+            kind="paused",
+        )
     waits = [
-        (t, why)
-        for t, why in (
-            (control.cooldown_until, "rate limited (429)"),
-            (control.breaker_open_until, "circuit breaker open"),
+        (t, kind, why)
+        for t, kind, why in (
+            (control.cooldown_until, "cooldown", "rate limited (429)"),
+            (
+                control.breaker_open_until,
+                "breaker",
+                f"circuit breaker open after {control.consecutive_failures} failed requests "
+                "in a row (5xx or no answer)",
+            ),
         )
         if t and t > now
     ]
     if waits:
-        until, why = max(waits, key=lambda w: w[0])
-        return Gate(open=False, until=until, reason=why)
+        until, kind, why = max(waits, key=lambda w: w[0])
+        return Gate(open=False, until=until, reason=f"{why} until {moment(until)}", kind=kind)
     return Gate(open=True)
+
+
+def pause_reason(exc: exceptions.OmnisendAPIError) -> str:
+    """Why a 401/403/410 paused delivery and what to do, in at most :data:`REASON_LENGTH`."""
+    said = shorten(exc.detail or exc.title or "", 100)
+    said = f"Omnisend says: {said.rstrip('.')}. " if said else ""
+    if isinstance(exc, exceptions.PermissionDenied):
+        scope = f" {exc.missing_scope}" if exc.missing_scope else ""
+        what = f"permission denied (403): the credential lacks{scope or ' a'} permission."
+        # A new credential lifts the pause by itself; the same key granted more does not.
+        todo = "Reconnect and approve every permission, or use an API key that has it."
+    elif isinstance(exc, exceptions.VersionRetired):
+        what = "API version retired (410)."
+        todo = 'Update OMNISEND["API_VERSION"] (or django-omnisend); delivery then resumes.'
+    else:
+        what = "credential rejected (401)."
+        todo = 'Reconnect in the admin or set a valid OMNISEND["API_KEY"]; delivery then resumes.'
+    return shorten(f"{what} {said}{todo}", REASON_LENGTH)
 
 
 def pause(key: str, reason: str, credential: str = "") -> None:
@@ -73,9 +117,10 @@ def pause(key: str, reason: str, credential: str = "") -> None:
     control = _control(key)
     DeliveryControl.objects.filter(pk=control.pk).update(
         paused=True,
-        paused_reason=reason[:255],
+        # Never cut mid-word: people read this in the status and the drain's output.
+        paused_reason=shorten(reason, REASON_LENGTH),
         paused_at=timezone.now(),
-        paused_credential=credential,
+        paused_credential=_sealed(credential) if credential else "",
     )
 
 

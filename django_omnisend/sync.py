@@ -35,8 +35,10 @@ from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
 from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
+from .reachability import unreachable_reason
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
+from .text import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,23 @@ def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(delay / 2, delay)
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Why a connection sent nothing: ``kind`` is "paused", "cooldown" or "breaker"."""
+
+    kind: str
+    reason: str
+    #: When a cooldown or an open breaker ends (None for a pause).
+    until: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+
 @dataclass
 class DrainResult:
     """What one :func:`drain` did; ``as_dict()`` is JSON-serialisable (task results)."""
@@ -78,13 +97,29 @@ class DrainResult:
     deferred: int = 0
     events_sent: int = 0
     erasures_sent: int = 0
+    #: HTTP requests sent (not those the rate budget refused; a resend counts again).
     requests: int = 0
     paused: list[str] = field(default_factory=list)
+    #: Why each connection key was held back in this pass (paused, cooling down, breaker).
+    held: dict[str, Hold] = field(default_factory=dict)
+    #: Requests Omnisend answered (a 2xx or a 4xx: it was reached).
+    answered: int = 0
+    #: Why the last request without a usable answer failed (refused, timeout, 5xx…), or "".
+    unreachable: str = ""
+    #: Connection keys with at least one request Omnisend accepted (2xx) in this pass.
+    delivered: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["skipped"] = dict(self.skipped)
+        data["held"] = {key: hold.as_dict() for key, hold in self.held.items()}
+        data["delivered"] = sorted(self.delivered)
         return data
+
+    @property
+    def omnisend_unreachable(self) -> bool:
+        """Requests went out and none got an answer (Omnisend down, or the way to it)."""
+        return bool(self.unreachable) and not self.answered
 
     @property
     def processed(self) -> int:
@@ -123,6 +158,10 @@ class _Clients:
             self._fingerprints[key] = credential_fingerprint(key)
         return self._fingerprints[key]
 
+    def sent(self) -> int:
+        """HTTP requests the clients of this drain have sent so far."""
+        return sum(client.requests_sent for client in self._clients.values())
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
@@ -134,7 +173,17 @@ def _worker_id() -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_LENGTH]
+    return shorten(redact(f"{type(exc).__name__}: {exc}"), MAX_ERROR_LENGTH)
+
+
+def _not_connected_reason(key: str, exc: exceptions.NotConnected) -> str:
+    """Why there is no client for ``key``: the connection's own reason when it has one."""
+    from .connections import connection_for_key
+
+    connection = connection_for_key(key)
+    if isinstance(exc, exceptions.NeedsReconnect) and connection and connection.status_reason:
+        return f"needs reconnect: {connection.status_reason}"
+    return f"not connected: {exc}"
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -215,6 +264,7 @@ class _Drain:
             return True
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
+        self.result.held[row.connection_key] = Hold(gate.kind, gate.reason, gate.until)
         if gate.until is not None:
             type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
                 next_attempt_at=gate.until
@@ -227,11 +277,11 @@ class _Drain:
         try:
             return self.clients.get(row.connection_key)
         except exceptions.NotConnected as exc:
-            delivery.pause(
-                row.connection_key, str(exc), self.clients.credential(row.connection_key)
-            )
+            reason = _not_connected_reason(row.connection_key, exc)
+            delivery.pause(row.connection_key, reason, self.clients.credential(row.connection_key))
             self.blocked.add(row.connection_key)
             self.result.paused.append(row.connection_key)
+            self.result.held[row.connection_key] = Hold("paused", reason)
             self.result.deferred += 1
             return None
 
@@ -241,8 +291,23 @@ class _Drain:
             row, worker=self.worker, now=timezone.now(), lease_seconds=self.lease_seconds
         ):
             raise LeaseLost
-        self.result.requests += 1
-        return call(*args, **kwargs)
+        # Count what reached the wire: not a request the budget refused, but a resend after a
+        # token refresh, which is a second request.
+        before = self.clients.sent()
+        try:
+            response = call(*args, **kwargs)
+        except exceptions.OmnisendError as exc:
+            why = unreachable_reason(exc)
+            if why:
+                self.result.unreachable = why
+            elif isinstance(exc, exceptions.OmnisendAPIError):
+                self.result.answered += 1
+            raise
+        finally:
+            self.result.requests += self.clients.sent() - before
+        self.result.answered += 1
+        self.result.delivered.add(row.connection_key)
+        return response
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
@@ -265,16 +330,17 @@ class _Drain:
             rows.update(next_attempt_at=until, **common)
             return "deferred"
         if isinstance(exc, _PAUSING):
-            delivery.pause(
-                key,
-                f"{_status_of(exc)}: {exc.detail or exc.title or 'rejected'}",
-                self.clients.credential(key),
-            )
-            from .connections import mark_key_needs_reconnect
+            reason = delivery.pause_reason(exc)
+            delivery.pause(key, reason, self.clients.credential(key))
+            if not isinstance(exc, exceptions.VersionRetired):
+                # The credential is at fault: the admin shows the connection needs a reconnect.
+                # (A retired version is the site's setting, not the credential's fault.)
+                from .connections import mark_key_needs_reconnect
 
-            mark_key_needs_reconnect(key, str(exc))
+                mark_key_needs_reconnect(key, reason)
             self.blocked.add(key)
             self.result.paused.append(key)
+            self.result.held[key] = Hold("paused", reason)
             self.result.deferred += 1
             if model is SyncState:
                 rows.update(state=SyncState.State.PAUSED, **common)

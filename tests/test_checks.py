@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib import admin
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from django.urls import NoReverseMatch, include, path
 
 from django_omnisend import checks
 
@@ -29,6 +31,8 @@ def all_messages():
         + checks.check_urls()
         + checks.check_encryption_keys()
         + checks.check_rate_limit()
+        + checks.check_url_include()
+        + checks.check_redirect_uri()
     )
 
 
@@ -60,7 +64,7 @@ def test_manage_py_check_is_clean_with_good_settings(capsys):
             id="E003-not-adapter",
         ),
         pytest.param(
-            {**GOOD, "CLIENT_ID": "id", "REDIRECT_URI": "https://x.test/cb/"},
+            {**GOOD, "CLIENT_ID": "id", "REDIRECT_URI": "https://x.test/omnisend/callback/"},
             False,
             ["django_omnisend.E004"],
             id="E004",
@@ -191,3 +195,118 @@ def test_w006_task_backend_that_cannot_wake_the_drain():
         assert checks.check_task_backend() == []
     with override_settings(OMNISEND={**sync, "TASK_BACKEND": "default"}):
         assert checks.check_task_backend() == []  # tests/settings.py: django-tasks-db
+
+
+# -- URLs: the include the admin's connection page needs, and REDIRECT_URI -----------------------
+# A URLconf may be any object with ``urlpatterns``; these stand for a site's ROOT_URLCONF.
+
+
+class UrlsWithoutOmnisend:
+    """A site that forgot ``include("django_omnisend.urls")``."""
+
+    urlpatterns = [path("admin/", admin.site.urls)]
+
+
+class UrlsUnderAnotherPrefix:
+    urlpatterns = [
+        path("admin/", admin.site.urls),
+        path("integrations/omnisend/", include("django_omnisend.urls")),
+    ]
+
+
+INCLUDE_LINE = 'path("omnisend/", include("django_omnisend.urls"))'
+OAUTH = {**GOOD, "CLIENT_ID": "id", "CLIENT_SECRET": "s"}
+
+
+def test_e013_missing_url_include(admin_client):
+    site = {**OAUTH, "REDIRECT_URI": "https://example.com/omnisend/callback/"}
+    with override_settings(OMNISEND=site, ROOT_URLCONF=UrlsWithoutOmnisend):
+        (message,) = checks.check_url_include()
+        assert message.id == "django_omnisend.E013" and message.is_serious()
+        assert "django_omnisend:callback" in message.msg
+        assert INCLUDE_LINE in message.hint and "ROOT_URLCONF" in message.hint
+        with pytest.raises(SystemCheckError, match=r"django_omnisend\.E013"):
+            call_command("check")
+        # What the check prevents: the admin's "Connect Omnisend" button cannot be built.
+        with pytest.raises(NoReverseMatch):
+            admin_client.get("/admin/django_omnisend/connection/")
+
+
+def test_e013_any_prefix_is_fine():
+    with override_settings(OMNISEND=OAUTH, ROOT_URLCONF=UrlsUnderAnotherPrefix):
+        assert checks.check_url_include() == []
+    with override_settings(OMNISEND=OAUTH):  # tests/urls.py includes them
+        assert checks.check_url_include() == []
+
+
+def test_e013_an_api_key_site_needs_no_urls(admin_client):
+    """Only the OAuth flow (and the admin's button that starts it) uses the app's URLs."""
+    with override_settings(OMNISEND=GOOD, ROOT_URLCONF=UrlsWithoutOmnisend):
+        assert checks.check_url_include() == []
+        assert admin_client.get("/admin/django_omnisend/connection/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "urlconf", "expected"),
+    [
+        pytest.param("https://example.com/omnisend/callback/", None, [], id="ok"),
+        pytest.param(
+            "https://example.com/integrations/omnisend/callback/",
+            UrlsUnderAnotherPrefix,
+            [],
+            id="ok-prefix",
+        ),
+        pytest.param(
+            "https://example.com/omnisend/callback",
+            None,
+            ["django_omnisend.E014"],
+            id="no-trailing-slash",
+        ),
+        pytest.param(
+            "https://example.com/oauth/callback/", None, ["django_omnisend.E014"], id="404"
+        ),
+        pytest.param(
+            "https://example.com/omnisend/connect/", None, ["django_omnisend.E014"], id="connect"
+        ),
+        pytest.param(
+            "https://example.com/omnisend/callback/",
+            UrlsUnderAnotherPrefix,
+            ["django_omnisend.E014"],
+            id="stale-prefix",
+        ),
+    ],
+)
+def test_e014_redirect_uri_must_resolve_to_the_callback(redirect_uri, urlconf, expected):
+    site = {**GOOD, "CLIENT_ID": "id", "CLIENT_SECRET": "s", "REDIRECT_URI": redirect_uri}
+    with override_settings(OMNISEND=site, ROOT_URLCONF=urlconf or "tests.urls"):
+        messages = checks.check_redirect_uri()
+        assert ids(messages) == expected
+        for message in messages:
+            assert 'OMNISEND["REDIRECT_URI"]' in message.msg
+            assert "/callback/" in message.hint
+
+
+def test_e014_hint_names_the_callback_path_and_the_missing_slash():
+    site = {**GOOD, "REDIRECT_URI": "https://example.com/integrations/omnisend/callback"}
+    with override_settings(OMNISEND=site, ROOT_URLCONF=UrlsUnderAnotherPrefix):
+        (message,) = checks.check_redirect_uri()
+    assert "trailing slash" in message.hint
+    assert "/integrations/omnisend/callback/" in message.hint
+    site = {**GOOD, "REDIRECT_URI": "https://example.com/omnisend/connect/"}
+    with override_settings(OMNISEND=site):
+        (message,) = checks.check_redirect_uri()
+    assert "django_omnisend:connect" in message.msg
+
+
+def test_e014_accepts_a_deployment_prefix():
+    """Under FORCE_SCRIPT_NAME (or a server's SCRIPT_NAME) the URL carries the prefix."""
+    site = {**GOOD, "REDIRECT_URI": "https://example.com/shop/omnisend/callback/"}
+    with override_settings(OMNISEND=site, FORCE_SCRIPT_NAME="/shop"):
+        assert checks.check_redirect_uri() == []
+
+
+def test_e014_is_left_to_e013_when_the_include_is_missing():
+    site = {**OAUTH, "REDIRECT_URI": "https://example.com/omnisend/callback/"}
+    with override_settings(OMNISEND=site, ROOT_URLCONF=UrlsWithoutOmnisend):
+        assert checks.check_redirect_uri() == []
+        assert ids(checks.check_url_include()) == ["django_omnisend.E013"]

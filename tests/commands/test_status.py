@@ -16,6 +16,8 @@ from django_omnisend import crypto, delivery, ratelimit
 from django_omnisend.models import Connection, OutboxItem, SyncState
 from django_omnisend.ratelimit import RateLimiter
 from django_omnisend.sync import drain
+from django_omnisend.text import moment
+from tests.sync.outage import omnisend_down
 
 pytestmark = pytest.mark.django_db
 
@@ -152,9 +154,12 @@ def test_shared_budget_usage_is_shown(sync_settings, emulator, monkeypatch):
     make_user()
     make_user("joe")
     drain()
-    report = json.loads(status("--json")[0])
+    report = json.loads(status("--json", "--offline")[0])
     assert report["budget"]["shared"] is True and report["budget"]["used"] == 2
-    assert "Budget: 2/300 requests in the last 60 s" in status()[0]
+    assert "Budget: 2/300 requests in the last 60 s" in status("--offline")[0]
+    # The credential check draws from the budget too; the figure shown is from before it.
+    assert "Budget: 2/300 requests" in status()[0]
+    assert "Budget: 3/300 requests" in status()[0]
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-process"])
@@ -194,7 +199,9 @@ def test_expired_token_without_refresh_token_is_unusable(sync_settings):
     assert code == 2 and "connection not usable (active)" in output
     connection.refresh_token = "can-refresh"
     connection.save()
-    assert status()[1] == 0
+    assert status("--offline")[1] == 0  # a refresh token makes it usable
+    output, code = status()  # but Omnisend does not know this one
+    assert code == 2 and "needs a reconnect" in output
 
 
 def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
@@ -211,3 +218,127 @@ def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
         assert report["marking"] == {"mark_with": "trigger", "triggers": "installed"}
     output, _ = status()  # back to "signal" with the triggers still there
     assert "Marking: signal (triggers left on the user table: run migrate)" in output
+
+
+def last_word_is_whole(shown: str, source: str) -> bool:
+    """Whether ``shown`` (maybe shortened with "…") ends with a whole word of ``source``."""
+    words = shown.removesuffix("…").split()
+    return bool(words) and words[-1] in source.split()
+
+
+def test_changed_encryption_keys_never_cut_a_reason_mid_word(sync_settings, emulator):
+    from cryptography.fernet import Fernet
+
+    from django_omnisend.connections import client_for_key
+    from django_omnisend.exceptions import NeedsReconnect
+
+    connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo Shop")
+    connection.set_api_key(emulator.issue_api_key())
+    connection.save()
+    make_user()
+    rotated = {**sync_settings, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
+    with override_settings(OMNISEND=rotated):
+        with pytest.raises(CommandError, match="needs reconnect"):
+            call_command("omnisend_drain", "--once", stdout=StringIO(), stderr=StringIO())
+        with pytest.raises(NeedsReconnect) as excinfo:
+            client_for_key("default")
+        source = str(excinfo.value)
+        report = json.loads(status("--json")[0])
+        output, code = status()
+    assert code == 2
+    (paused,) = report["paused"]
+    assert "cannot be decrypted" in paused["reason"]
+    assert last_word_is_whole(paused["reason"], source), paused["reason"]
+    for line in output.splitlines():
+        if "paused" in line:
+            assert last_word_is_whole(line.rstrip(")"), source), line
+
+
+def test_a_long_last_error_is_shortened_at_a_word_boundary(sync_settings, emulator):
+    user = make_user()
+    text = "ValidationError: " + "abcdefghij " * 60
+    SyncState.objects.filter(user=user).update(state=SyncState.State.FAILED, last_error=text)
+    output, _ = status()
+    (line,) = [line for line in output.splitlines() if line.startswith("Last error")]
+    assert line.endswith("abcdefghij…") and len(line) < 350
+
+
+# -- the credential is verified with one cheap call --------------------------------------------
+
+
+def verification_requests(api_requests):
+    return [(e.method, e.path, e.query) for e in api_requests()]
+
+
+def test_status_verifies_the_credential_with_one_cheap_call(sync_settings, emulator, api_requests):
+    output, code = status()
+    assert code == 0 and "Credential: verified (Omnisend accepted it just now)" in output
+    assert verification_requests(api_requests) == [("GET", "/api/contacts", {"limit": "1"})]
+    report = json.loads(status("--json")[0])
+    assert report["credential"]["verified"] is True
+    assert report["credential"]["outcome"] == "verified"
+
+
+def test_a_wrong_api_key_is_not_healthy(sync_settings, emulator, api_requests):
+    key = f"{emulator.default_brand_id}-not-the-real-secret"
+    with override_settings(OMNISEND={**sync_settings, "API_KEY": key}):
+        output, code = status()
+        report = json.loads(status("--json")[0])
+    assert code == 2
+    assert "Credential: refused just now, credential rejected (401)" in output
+    assert "Healthy" not in output
+    (problem,) = report["problems"]
+    assert problem.startswith("credential rejected (401). Omnisend says: The API key is invalid.")
+    assert 'OMNISEND["API_KEY"]' in problem
+    assert report["credential"]["verified"] is False
+    assert key not in output + json.dumps(report) and key.partition("-")[2] not in output
+    assert len(api_requests()) == 2  # one per run
+
+
+def test_a_key_without_the_contacts_permission_is_not_healthy(sync_settings, emulator):
+    key = emulator.issue_api_key(scopes=["contacts.write", "events.write"])
+    with override_settings(OMNISEND={**sync_settings, "API_KEY": key}):
+        output, code = status()
+    assert code == 2 and "permission denied (403)" in output and "contacts.read" in output
+
+
+def test_a_rejected_connection_row_is_flagged_for_a_reconnect(sync_settings, emulator):
+    key = emulator.issue_api_key()
+    connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo Shop")
+    connection.set_api_key(key)
+    connection.save()
+    assert status()[1] == 0
+    connection.refresh_from_db()
+    assert connection.checked_at is not None  # "last checked at" in the admin
+    emulator.revoke_api_key(key)
+    output, code = status()
+    assert code == 2 and "credential rejected (401)" in output
+    connection.refresh_from_db()
+    assert connection.status == Connection.Status.NEEDS_RECONNECT
+
+
+def test_unreachable_omnisend_is_stated_not_verified_since(sync_settings, emulator):
+    make_user()
+    drain()
+    synced_at = SyncState.objects.get().synced_at
+    with omnisend_down(sync_settings) as down:
+        output, code = status()
+        report = json.loads(status("--json")[0])
+    assert code == 2 and "Healthy" not in output
+    since = moment(synced_at)
+    assert f"Credential: not verified since {since}" in output
+    (problem,) = report["problems"]
+    assert problem.startswith(
+        f"Omnisend unreachable (connection refused by {down['host']}): credential not verified "
+        f"since {since}"
+    )
+    assert 'OMNISEND["API_URL"]' in problem
+    assert report["credential"]["outcome"] == "unreachable"
+    assert report["credential"]["last_accepted"] == synced_at.isoformat()
+
+
+def test_offline_skips_the_call(sync_settings, emulator, api_requests):
+    with omnisend_down(sync_settings):
+        output, code = status("--offline")
+    assert code == 0 and "Credential: not verified (--offline)" in output
+    assert status("--offline")[1] == 0 and api_requests() == []

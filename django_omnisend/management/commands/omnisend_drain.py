@@ -2,20 +2,52 @@
 
 For cron (``--once``, the default), systemd or containers (``--loop``). Any number may run
 at once on any number of machines: rows are leased, never sent twice concurrently.
+
+``--once`` exits 1, naming the reason and what to do, when Omnisend could not be reached
+(or its circuit breaker is open) or a connection is paused; a 429 cooldown is not an error.
 """
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend.sync import drain
+from django_omnisend.reachability import advice
+from django_omnisend.sync import DrainResult, drain
+from django_omnisend.worker_log import LoopLog
 
-logger = logging.getLogger(__name__)
+
+def held_notes(result: DrainResult) -> list[str]:
+    """A note per connection held back: ``; paused: key (why)`` or ``; waiting: key (why)``."""
+    return [
+        f"; {'paused' if hold.kind == 'paused' else 'waiting'}: {key} ({hold.reason})"
+        for key, hold in result.held.items()
+    ]
+
+
+def problem(result: DrainResult) -> str:
+    """Why a pass could not deliver, with what to do ("" when nothing stands in the way).
+
+    A 429 cooldown is flow control, not a problem; Omnisend unreachable (in this pass, or
+    earlier so that the circuit breaker is open) and a paused connection are.
+    """
+    if result.omnisend_unreachable:
+        return (
+            f"Omnisend unreachable: {result.unreachable}. Nothing is lost: the items stay "
+            f"queued and are retried with backoff. {advice()}"
+        )
+    for key, hold in result.held.items():
+        if hold.kind == "paused":
+            return f"Delivery to connection {key!r} is paused: {hold.reason}"
+        if hold.kind == "breaker":
+            return (
+                f"Omnisend unreachable: connection {key!r} is waiting, {hold.reason}. Nothing "
+                f"is lost: the items stay queued. {advice()}"
+            )
+    return ""
 
 
 class Command(BaseCommand):
@@ -37,6 +69,18 @@ class Command(BaseCommand):
             "--max-items", type=int, default=None, help="Stop after this many items (--once)."
         )
         parser.add_argument(
+            "--max-passes",
+            type=int,
+            default=None,
+            help="Stop after this many passes (--loop), for a supervisor to restart the worker.",
+        )
+        parser.add_argument(
+            "--summary-every",
+            type=float,
+            default=60.0,
+            help="Seconds between summaries of what the loop did (--loop).",
+        )
+        parser.add_argument(
             "--idle-sleep",
             type=float,
             default=5.0,
@@ -47,46 +91,58 @@ class Command(BaseCommand):
         max_seconds = options["max_seconds"]
         if max_seconds is not None and max_seconds <= 0:
             raise CommandError("--max-seconds must be positive.")
+        if options["summary_every"] < 0:
+            raise CommandError("--summary-every must not be negative.")
+        if options["max_passes"] is not None and options["max_passes"] <= 0:
+            raise CommandError("--max-passes must be positive.")
         if not options["loop"]:
             result = drain(max_seconds=max_seconds, max_items=options["max_items"])
             self._report(result)
+            why = problem(result)
+            if why:  # cron and scripts see it in the exit status
+                raise CommandError(why)
             return
         self._stopping = False
+        log = LoopLog(self.stdout.write, summary_every=options["summary_every"])
         # SIGTERM (systemd, containers) ends the loop after the current row, leases released.
         previous = signal.signal(signal.SIGTERM, self._stop)
         try:
-            self._loop(max_seconds, options["idle_sleep"])
+            self._loop(max_seconds, options["idle_sleep"], options["max_passes"], log)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            log.stopped()
 
-    def _loop(self, max_seconds: float | None, idle_sleep: float) -> None:
+    def _loop(
+        self, max_seconds: float | None, idle_sleep: float, max_passes: int | None, log: LoopLog
+    ) -> None:
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-        while not self._stopping:
+        passes = 0
+        while not self._stopping and (max_passes is None or passes < max_passes):
+            passes += 1
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
             try:
                 result = drain(max_seconds=remaining)
-            except Exception:
+            except Exception as exc:
                 # A worker outlives a bad pass (database restart, a bug in an adapter): the
                 # row that failed was rescheduled with backoff, so the next pass moves on.
-                logger.exception("An Omnisend drain pass failed; retrying after a pause.")
+                log.failed(exc)
                 time.sleep(idle_sleep)
                 continue
-            if result.processed or result.deferred:
-                self._report(result)
+            # No line per pass: changes once, totals every --summary-every seconds.
+            log.passed(result)
             if not result.processed:
                 time.sleep(min(idle_sleep, remaining) if remaining is not None else idle_sleep)
 
     def _stop(self, signum: int, frame: Any) -> None:
         self._stopping = True
 
-    def _report(self, result: Any) -> None:
+    def _report(self, result: DrainResult) -> None:
         skipped = sum(result.skipped.values())
         self.stdout.write(
             f"synced {result.synced}, unchanged {result.unchanged}, skipped {skipped}, "
             f"retrying {result.retried}, dead {result.dead}, events {result.events_sent}, "
             f"erasures {result.erasures_sent}, deferred {result.deferred}, "
-            f"requests {result.requests}"
-            + (f"; paused: {', '.join(result.paused)}" if result.paused else "")
+            f"requests {result.requests}" + "".join(held_notes(result))
         )

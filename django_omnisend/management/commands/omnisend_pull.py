@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_omnisend.connections import DEFAULT_KEY
 from django_omnisend.exceptions import OmnisendError
 from django_omnisend.pull import pull
+from django_omnisend.reachability import advice, unreachable_reason
 
 
 def parse_since(value: str) -> datetime:
@@ -63,6 +64,12 @@ class Command(BaseCommand):
         try:
             result = pull(options["connection"], since=since, dry_run=options["dry_run"])
         except OmnisendError as exc:
+            why = unreachable_reason(exc)
+            if why:
+                raise CommandError(
+                    f"Omnisend unreachable: {why}. The resume point kept what was read before; "
+                    f"the next run continues from there. {advice()}"
+                ) from exc
             raise CommandError(f"Pulling from Omnisend failed: {exc}") from exc
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2))

@@ -1,13 +1,16 @@
 """``manage.py omnisend_status``: connection, budget and sync health, for people and monitors.
 
-Reads only the database and the rate-limit cache; makes no API call and never shows a secret
-(credentials appear as their fingerprint).
+Reads the database and the rate-limit cache, and verifies the credential with one cheap call
+(``GET /contacts?limit=1``, see :func:`django_omnisend.health.verify_credential`) unless
+``--offline`` is given. Never shows a secret (credentials appear as their fingerprint).
 
 Exit codes: ``0`` healthy; ``2`` unhealthy (the reasons are printed, and with ``--json`` listed
 under ``"problems"``); ``1`` bad options. Unhealthy means any of:
 
 * no usable credentials (no active connection and no ``OMNISEND["API_KEY"]``, or the connection
   needs a reconnect, or its secrets cannot be decrypted);
+* Omnisend refused the credential just now (401, 403, 410), or could not be reached, so the
+  credential is not verified (the report says since when it is known to have worked);
 * a paused connection (Omnisend answered 401/403/410 and delivery waits for a reconnect);
 * any dead row (a contact sync or an event/erasure that gave up);
 * the oldest pending change is older than ``--max-age`` seconds (default 900).
@@ -24,11 +27,13 @@ from django.db import connections, router
 from django.utils import timezone
 
 from django_omnisend import crypto, triggers
+from django_omnisend import health as health_module
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.connections import DEFAULT_KEY, connection_for_key
-from django_omnisend.health import health
+from django_omnisend.health import Verification, health, verify_credential
 from django_omnisend.models import Connection, DeliveryControl, OutboxItem, SyncState
 from django_omnisend.redaction import redact
+from django_omnisend.text import moment, shorten
 
 #: Exit code when the sync is unhealthy (``CommandError.returncode``).
 UNHEALTHY = 2
@@ -155,8 +160,45 @@ def marking_info() -> dict[str, Any]:
     return {"mark_with": omnisend_settings.get("MARK_WITH"), "triggers": state}
 
 
-def collect(max_age: float) -> dict[str, Any]:
-    """Everything the command shows, JSON-serialisable, with ``problems`` (empty = healthy)."""
+def credential_info(conn: dict[str, Any], verify: bool) -> dict[str, Any]:
+    """The outcome of verifying the credential now (skipped offline or without one)."""
+    if not verify:
+        found = Verification(health_module.NOT_VERIFIED, "--offline")
+    elif not conn["usable"]:
+        found = Verification(health_module.NOT_VERIFIED, "no usable credential")
+    else:
+        found = verify_credential(DEFAULT_KEY)
+    return {
+        "verified": found.verified,
+        "outcome": found.outcome,
+        "detail": found.detail,
+        "todo": found.todo,
+        "last_accepted": _iso(found.last_accepted),
+    }
+
+
+def credential_problem(credential: dict[str, Any]) -> str:
+    """The problem line for a refused or unverifiable credential ("" when there is none)."""
+    if credential["outcome"] == health_module.REJECTED:
+        return credential["detail"]
+    if credential["outcome"] == health_module.UNREACHABLE:
+        return (
+            f"Omnisend unreachable ({credential['detail']}): credential not verified "
+            f"{_since(credential)}. {credential['todo']}"
+        )
+    return ""
+
+
+def _since(credential: dict[str, Any]) -> str:
+    when = credential["last_accepted"]
+    return f"since {moment(datetime.fromisoformat(when))}" if when else "(never accepted yet)"
+
+
+def collect(max_age: float, verify: bool = True) -> dict[str, Any]:
+    """Everything the command shows, JSON-serialisable, with ``problems`` (empty = healthy).
+
+    ``verify=False`` makes no API call (``--offline``).
+    """
     now = timezone.now()
     conn = connection_info()
     state = health()
@@ -188,6 +230,10 @@ def collect(max_age: float) -> dict[str, Any]:
             problems.append(f"connection not usable ({conn['status']}): reconnect in the admin")
     for key, reason in state.paused:
         problems.append(f"connection {key!r} paused: {reason or 'needs reconnect'}")
+    budget = budget_info(conn["rate_limit_key"])  # before the check takes its request
+    credential = credential_info(conn, verify)
+    if credential_problem(credential):
+        problems.append(credential_problem(credential))
     if state.dead:
         problems.append(f"{state.dead} dead contact sync(s)")
     if outbox_dead:
@@ -202,7 +248,8 @@ def collect(max_age: float) -> dict[str, Any]:
         "sync_users": omnisend_settings.sync_users,
         "marking": marking_info(),
         "connection": {k: v for k, v in conn.items() if k != "rate_limit_key"},
-        "budget": budget_info(conn["rate_limit_key"]),
+        "credential": credential,
+        "budget": budget,
         "counts": {
             "pending": state.pending,
             "failed": state.failed,
@@ -220,14 +267,36 @@ def collect(max_age: float) -> dict[str, Any]:
     }
 
 
+def credential_line(credential: dict[str, Any]) -> str:
+    """How the credential check went, for the plain output."""
+    outcome, detail = credential["outcome"], credential["detail"]
+    if outcome == health_module.VERIFIED:
+        return f"verified ({detail})"
+    if outcome == health_module.REJECTED:
+        return f"refused just now, {detail}"
+    if outcome == health_module.UNREACHABLE:
+        return (
+            f"not verified {_since(credential)}: Omnisend unreachable, {detail}. "
+            f"{credential['todo']}"
+        )
+    return f"not verified ({detail})"
+
+
 class Command(BaseCommand):
     help = (
-        "Show the Omnisend connection, request budget and sync health; exits 2 when unhealthy "
-        "(paused, no usable credentials, dead rows, or pending changes older than --max-age)."
+        "Show the Omnisend connection (verified with one API call unless --offline), request "
+        "budget and sync health; exits 2 when unhealthy (credential refused, Omnisend "
+        "unreachable, paused, no usable credentials, dead rows, or pending changes older than "
+        "--max-age)."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON (for monitoring).")
+        parser.add_argument(
+            "--offline",
+            action="store_true",
+            help="Make no API call: report without verifying the credential.",
+        )
         parser.add_argument(
             "--max-age",
             type=float,
@@ -238,7 +307,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_age"] < 0:
             raise CommandError("--max-age must not be negative.")
-        report = collect(options["max_age"])
+        report = collect(options["max_age"], verify=not options["offline"])
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, default=str))
         else:
@@ -266,6 +335,7 @@ class Command(BaseCommand):
             )
         else:
             out("Connection: none")
+        out(f"Credential: {credential_line(report['credential'])}")
         budget = report["budget"]
         limit, window = budget["limit"], f"{budget['window_seconds']:g} s"
         if budget["used"] is not None:
@@ -302,7 +372,6 @@ class Command(BaseCommand):
                 out(f"Connection {gate['connection_key']!r}: {', '.join(notes)}")
         error = report["last_error"]
         if error:
-            text = error["error"]
-            text = text if len(text) <= ERROR_PREVIEW else text[: ERROR_PREVIEW - 1] + "…"
+            text = shorten(error["error"], ERROR_PREVIEW)
             out(f"Last error ({error['source']}, {error['state']}): {text}")
         out("Healthy" if report["healthy"] else "UNHEALTHY: " + "; ".join(report["problems"]))

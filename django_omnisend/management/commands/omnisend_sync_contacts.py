@@ -21,8 +21,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.adapters import get_adapter
 from django_omnisend.bulk import BulkReport, chunked, mark_users, select_users, send_in_batches
+from django_omnisend.exceptions import ServerError, TransportError
 from django_omnisend.models import SyncState
 from django_omnisend.payloads import plan_contact
+from django_omnisend.reachability import advice, unreachable_reason
 
 
 def _since(value: str) -> datetime:
@@ -108,13 +110,18 @@ class Command(BaseCommand):
         self._started = time.monotonic()
         self._last_line = 0.0
         show = not options["no_progress"]
-        report = send_in_batches(
-            progress=self._progress if show else None, max_seconds=options["max_seconds"]
-        )
+        try:
+            report = send_in_batches(
+                progress=self._progress if show else None, max_seconds=options["max_seconds"]
+            )
+        except (TransportError, ServerError) as exc:  # reading a batch's outcome failed
+            raise CommandError(self._unreachable(unreachable_reason(exc))) from exc
         report.marked = marked
         if show and self._isatty():
             self.stdout.write("")
         self._summary(report)
+        if report.unreachable and report.pending:
+            raise CommandError(self._unreachable(report.unreachable, report.pending))
         fail_on_error = options["fail_on_error"]
         if fail_on_error is None:
             # On by default from the command line (cron and CI see the failure); off when
@@ -126,6 +133,14 @@ class Command(BaseCommand):
                 "(filter by state 'Dead') for Omnisend's reasons.",
                 returncode=1,
             )
+
+    @staticmethod
+    def _unreachable(why: str, pending: int | None = None) -> str:
+        left = f"{pending} users are still pending" if pending else "Users are still pending"
+        return (
+            f"Omnisend unreachable: {why}. {left}; nothing is lost: the drain "
+            f"(omnisend_drain) retries them with backoff, or run this command again. {advice()}"
+        )
 
     _from_command_line = False
 
