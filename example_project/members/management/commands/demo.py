@@ -105,6 +105,9 @@ class Command(BaseCommand):
                         "--loop",
                         "--idle-sleep",
                         str(options["idle_sleep"]),
+                        # A demo wants to see each sign-up delivered, not a minute's totals.
+                        "--summary-every",
+                        "5",
                         "--skip-checks",
                     ],
                     child_env,
