@@ -27,6 +27,13 @@ defaults); losing a race (two processes increment at once) only ever refuses, ne
 many. ``margin`` (default ``window / 60``, 1 s per minute) absorbs network latency between the
 moment we admit a request and the moment Omnisend's gateway counts it.
 
+What Omnisend can count: the bound is on *admission* times, the only ones a client controls.
+A request delayed longer than ``margin`` on its way (a slow network, a descheduled process)
+can still arrive in a later window; only requests admitted before that window and still on
+their way when it starts can, so a window at the gateway holds at most ``budget`` plus the
+requests in flight at once (one per process that sends one request at a time), which the
+100 a minute the default budget leaves under Omnisend's limit covers many times over.
+
 Requirements for the shared mode: a cache whose ``incr`` is atomic across processes (Redis via
 ``django.core.cache.backends.redis.RedisCache`` or django-redis, Memcached), and host clocks
 that agree within one sub-window (NTP).

@@ -2,7 +2,10 @@
 
 The budget is scaled down (20 requests per 3 s instead of 300 per 60 s) and so is the
 emulator's own window, which would answer 429 if the bound were broken. The check is on the
-emulator's ledger timestamps: no 3-second span holds more than 20 requests.
+emulator's ledger timestamps: no 3-second span holds more than 20 requests plus the two that
+may be on their way (one per process) when the span starts. The budget bounds the times it
+admits requests, not when they arrive; a request admitted just before a span and delayed past
+the budget's margin lands in it (see ``budget_check`` in tests/faults/scenarios.py).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from .test_ratelimit import max_in_any_window
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET, WINDOW, PER_PROCESS = 20, 3.0, 25
+#: Requests admitted but not yet arrived, at most: each process sends one at a time.
+IN_FLIGHT = 2
 
 
 @pytest.mark.redis
 @pytest.mark.slow
 def test_two_processes_never_exceed_the_shared_budget(emulator, redis_cache):
-    emulator.configure(rate_limit=BUDGET, window_seconds=WINDOW)
+    emulator.configure(rate_limit=BUDGET + IN_FLIGHT, window_seconds=WINDOW)
     api_key = emulator.issue_api_key()
     brand = f"brand{uuid.uuid4().hex[:8]}"
     prefix = f"omnisend-budget-{uuid.uuid4().hex[:8]}"
@@ -53,6 +58,6 @@ def test_two_processes_never_exceed_the_shared_budget(emulator, redis_cache):
     assert len(entries) >= 2 * PER_PROCESS
     assert all(e.status in (200, 201) for e in entries), [e.status for e in entries]
     times = [e.time for e in entries]
-    assert max_in_any_window(times, WINDOW) <= BUDGET
+    assert max_in_any_window(times, WINDOW) <= BUDGET + IN_FLIGHT
     # Both processes really ran concurrently and the budget was used, not just trickled.
     assert times[-1] - times[0] < 3 * WINDOW * 2

@@ -13,9 +13,10 @@ the client's own account:
   request sent after that carries a channel status for it (with the default adapter, which
   gives no consent, no request carries a status at all);
 * no dead rows except those the scenario expects;
-* the budget: at most ``BUDGET`` requests in any ``WINDOW`` (server-measured), for the
-  single-process scenarios (several processes on a LocMem cache each keep their own budget,
-  which the ``django_omnisend.W005`` check warns about, so there it is reported only);
+* the budget: at most ``BUDGET`` + 1 requests in any ``WINDOW`` (server-measured; the one is
+  the request in flight, see :func:`budget_check`), for the single-process scenarios; the
+  multi-process ones check the sum of their processes' budgets plus one per process (M12,
+  whose restarted workers start with fresh per-process budgets, reports it only);
 * what the scenario itself promises (writes == users, probes per cooldown, …).
 
 Time is scaled, not faked (as in ``tests/sync/test_load.py``): the budget window, the 429
@@ -65,10 +66,6 @@ EMULATOR_LIMIT = BUDGET * 4 // 3
 #: The budget window: 60 requests/s at most, so the budget really binds (one drain process
 #: manages about twice that here); the same ~7 windows per M1 run at any size.
 WINDOW = BUDGET / 60
-#: Slack for the budget check, which counts requests in any ``WINDOW - ARRIVAL_JITTER``: the
-#: server stamps arrival times, which can lag our limiter's admission times by a thread switch
-#: or a GC pause (tens of ms, unscaled), more than the limiter's own margin (WINDOW / 60).
-ARRIVAL_JITTER = 0.05
 CONTACT_WRITES = ("POST", "PATCH")
 
 User = get_user_model()
@@ -91,6 +88,8 @@ class Outcome:
     dead: int = 0
     max_per_window: int | None = None
     budget: int | None = None
+    #: The most requests ``budget`` allows in any window on the server's side (budget_check).
+    bound: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
@@ -127,6 +126,33 @@ def max_in_any_window(times: Iterable[float], span: float) -> int:
     return max(
         (bisect.bisect_left(ordered, t + span) - i for i, t in enumerate(ordered)), default=0
     )
+
+
+def budget_check(
+    times: Iterable[float], budget: int, in_flight: int = 1, window: float = WINDOW
+) -> tuple[int, int]:
+    """The most arrival ``times`` in any ``window``, and the most a budget allows there.
+
+    ``budget``: what the senders' limiters admit per ``window`` (plus their margin), in all.
+    ``in_flight``: the most requests admitted but not yet stamped by the emulator at any one
+    moment. One per drain process: it admits its next request only after the answer (or the
+    timeout) of the previous one, and the emulator stamps a request as it reads it, before it
+    answers (assumed: it reads each request within the client's timeout, which is seconds).
+
+    Why ``budget + in_flight`` and not ``budget``: the limiter bounds the times it *admits*
+    requests; the emulator stamps the times they *arrive*, later by a delay nobody can bound
+    on a loaded machine (a thread switch, a GC pause: 180 ms was measured under a CPU hog,
+    against a 0.5 s window). A fixed slack for that delay only made the flake rarer (``31 >
+    30``, issue 16). The exact bound: take any ``window`` of arrival stamps, from ``s``. A
+    request stamped in it was either admitted at or after ``s - 0.0005`` (the emulator's clock
+    rounds to milliseconds), so within ``window + 0.001``, which is inside the limiter's
+    ``window + window / 60``: ``budget`` of those at most; or admitted earlier and still on
+    its way then: ``in_flight`` of those at most. So no window holds more than ``budget +
+    in_flight``, whatever the delays, and less cannot be promised (``test_budget_bound.py``
+    reaches it). The limiter's own bound on admissions is tested exactly, on its own clock, in
+    ``tests/client/test_ratelimit.py``.
+    """
+    return max_in_any_window(times, window), budget + in_flight
 
 
 def scaled(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -255,11 +281,14 @@ def finish(
     expected_dead: set[str] = frozenset(),
     unsubscribed: dict[str, float] | None = None,
     consent_given: bool = False,
-    budget: bool = True,
+    budget: int | None = BUDGET,
+    in_flight: int = 1,
     clean: bool = True,
 ) -> Outcome:
     """Measure the common invariants and add them to ``outcome``'s checks.
 
+    ``budget``: requests the sending processes admit per ``WINDOW`` in all (None: not bound);
+    ``in_flight``: the most requests on their way at once (one per drain process);
     ``expected_dead``: e-mails whose rows must be dead (and have no contact);
     ``unsubscribed``: e-mail -> when (emulator clock) it was unsubscribed inside Omnisend;
     ``consent_given``: the adapter sends consent, so statuses for other e-mails are expected.
@@ -320,16 +349,17 @@ def finish(
         outcome.check("outbox drained", dirty == 0, f"{dirty} dirty rows left")
 
     times = [e.time for e in entries]
-    outcome.max_per_window = max_in_any_window(times, WINDOW - ARRIVAL_JITTER)
-    if budget:
-        outcome.budget = BUDGET
+    outcome.max_per_window, bound = budget_check(times, budget or 0, in_flight)
+    if budget is not None:
+        outcome.budget, outcome.bound = budget, bound
         outcome.check(
             "budget per window",
-            outcome.max_per_window <= BUDGET,
-            f"{outcome.max_per_window} > {BUDGET} in {WINDOW:g} s",
+            outcome.max_per_window <= bound,
+            f"{outcome.max_per_window} > {bound} (budget {budget} + {in_flight} in flight) "
+            f"in {WINDOW:g} s",
         )
     limited = [e for e in entries if e.status == 429 and e.fault is None]
-    outcome.check("0 429 from Omnisend's own limit", not limited or not budget, len(limited))
+    outcome.check("0 429 from Omnisend's own limit", not limited or budget is None, len(limited))
     return outcome
 
 
@@ -623,7 +653,7 @@ def m12_sigkill(emulator, base: dict[str, Any]) -> Outcome:
         out.check("no worker traceback", "Traceback" not in err, err[-500:])
     # Not asserted: a replacement starts with a fresh per-process (LocMem) budget while its
     # killed predecessor's requests still count in the window (django_omnisend.W005).
-    finish(out, emulator, budget=False)
+    finish(out, emulator, budget=None)
     overlaps = overlapping_writes(api_entries(emulator))
     out.check("never 2 writes in flight per email", not overlaps, overlaps[:3])
     dup = out.writes - USERS
@@ -746,7 +776,9 @@ def m9_slow(emulator, base: dict[str, Any]) -> Outcome:
         f"{utilisation:.1%} of 4 calls in flight",
     )
     out.note(f"{utilisation:.1%} of 4 calls kept in flight; {samples} transaction probes")
-    finish(out, emulator)
+    # Up to 4 requests on their way at once. In a shared cache the four share BUDGET; per
+    # process, each worker's requests arrive at least SLOW apart, far fewer than BUDGET.
+    finish(out, emulator, in_flight=4)
     return out
 
 
@@ -756,7 +788,8 @@ def m13_concurrent(emulator, base: dict[str, Any]) -> Outcome:
 
     out = Outcome("M13 4 workers + concurrent saves")
     settings = scaled(base)
-    overrides = _worker_overrides(settings, RATE_LIMIT=max(1, BUDGET // 4), LEASE_SECONDS=30)
+    per_worker = max(1, BUDGET // 4)
+    overrides = _worker_overrides(settings, RATE_LIMIT=per_worker, LEASE_SECONDS=30)
     loop = ("--loop", "--max-seconds", "600", "--idle-sleep", "0.02")
     outputs = []
     with timed(out), override_settings(OMNISEND=settings):
@@ -778,8 +811,9 @@ def m13_concurrent(emulator, base: dict[str, Any]) -> Outcome:
     out.check("drained", done, "timed out")
     for _, err in outputs:
         out.check("no worker traceback", "Traceback" not in err, err[-500:])
-    # Each of the 4 processes keeps a quarter of the budget, so the sum stays within it.
-    finish(out, emulator)
+    # Each of the 4 processes keeps a quarter of the budget (per process on LocMem; in a
+    # shared cache the four share one quarter) and has one request in flight at most.
+    finish(out, emulator, budget=4 * per_worker, in_flight=4)
     overlaps = overlapping_writes(api_entries(emulator))
     out.check("never 2 writes in flight per email", not overlaps, overlaps[:3])
     out.note(f"{out.writes} writes for {USERS * SAVES} saves")
