@@ -54,14 +54,20 @@ def normalize_email(raw: Any) -> str | None:
 
     Strips spaces, NFC-normalises, lower-cases the whole address (Omnisend compares e-mail
     identifiers case-sensitively, so one spelling per person avoids duplicate contacts),
-    IDNA-encodes the domain, then validates with Django's ``EmailValidator``.
+    IDNA-encodes the domain, then validates with Django's ``EmailValidator``. The result is
+    also the ownership key (:mod:`django_omnisend.identity`). Invisible characters are
+    refused, and ``EmailValidator`` accepts only ASCII local parts, so homoglyph and
+    full-width look-alikes of an address are invalid rather than a second spelling of it.
     """
     if not raw or not isinstance(raw, str):
         return None
     if raw != raw.strip() and any(ch in raw for ch in "\r\n\x00"):
         return None
     email = unicodedata.normalize("NFC", raw.strip())
-    if "@" not in email or any(unicodedata.category(ch) == "Cc" for ch in email):
+    # Control and invisible format characters (zero-width space, joiners, bidi marks) are
+    # refused outright: IDNA would silently drop some of them, making a look-alike of
+    # another person's address that binds as theirs.
+    if "@" not in email or any(unicodedata.category(ch) in ("Cc", "Cf") for ch in email):
         return None
     local, _, domain = email.rpartition("@")
     try:

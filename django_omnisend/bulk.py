@@ -28,11 +28,11 @@ from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import claims, delivery, exceptions
+from . import claims, delivery, exceptions, identity
 from .conf import omnisend_settings
 from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
-from .payloads import duplicate_owners, plan_contact
+from .payloads import plan_contact
 from .sync import LeaseLost, _Drain, _worker_id
 
 #: Omnisend's ceiling per batch.
@@ -142,8 +142,6 @@ class BatchSync(_Drain):
         self.origin = omnisend_settings.get("EVENT_ORIGIN")
         #: batch id -> connection key, for batches sent and not yet settled.
         self.outstanding: dict[str, str] = {}
-        #: Shared addresses and their owners: one query for the whole run.
-        self.owners = duplicate_owners()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -217,7 +215,6 @@ class BatchSync(_Drain):
                     self.adapter,
                     consent_sent_at=row.consent_sent_at,
                     is_new=False,
-                    owners=self.owners,
                 )
             except Exception:
                 # The adapter failed for this user: the drain path records it with backoff.
@@ -225,6 +222,12 @@ class BatchSync(_Drain):
                 self.sync_row(row)
                 self._count_single(before)
                 continue
+            if not plan.skip_reason:
+                binding = identity.bind(row, plan.email)
+                if binding is not identity.Binding.BOUND:
+                    self._wait_for_address(row, binding.value)
+                    self.report.skipped[binding.value] += 1
+                    continue
             needs_single = (row.email and plan.email and row.email != plan.email) or (
                 plan.consent is not None and plan.consent.subscribed
             )

@@ -30,11 +30,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from . import claims, delivery, exceptions
+from . import claims, delivery, exceptions, identity
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
-from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
+from .payloads import SkipReason, erasure_body, parse_rfc3339, plan_contact, without_channels
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
 
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 #: Cap of the item retry backoff (its base is ``OMNISEND["RETRY_BACKOFF"]``).
 BACKOFF_CAP_SECONDS = 6 * 3600.0
+#: Longest pause between re-checks of a row waiting for an address: a save does not move a
+#: row's schedule, so this bounds how late a waiting user who changed address is sent.
+WAIT_CAP_SECONDS = 300.0
 #: The longest a drain waits for room in the shared budget before deferring a row instead.
 DRAIN_MAX_WAIT = 5.0
 #: Rows claimed per round trip; small enough that a crash re-sends little.
@@ -153,8 +156,6 @@ class _Drain:
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
-        #: Precomputed shared addresses (bulk runs); None: one duplicate query per user.
-        self.owners: dict[str, Any] | None = None
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -342,7 +343,6 @@ class _Drain:
                 self.adapter,
                 consent_sent_at=row.consent_sent_at,
                 is_new=not row.contact_id,
-                owners=self.owners,
             )
         except Exception as exc:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
@@ -355,6 +355,13 @@ class _Drain:
             return
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
+        if plan.skip_reason in (SkipReason.NO_EMAIL, SkipReason.INVALID_EMAIL):
+            identity.release(row)  # the user no longer has the address it owned
+        if not plan.skip_reason:
+            binding = identity.bind(row, plan.email)
+            if binding is not identity.Binding.BOUND:
+                self._wait_for_address(row, binding.value)
+                return
         if plan.skip_reason:
             self.result.skipped[plan.skip_reason] += 1
             cleared = rows.filter(generation=row.generation).update(
@@ -427,6 +434,26 @@ class _Drain:
             rows.update(next_attempt_at=timezone.now(), **done)
         self.result.synced += 1
         contact_synced.send(sender=SyncState, user=user, state=row, contact_id=contact_id)
+
+    def _wait_for_address(self, row: SyncState, reason: str) -> None:
+        """Skip ``row`` for now and keep it due: the address may become free later.
+
+        Never dead (the situation resolves itself when the owner moves away or the erasure is
+        sent, which wakes the row at once); meanwhile the backoff keeps re-checks rare. A
+        re-check is one indexed query and no request.
+        """
+        self.result.skipped[reason] += 1
+        attempts = row.attempts + 1 if row.state == SyncState.State.SKIPPED else 1
+        SyncState.objects.filter(pk=row.pk, lease_owner=self.worker).update(
+            state=SyncState.State.SKIPPED,
+            reason=reason,
+            attempts=attempts,
+            last_error="",
+            next_attempt_at=timezone.now()
+            + timedelta(seconds=min(WAIT_CAP_SECONDS, backoff_seconds(attempts))),
+            lease_until=None,
+            lease_owner="",
+        )
 
     def _guard_subscribe(self, row, client, plan) -> tuple[dict, str]:
         """Never let a Django opt-in override a later unsubscribe made inside Omnisend."""
