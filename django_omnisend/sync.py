@@ -466,7 +466,8 @@ class _Drain:
             if s.get("channel") == "email" and s.get("status") == "unsubscribed"
         ]
         latest = max((parse_rfc3339(c) for c in changed if c), default=None)
-        if latest is not None and latest >= plan.consent.at:
+        # Fail closed: an unsubscribe whose time cannot be read may be newer than the opt-in.
+        if latest is None or latest >= plan.consent.at:
             return without_channels(plan.body), "consent_conflict"
         return plan.body, ""
 

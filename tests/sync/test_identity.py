@@ -6,14 +6,22 @@ by primary-key order, decided by scanning the user table).
 
 from __future__ import annotations
 
+import contextlib
+import json
+from io import StringIO
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_omnisend.models import SyncState
 from django_omnisend.sync import drain
+
+from .adapters import Consent, ConsentAdapter
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +119,31 @@ def test_homoglyph_variants_are_skipped_with_a_reason(sync_settings, emulator, v
     assert (row.state, row.reason) == (SyncState.State.SKIPPED, "invalid_email")
     assert emulator.get_contact("jane@example.com")["firstName"] == "Owner"
     assert len(emulator.contacts()) == 1
+
+
+# -- consent: the re-subscribe guard fails closed ---------------------------------------------
+
+
+def test_unsubscribed_without_a_readable_date_is_never_resubscribed(sync_settings, emulator):
+    consent = {**sync_settings, "ADAPTER": "tests.sync.adapters.ConsentAdapter"}
+    with override_settings(OMNISEND=consent):
+        user = make_user("jane", "jane@example.com")
+        drain()
+        emulator.unsubscribe("jane@example.com", dated=False)
+        ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+        try:
+            user.save()
+            drain()
+        finally:
+            ConsentAdapter.decisions.clear()
+    row = state_of(user)
+    assert row.reason == "consent_conflict"
+    assert emulator.get_contact("jane@example.com")["status"] == "unsubscribed"
+    for entry in emulator.ledger:
+        if entry.method in ("POST", "PATCH"):
+            assert '"subscribed"' not in (entry.body or b"").decode()
+    out = StringIO()
+    with contextlib.suppress(CommandError):  # healthy or not, the reason must be listed
+        call_command("omnisend_status", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["reasons"] == {"consent_conflict": 1}
