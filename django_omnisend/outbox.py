@@ -60,6 +60,15 @@ def _statement(conn) -> tuple[str, list[Any], list[int]]:
     return _STATEMENTS[key]
 
 
+def db_user_pk(user_pk: Any, conn) -> Any:
+    """``user_pk`` as the database stores it (a UUID is text on SQLite, for example).
+
+    Raw SQL gets no conversion from the ORM, so every statement here passes keys through the
+    foreign key's own ``get_db_prep_value``: any ``AUTH_USER_MODEL`` key type works.
+    """
+    return SyncState._meta.get_field("user").get_db_prep_value(user_pk, conn)
+
+
 def _params(template: list[Any], slots: list[int], user_pk: Any, key: str, stamp: Any) -> list:
     values = list(template)
     for slot, value in zip(slots, (user_pk, key, stamp, stamp, stamp, stamp), strict=True):
@@ -110,7 +119,7 @@ def upsert_statement(conn, rows: list[tuple[Any, str]], now) -> tuple[str, list[
     """The SQL and parameter rows that mark ``(user_pk, connection_key)`` pairs dirty."""
     sql, template, slots = _statement(conn)
     stamp = conn.ops.adapt_datetimefield_value(now)
-    return sql, [_params(template, slots, pk, key, stamp) for pk, key in rows]
+    return sql, [_params(template, slots, db_user_pk(pk, conn), key, stamp) for pk, key in rows]
 
 
 def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
@@ -122,7 +131,9 @@ def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
         sql, template, slots = _statement(conn)
         stamp = conn.ops.adapt_datetimefield_value(now)
         with conn.cursor() as cursor:
-            cursor.execute(sql, _params(template, slots, user_pk, connection_key, stamp))
+            cursor.execute(
+                sql, _params(template, slots, db_user_pk(user_pk, conn), connection_key, stamp)
+            )
         return
     _mark_dirty_portable(user_pk, connection_key, using, now)
 

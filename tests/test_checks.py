@@ -9,6 +9,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_omnisend import checks
+from django_omnisend.adapter import ContactAdapter, normalize_email
 
 KEY = Fernet.generate_key().decode()
 GOOD = {"API_KEY": "k", "ENCRYPTION_KEYS": [KEY]}
@@ -191,3 +192,26 @@ def test_w006_task_backend_that_cannot_wake_the_drain():
         assert checks.check_task_backend() == []
     with override_settings(OMNISEND={**sync, "TASK_BACKEND": "default"}):
         assert checks.check_task_backend() == []  # tests/settings.py: django-tasks-db
+
+
+def test_e013_user_model_without_an_address_and_an_adapter_that_cannot_find_one():
+    sync = {**GOOD, "SYNC_USERS": True}
+    # auth.Group stands for a user model with no e-mail field or attribute at all.
+    with override_settings(AUTH_USER_MODEL="auth.Group", OMNISEND=sync):
+        assert ids(checks.check_adapter()) == ["django_omnisend.E013"]
+        [error] = checks.check_adapter()
+        assert "get_email" in error.hint
+        adapted = {**sync, "ADAPTER": "tests.sync.adapters.TenantKeyAdapter"}
+        with override_settings(OMNISEND=adapted):  # still the default get_email()
+            assert ids(checks.check_adapter()) == ["django_omnisend.E013"]
+        with override_settings(OMNISEND={**sync, "ADAPTER": "tests.test_checks.NameAdapter"}):
+            assert checks.check_adapter() == []
+    with override_settings(OMNISEND=sync):  # auth.User has its email column
+        assert checks.check_adapter() == []
+
+
+class NameAdapter(ContactAdapter):
+    """Supplies the address itself, so the user model needs no e-mail column."""
+
+    def get_email(self, user):
+        return normalize_email(f"{user.name}@example.com")

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from django_omnisend.models import SyncState
+from tests.users import fixture_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +106,7 @@ def test_item_errors_land_on_the_right_users(sync_settings, emulator):
 
 def test_dry_run_sends_nothing(sync_settings, emulator):
     existing_users(20)
-    User.objects.filter(username="user3").update(email="broken")
+    User.objects.filter(username="user3").update(**fixture_fields(email="broken"))
     out = sync_contacts("--dry-run")
     assert "20 users selected" in out
     assert "would send: 19" in out and "skip (invalid_email): 1" in out

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.sync import drain
 from tests.marking import marking
+from tests.users import fixture_fields, fixture_pk, user_label
 
 from .adapters import Consent, ConsentAdapter
 
@@ -104,15 +105,17 @@ def test_fixture_loads_mark_nothing(sync_settings, emulator, tmp_path):
         json.dumps(
             [
                 {
-                    "model": "auth.user",
-                    "pk": 500,
-                    "fields": {"username": "fixture", "email": "f@example.com", "password": "x"},
+                    "model": user_label(),
+                    "pk": fixture_pk(500),
+                    "fields": fixture_fields(
+                        username="fixture", email="f@example.com", password="x"
+                    ),
                 }
             ]
         )
     )
     call_command("loaddata", str(fixture), verbosity=0)
-    assert User.objects.filter(pk=500).exists()
+    assert User.objects.filter(pk=fixture_pk(500)).exists()
     assert not SyncState.objects.exists()
 
 
