@@ -7,13 +7,13 @@ PostgreSQL (an update-then-insert elsewhere).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .identity import address_hash
 from .models import OutboxItem, SyncState
 
 #: Databases whose ``INSERT … ON CONFLICT DO UPDATE`` makes marking one statement.
@@ -157,20 +157,19 @@ def _mark_dirty_portable(user_pk: Any, connection_key: str, using: str, now) -> 
         rows.update(**update)
 
 
-def email_hash(email: str) -> str:
-    """The SHA-256 of a normalised address: what an erasure keeps once processed."""
-    return hashlib.sha256(email.encode()).hexdigest() if email else ""
-
-
 def add_erasure(
     *, connection_key: str, email: str, contact_id: str = "", not_before=None
 ) -> OutboxItem:
-    """Queue the anonymisation of a deleted user's contact (never coalesced away)."""
+    """Queue the anonymisation of a deleted user's contact (never coalesced away).
+
+    Keeps the address only until the erasure is settled; ``email_hash`` (a keyed HMAC, see
+    :func:`django_omnisend.identity.address_hash`) is the lasting record.
+    """
     return OutboxItem.objects.create(
         kind=OutboxItem.Kind.ERASURE,
         connection_key=connection_key,
         email=email,
-        email_hash=email_hash(email),
+        email_hash=address_hash(email),
         contact_id=contact_id,
         next_attempt_at=not_before or timezone.now(),
     )

@@ -128,27 +128,3 @@ def without_channels(body: dict[str, Any]) -> dict[str, Any]:
         for ident in body.get("identifiers", [])
     ]
     return {**body, "identifiers": identifiers}
-
-
-def erasure_body(email: str, at: datetime) -> dict[str, Any]:
-    """The PATCH that anonymises a deleted user's contact and unsubscribes it (the safe way)."""
-    body: dict[str, Any] = {}
-    if email:
-        body["identifiers"] = [
-            {
-                "type": "email",
-                "id": email,
-                "channels": {"email": {"status": "unsubscribed", "statusChangedAt": rfc3339(at)}},
-            }
-        ]
-    return {
-        **body,
-        "firstName": "",
-        "lastName": "",
-        "address": "",
-        "city": "",
-        "state": "",
-        "postalCode": "",
-        "customProperties": {},
-        "tags": ["gdpr-erased"],
-    }

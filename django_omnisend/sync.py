@@ -14,7 +14,6 @@ the whole brand down.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -30,11 +29,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from . import claims, delivery, exceptions, identity
+from . import claims, delivery, erasure, exceptions, identity
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
-from .payloads import SkipReason, erasure_body, parse_rfc3339, plan_contact, without_channels
+from .payloads import SkipReason, parse_rfc3339, plan_contact, without_channels
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
 
@@ -165,6 +164,7 @@ class _Drain:
         return self.max_items is not None and self.result.processed >= self.max_items
 
     def run(self) -> DrainResult:
+        erasure.purge_expired()
         try:
             while not self.out_of_time():
                 worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
@@ -501,44 +501,36 @@ class _Drain:
         client = self.client(item)
         if client is None:
             return
+        sent = True
         try:
             if item.kind == OutboxItem.Kind.ERASURE:
-                self._erase(item, client)
+                sent = erasure.erase(item, client, self.send)
             else:
                 self.send(item, client.events.send, dict(item.payload))
         except LeaseLost:
             return
         except exceptions.OmnisendError as exc:
-            self.failed(item, exc)
+            if self.failed(item, exc) == "dead" and item.kind == OutboxItem.Kind.ERASURE:
+                erasure.settled(item)
             return
         delivery.record_success(item.connection_key)
         fields = {
-            "state": OutboxItem.State.SENT,
+            "state": OutboxItem.State.SENT if sent else OutboxItem.State.DISCARDED,
             "sent_at": timezone.now(),
             "last_error": "",
             "lease_until": None,
             "lease_owner": "",
         }
         if item.kind == OutboxItem.Kind.ERASURE:
-            fields["email"] = ""  # keep only the hash once the contact is anonymised
+            fields["email"] = ""  # keep only the keyed hash once the contact is anonymised
+            if not sent:
+                fields["last_error"] = "Discarded: the address has a new owner since."
             self.result.erasures_sent += 1
         else:
             self.result.events_sent += 1
         OutboxItem.objects.filter(pk=item.pk).update(**fields)
-
-    def _erase(self, item: OutboxItem, client) -> None:
-        """Unsubscribe and anonymise the contact, by id, else by address (404: nothing to do)."""
-        body = erasure_body(item.email, timezone.now())
-        if item.contact_id:
-            try:
-                self.send(item, client.contacts.update, item.contact_id, body)
-                return
-            except exceptions.NotFound:
-                pass  # the stored id is stale; fall back to the address
-        if item.email:
-            # 404: Omnisend has no such contact, so there is nothing to erase.
-            with contextlib.suppress(exceptions.NotFound):
-                self.send(item, client.contacts.update_by_email, item.email, body)
+        if item.kind == OutboxItem.Kind.ERASURE:
+            erasure.settled(item)
 
 
 def drain(
