@@ -108,6 +108,32 @@ class ContactAdapter:
         field = user.get_email_field_name() if hasattr(user, "get_email_field_name") else "email"
         return normalize_email(getattr(user, field, None))
 
+    def is_email_verified(self, user: Any) -> bool:
+        """Whether the person behind ``user`` has proved they own :meth:`get_email`'s address.
+
+        Default: ``OMNISEND["TRUST_EMAILS"]`` (every address counts as verified), else
+        django-allauth's ``EmailAddress.verified`` for that address when allauth is installed,
+        else False. An unverified user may create a contact for an address Omnisend does not
+        hold and keep updating it, but never writes a contact that existed before, is never
+        sent ``subscribed`` and never triggers a welcome message. Override it to read your own
+        verification records; keep it cheap (one query at most, no network).
+        """
+        from .conf import omnisend_settings
+
+        if omnisend_settings.get("TRUST_EMAILS"):
+            return True
+        address = self.get_email(user)
+        if not address:
+            return False
+        from django.apps import apps
+
+        if not apps.is_installed("allauth.account"):
+            return False
+        email_address = apps.get_model("account", "EmailAddress")
+        return email_address._default_manager.filter(
+            user=user, email__iexact=address, verified=True
+        ).exists()
+
     def get_consent(self, user: Any) -> Consent | None:
         """The user's explicit e-mail marketing decision, or None when Django recorded none.
 

@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,14 @@ CLAIM_BATCH = 25
 MAX_ERROR_LENGTH = 1000
 
 _PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, exceptions.VersionRetired)
+
+
+#: Reason on a row whose address is not verified (see ``ContactAdapter.is_email_verified``).
+UNVERIFIED = "unverified_email"
+#: Tag left on the contact of a user's previous address after an e-mail change.
+EMAIL_CHANGED_TAG = "django:email-changed"
+#: "Not looked up yet" (None means Omnisend has no such contact).
+_UNKNOWN: Any = object()
 
 
 class LeaseLost(Exception):
@@ -344,6 +352,7 @@ class _Drain:
                 consent_sent_at=row.consent_sent_at,
                 is_new=not row.contact_id,
             )
+            verified = not plan.skip_reason and bool(self.adapter.is_email_verified(user))
         except Exception as exc:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
             logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
@@ -393,10 +402,28 @@ class _Drain:
         client = self.client(row)
         if client is None:
             return
-        body, reason = plan.body, ""
+        reason = ""
+        if not verified and plan.consent is not None and plan.consent.subscribed:
+            # ``subscribed`` only for a verified address: the opt-in waits (consent_sent_at
+            # stays put), and is sent by the first sync after the address is verified.
+            plan = replace(plan, body=without_channels(plan.body), consent=None)
+            reason = UNVERIFIED
+        # This row never wrote this address: the contact may exist without being ours.
+        fresh = plan.email != row.email
+        wants_welcome = bool(plan.body["identifiers"][0].get("sendWelcomeMessage"))
+        existing: Any = _UNKNOWN
         try:
+            if fresh and (not verified or wants_welcome):
+                existing = self.send(row, client.contacts.get_by_email, plan.email)
+                if existing and not verified:
+                    self._unverified_existing(row)
+                    return
+            # A welcome only for a contact that did not exist, and only at a verified address.
+            welcome = fresh and verified and wants_welcome and existing is None
+            plan.body["identifiers"][0]["sendWelcomeMessage"] = welcome
+            body = plan.body
             if plan.consent is not None and plan.consent.subscribed:
-                body, reason = self._guard_subscribe(row, client, plan)
+                body, reason = self._guard_subscribe(row, client, plan, existing)
             result = self._write_contact(row, client, plan, body)
         except LeaseLost:
             return
@@ -455,9 +482,34 @@ class _Drain:
             lease_owner="",
         )
 
-    def _guard_subscribe(self, row, client, plan) -> tuple[dict, str]:
-        """Never let a Django opt-in override a later unsubscribe made inside Omnisend."""
-        existing = self.send(row, client.contacts.get_by_email, plan.email)
+    def _unverified_existing(self, row: SyncState) -> None:
+        """An unverified user's address already has a contact: write nothing, own nothing.
+
+        Not retried on a timer (each check costs a request): a later save, or
+        ``mark_for_sync`` once the address is verified, tries again.
+        """
+        identity.release(row)
+        self.result.skipped[UNVERIFIED] += 1
+        rows = SyncState.objects.filter(pk=row.pk)
+        release = {"lease_until": None, "lease_owner": ""}
+        cleared = rows.filter(generation=row.generation).update(
+            dirty=False,
+            state=SyncState.State.SKIPPED,
+            reason=UNVERIFIED,
+            attempts=0,
+            last_error="",
+            **release,
+        )
+        if not cleared:
+            rows.update(**release)
+
+    def _guard_subscribe(self, row, client, plan, existing=_UNKNOWN) -> tuple[dict, str]:
+        """Never let a Django opt-in override a later unsubscribe made inside Omnisend.
+
+        ``existing`` is the contact when it was already looked up (None: there is none).
+        """
+        if existing is _UNKNOWN:
+            existing = self.send(row, client.contacts.get_by_email, plan.email)
         if not existing or existing.get("status") != "unsubscribed":
             return plan.body, ""
         changed = [
@@ -472,26 +524,20 @@ class _Drain:
         return plan.body, ""
 
     def _write_contact(self, row, client, plan, body):
+        """Upsert ``body``; after an e-mail change, tag the contact left behind (R-DI-4).
+
+        The e-mail identifier is never moved to another contact: the new address gets its own
+        contact (no channel status unless a new opt-in for a verified address), and the old
+        one stays as it is apart from the tag, no longer synced by this user.
+        """
+        result = self.send(row, client.contacts.upsert, body)
         if row.email and row.email != plan.email:
-            # E-mail change: move the bound contact to the new address (never a blind POST,
-            # which would create a second contact). 404: the id is stale, upsert instead.
-            contact_id = row.contact_id
-            if not contact_id:  # bound by a bulk sync, which does not learn ids
-                old = self.send(row, client.contacts.get_by_email, row.email)
-                contact_id = (old or {}).get("id", "")
-            if not contact_id:
-                return self.send(row, client.contacts.upsert, body)
-            try:
-                result = self.send(row, client.contacts.update, contact_id, body)
-            except exceptions.NotFound:
-                return self.send(row, client.contacts.upsert, body)
-            if result.get("email") not in (None, "", plan.email):
-                raise exceptions.Conflict(
-                    "Omnisend kept the old address; the new one belongs to another contact.",
-                    status=409,
-                )
-            return result
-        return self.send(row, client.contacts.upsert, body)
+            if row.contact_id:
+                selector = {"contact_ids": [row.contact_id]}
+            else:  # bound by a bulk sync, which does not learn ids
+                selector = {"emails": [row.email]}
+            self.send(row, client.contacts.add_tags, [EMAIL_CHANGED_TAG], **selector)
+        return result
 
     # -- events and erasures ----------------------------------------------------------------
 

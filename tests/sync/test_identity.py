@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -18,10 +19,12 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_omnisend import mark_for_sync
 from django_omnisend.models import SyncState
+from django_omnisend.payloads import rfc3339
 from django_omnisend.sync import drain
 
-from .adapters import Consent, ConsentAdapter
+from .adapters import Consent, ConsentAdapter, VerifyingAdapter
 
 pytestmark = pytest.mark.django_db
 
@@ -75,8 +78,16 @@ def test_ownership_is_checked_without_reading_the_user_table_by_address(sync_set
     assert "LIKE" not in on_users[0].upper() and "LOWER" not in on_users[0].upper()
 
 
+@pytest.fixture
+def trusting(sync_settings):
+    """``TRUST_EMAILS`` on: every address counts as verified."""
+    values = {**sync_settings, "TRUST_EMAILS": True}
+    with override_settings(OMNISEND=values):
+        yield values
+
+
 def test_a_duplicate_is_retried_not_dead_and_takes_over_when_the_owner_moves(
-    sync_settings, emulator, contact_writes
+    trusting, emulator, contact_writes
 ):
     owner = make_user("owner", "x@example.com", first_name="Owner")
     waiting = make_user("waiting", "x@example.com", first_name="Waiting")
@@ -125,7 +136,11 @@ def test_homoglyph_variants_are_skipped_with_a_reason(sync_settings, emulator, v
 
 
 def test_unsubscribed_without_a_readable_date_is_never_resubscribed(sync_settings, emulator):
-    consent = {**sync_settings, "ADAPTER": "tests.sync.adapters.ConsentAdapter"}
+    consent = {
+        **sync_settings,
+        "ADAPTER": "tests.sync.adapters.ConsentAdapter",
+        "TRUST_EMAILS": True,
+    }
     with override_settings(OMNISEND=consent):
         user = make_user("jane", "jane@example.com")
         drain()
@@ -147,3 +162,147 @@ def test_unsubscribed_without_a_readable_date_is_never_resubscribed(sync_setting
         call_command("omnisend_status", "--json", stdout=out)
     report = json.loads(out.getvalue())
     assert report["reasons"] == {"consent_conflict": 1}
+
+
+# -- verified addresses -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def verifying(sync_settings):
+    """The VerifyingAdapter, with no user verified and every user wishing a welcome."""
+    values = {**sync_settings, "ADAPTER": "tests.sync.adapters.VerifyingAdapter"}
+    with override_settings(OMNISEND=values):
+        yield VerifyingAdapter
+    VerifyingAdapter.verified.clear()
+    ConsentAdapter.decisions.clear()
+
+
+def seed_unsubscribed(emulator, email="victim@example.com"):
+    at = rfc3339(timezone.now() + timedelta(seconds=1))
+    return emulator.seed_contact(
+        identifiers=[
+            {
+                "type": "email",
+                "id": email,
+                "channels": {"email": {"status": "unsubscribed", "statusChangedAt": at}},
+            }
+        ],
+        firstName="Victim",
+        lastName="Person",
+    )
+
+
+def test_unverified_sign_up_with_an_unsubscribed_address_changes_nothing(verifying, emulator):
+    seed_unsubscribed(emulator)
+    user = make_user("anon", "victim@example.com", first_name="Typed", last_name="Name")
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+    drain_until_settled()
+    contact = emulator.get_contact("victim@example.com")
+    assert contact["status"] == "unsubscribed"
+    assert (contact["firstName"], contact["lastName"]) == ("Victim", "Person")
+    assert contact["_welcome_messages"] == 0
+    assert [e for e in emulator.ledger if e.method in ("POST", "PATCH")] == []
+    row = state_of(user)
+    assert (row.state, row.reason) == (SyncState.State.SKIPPED, "unverified_email")
+    assert row.address is None  # an unverified user never owns a contact it did not create
+
+
+def test_unverified_user_creates_its_own_contact_never_subscribed(verifying, emulator):
+    user = make_user("new", "new@example.com", first_name="New")
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+    drain_until_settled()
+    contact = emulator.get_contact("new@example.com")
+    assert contact["status"] == "nonSubscribed" and contact["firstName"] == "New"
+    assert contact["_welcome_messages"] == 0
+    (post,) = [e.json for e in emulator.ledger if e.method == "POST"]
+    assert "channels" not in post["identifiers"][0]
+    assert post["identifiers"][0]["sendWelcomeMessage"] is False
+    assert state_of(user).reason == "unverified_email"
+    # It keeps updating the contact it created.
+    user.first_name = "Renamed"
+    user.save()
+    drain_until_settled()
+    assert emulator.get_contact("new@example.com")["firstName"] == "Renamed"
+    # Once verified, the opt-in is sent, and only then: a site with double opt-in records
+    # the confirmation as the consent (Omnisend ignores a status older than the one it has).
+    VerifyingAdapter.verified.add(user.pk)
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+    mark_for_sync(user)
+    drain_until_settled()
+    assert emulator.get_contact("new@example.com")["status"] == "subscribed"
+    assert state_of(user).reason == ""
+
+
+def test_welcome_only_for_a_contact_that_did_not_exist(verifying, emulator):
+    emulator.configure(welcome_messages="new")
+    seed_unsubscribed(emulator, "old@example.com")
+    existing = make_user("existing", "old@example.com")
+    fresh = make_user("fresh", "fresh@example.com")
+    VerifyingAdapter.verified.update({existing.pk, fresh.pk})
+    drain_until_settled()
+    assert emulator.get_contact("old@example.com")["_welcome_messages"] == 0
+    assert emulator.get_contact("fresh@example.com")["_welcome_messages"] == 1
+    welcome = {
+        e.json["identifiers"][0]["id"]: e.json["identifiers"][0]["sendWelcomeMessage"]
+        for e in emulator.ledger
+        if e.method == "POST"
+    }
+    assert welcome == {"old@example.com": False, "fresh@example.com": True}
+
+
+def test_default_adapter_treats_addresses_as_unverified(sync_settings, emulator):
+    seed_unsubscribed(emulator)
+    with override_settings(OMNISEND={**sync_settings, "TRUST_EMAILS": False}):
+        user = make_user("anon", "victim@example.com", first_name="Typed")
+        drain()
+    assert state_of(user).reason == "unverified_email"
+    assert emulator.get_contact("victim@example.com")["firstName"] == "Victim"
+    assert [e for e in emulator.ledger if e.method in ("POST", "PATCH")] == []
+
+
+# -- e-mail changes (R-DI-4) --------------------------------------------------------------------
+
+
+def test_email_change_never_carries_subscribed_to_the_new_address(verifying, emulator):
+    user = make_user("jane", "jane@example.com", first_name="Jane")
+    VerifyingAdapter.verified.add(user.pk)
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+    drain_until_settled()
+    assert emulator.get_contact("jane@example.com")["status"] == "subscribed"
+    user.email = "typo@example.com"  # a new, unverified address
+    VerifyingAdapter.verified.discard(user.pk)
+    user.save()
+    drain_until_settled()
+    new = emulator.get_contact("typo@example.com")
+    assert new["status"] == "nonSubscribed" and new["firstName"] == "Jane"
+    old = emulator.get_contact("jane@example.com")
+    assert old["status"] == "subscribed" and "django:email-changed" in old["tags"]
+    assert state_of(user).address == "typo@example.com"
+
+
+def test_two_users_swapping_addresses_converge(trusting, emulator):
+    ann = make_user("ann", "ann@example.com", first_name="Ann")
+    bob = make_user("bob", "bob@example.com", first_name="Bob")
+    drain()
+    ann.email, bob.email = "bob@example.com", "ann@example.com"
+    ann.save()
+    bob.save()
+    drain_until_settled(passes=4)
+    assert emulator.get_contact("ann@example.com")["firstName"] == "Bob"
+    assert emulator.get_contact("bob@example.com")["firstName"] == "Ann"
+    assert state_of(ann).address == "bob@example.com"
+    assert state_of(bob).address == "ann@example.com"
+    assert not SyncState.objects.filter(state=SyncState.State.DEAD).exists()
+    assert not SyncState.objects.filter(dirty=True).exists()
+
+
+def test_moving_to_an_address_omnisend_holds_converges(trusting, emulator):
+    emulator.seed_contact(identifiers=[{"type": "email", "id": "held@example.com"}])
+    user = make_user("jane", "jane@example.com", first_name="Jane")
+    drain()
+    user.email = "held@example.com"
+    user.save()
+    drain_until_settled(passes=3)
+    row = state_of(user)
+    assert (row.state, row.address) == (SyncState.State.SYNCED, "held@example.com")
+    assert emulator.get_contact("held@example.com")["firstName"] == "Jane"
