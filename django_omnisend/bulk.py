@@ -216,6 +216,7 @@ class BatchSync(_Drain):
                     consent_sent_at=row.consent_sent_at,
                     is_new=False,
                 )
+                verified = not plan.skip_reason and self.adapter.is_email_verified(user)
             except Exception:
                 # The adapter failed for this user: the drain path records it with backoff.
                 before = self.result.as_dict()
@@ -228,8 +229,12 @@ class BatchSync(_Drain):
                     self._wait_for_address(row, binding.value)
                     self.report.skipped[binding.value] += 1
                     continue
-            needs_single = (row.email and plan.email and row.email != plan.email) or (
-                plan.consent is not None and plan.consent.subscribed
+            needs_single = (
+                (row.email and plan.email and row.email != plan.email)
+                or (plan.consent is not None and plan.consent.subscribed)
+                # An unverified address this row never wrote needs a lookup first: the
+                # contact may exist, and then it is not this user's to write.
+                or (not verified and plan.email != row.email)
             )
             if (
                 plan.skip_reason
@@ -240,7 +245,8 @@ class BatchSync(_Drain):
                     and (plan.email, plan.payload_hash) == (row.email, row.payload_hash)
                 )
             ):
-                # Skips, unchanged rows, e-mail changes and opt-ins: the drain's own path.
+                # Skips, unchanged rows, e-mail changes, opt-ins and first writes of
+                # unverified addresses: the drain's own path.
                 before = self.result.as_dict()
                 self.sync_row(row)
                 self._count_single(before)
