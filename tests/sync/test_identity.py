@@ -306,3 +306,15 @@ def test_moving_to_an_address_omnisend_holds_converges(trusting, emulator):
     row = state_of(user)
     assert (row.state, row.address) == (SyncState.State.SYNCED, "held@example.com")
     assert emulator.get_contact("held@example.com")["firstName"] == "Jane"
+
+
+def test_a_waiting_duplicate_does_not_make_the_sync_unhealthy(trusting, emulator):
+    make_user("owner", "x@example.com")
+    waiting = make_user("waiting", "x@example.com")
+    drain()
+    SyncState.objects.filter(user=waiting).update(dirtied_at=timezone.now() - timedelta(days=1))
+    out = StringIO()
+    call_command("omnisend_status", "--json", stdout=out)  # exit 0: healthy
+    report = json.loads(out.getvalue())
+    assert report["reasons"] == {"duplicate_email": 1}
+    assert report["counts"]["skipped"] == 1 and report["counts"]["pending"] == 0
