@@ -56,6 +56,8 @@ _PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, excepti
 
 #: Reason on a row whose address is not verified (see ``ContactAdapter.is_email_verified``).
 UNVERIFIED = "unverified_email"
+#: Reason on a row whose opt-in Omnisend ignored as older than the status it holds.
+CONSENT_OUTDATED = "consent_outdated"
 #: Tag left on the contact of a user's previous address after an e-mail change.
 EMAIL_CHANGED_TAG = "django:email-changed"
 #: "Not looked up yet" (None means Omnisend has no such contact).
@@ -437,6 +439,11 @@ class _Drain:
             self.failed(row, exceptions.TransportError(_error_text(exc), kind="transport"))
             raise
         delivery.record_success(row.connection_key)
+        sent_status = body["identifiers"][0].get("channels", {}).get("email", {}).get("status")
+        if sent_status == "subscribed" and result.get("status") not in (None, "subscribed"):
+            # Omnisend kept a status dated after the opt-in (its status-date rule): say so
+            # rather than look subscribed. Record the confirmation time as the consent's.
+            reason = CONSENT_OUTDATED
         contact_id = str(result.get("id") or "") or row.contact_id
         done = {
             "contact_id": contact_id,

@@ -318,3 +318,15 @@ def test_a_waiting_duplicate_does_not_make_the_sync_unhealthy(trusting, emulator
     report = json.loads(out.getvalue())
     assert report["reasons"] == {"duplicate_email": 1}
     assert report["counts"]["skipped"] == 1 and report["counts"]["pending"] == 0
+
+
+def test_an_opt_in_omnisend_ignores_as_older_is_reported(verifying, emulator):
+    user = make_user("new", "new@example.com")
+    opted_in = timezone.now() - timedelta(minutes=1)  # before the contact existed
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=opted_in)
+    drain_until_settled()  # unverified: created without a status
+    VerifyingAdapter.verified.add(user.pk)
+    mark_for_sync(user)
+    drain_until_settled()
+    assert emulator.get_contact("new@example.com")["status"] == "nonSubscribed"
+    assert state_of(user).reason == "consent_outdated"
