@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .demo_site import ADMIN_PASSWORD, ADMIN_USER, port_is_closed, running_demo
+from .demo_site import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    confirmation_link,
+    port_is_closed,
+    running_demo,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +72,6 @@ def _wait_for_statuses(session, site, wanted: dict[str, str]) -> dict[str, str |
     return statuses
 
 
-def _confirmation_link(log: str, email: str) -> str:
-    """The link in the confirmation e-mail to ``email``, as the console backend printed it.
-
-    The body is quoted-printable, so long lines carry soft breaks (``=`` at a line end).
-    """
-    text = log.replace("=\n", "")
-    match = re.search(rf"confirm {re.escape(email)}:\s+(http://\S+/verify/\S+/)", text)
-    assert match, log
-    return match.group(1)
-
-
 def test_demo_runs_the_example_end_to_end(tmp_path):
     with running_demo(tmp_path) as site:
         banner = site.log()
@@ -105,7 +100,7 @@ def test_demo_runs_the_example_end_to_end(tmp_path):
         }
         assert _wait_for_statuses(session, site, unconfirmed) == unconfirmed, site.log()
         # The confirmation link the sign-up e-mailed (the console backend prints it).
-        link = _confirmation_link(site.log(), "opted-in@example.com")
+        link = confirmation_link(site.log(), "opted-in@example.com")
         assert session.get(link, timeout=10).status_code == 200
         confirmed = {**unconfirmed, "opted-in@example.com": "subscribed"}
         assert _wait_for_statuses(session, site, confirmed) == confirmed, site.log()
@@ -126,7 +121,7 @@ def test_demo_with_trigger_marking_delivers_sign_ups(tmp_path):
         session = requests.Session()
         session.get(f"{site.base_url}/", timeout=10)
         _sign_up(session, site.base_url, "trigger@example.com", newsletter=True)
-        session.get(_confirmation_link(site.log(), "trigger@example.com"), timeout=10)
+        session.get(confirmation_link(site.log(), "trigger@example.com"), timeout=10)
         wanted = {"trigger@example.com": "subscribed"}
         assert _wait_for_statuses(session, site, wanted) == wanted, site.log()
     # closing(): sqlite3's own context manager ends the transaction but leaves it open.
