@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_omnisend import mark_for_sync
+from django_omnisend import identity, mark_for_sync
 from django_omnisend.models import SyncState
 from django_omnisend.payloads import rfc3339
 from django_omnisend.sync import drain
@@ -330,3 +331,28 @@ def test_an_opt_in_omnisend_ignores_as_older_is_reported(verifying, emulator):
     drain_until_settled()
     assert emulator.get_contact("new@example.com")["status"] == "nonSubscribed"
     assert state_of(user).reason == "consent_outdated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_users_binding_one_address_at_once_end_with_one_owner(trusting, emulator):
+    users = [make_user(f"racer{n}", "race@example.com") for n in range(2)]
+    rows = [state_of(user) for user in users]
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def bind(row):
+        try:
+            barrier.wait()
+            outcomes.append(identity.bind(row, "race@example.com"))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=bind, args=(row,)) for row in rows]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.value for o in outcomes) == ["bound", "duplicate_email"]
+    assert SyncState.objects.filter(address="race@example.com").count() == 1
+    loser = SyncState.objects.get(address__isnull=True, user__in=users)
+    assert loser.wanted_address == "race@example.com"
