@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P6) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P7) on SQLite and PostgreSQL and print one table.
 
 From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
 (127.0.0.1:6379) up::
@@ -14,11 +14,13 @@ one heavy benchmark loads the machine at a time:
 ``save_overhead.py``  P1 (save with sync on ÷ off) and P2 (÷ a naive ``requests.post``)
 ``backfill.py``       P3 (requests, wall time) and P4 (memory growth) of a 100,000-user backfill
 ``drain_budget.py``   P5 (four drains under a shared budget) and P6 (ten saves, one request)
+``identity.py``       P7 (drain DB time per row with a million bound users; the old ownership
+                      check beside it)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
 target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
 with a note) when the server is unreachable. ``--json FILE`` writes the machine and every
-figure keyed ``P1``…``P6``, then by database, then by measurement.
+figure keyed ``P1``…``P7``, then by database, then by measurement.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SCRIPTS = (
     ("save_overhead.py", ("P1", "P2")),
     ("backfill.py", ("P3", "P4")),
     ("drain_budget.py", ("P5", "P6")),
+    ("identity.py", ("P7",)),
 )
 
 
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
-        "--only", help="comma-separated ids to run (P1..P6; a script runs if one of its ids is)"
+        "--only", help="comma-separated ids to run (P1..P7; a script runs if one of its ids is)"
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None

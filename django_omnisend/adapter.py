@@ -54,14 +54,20 @@ def normalize_email(raw: Any) -> str | None:
 
     Strips spaces, NFC-normalises, lower-cases the whole address (Omnisend compares e-mail
     identifiers case-sensitively, so one spelling per person avoids duplicate contacts),
-    IDNA-encodes the domain, then validates with Django's ``EmailValidator``.
+    IDNA-encodes the domain, then validates with Django's ``EmailValidator``. The result is
+    also the ownership key (:mod:`django_omnisend.identity`). Invisible characters are
+    refused, and ``EmailValidator`` accepts only ASCII local parts, so homoglyph and
+    full-width look-alikes of an address are invalid rather than a second spelling of it.
     """
     if not raw or not isinstance(raw, str):
         return None
     if raw != raw.strip() and any(ch in raw for ch in "\r\n\x00"):
         return None
     email = unicodedata.normalize("NFC", raw.strip())
-    if "@" not in email or any(unicodedata.category(ch) == "Cc" for ch in email):
+    # Control and invisible format characters (zero-width space, joiners, bidi marks) are
+    # refused outright: IDNA would silently drop some of them, making a look-alike of
+    # another person's address that binds as theirs.
+    if "@" not in email or any(unicodedata.category(ch) in ("Cc", "Cf") for ch in email):
         return None
     local, _, domain = email.rpartition("@")
     try:
@@ -101,6 +107,32 @@ class ContactAdapter:
         """The normalised address for the user, or None to skip them."""
         field = user.get_email_field_name() if hasattr(user, "get_email_field_name") else "email"
         return normalize_email(getattr(user, field, None))
+
+    def is_email_verified(self, user: Any) -> bool:
+        """Whether the person behind ``user`` has proved they own :meth:`get_email`'s address.
+
+        Default: ``OMNISEND["TRUST_EMAILS"]`` (every address counts as verified), else
+        django-allauth's ``EmailAddress.verified`` for that address when allauth is installed,
+        else False. An unverified user may create a contact for an address Omnisend does not
+        hold and keep updating it, but never writes a contact that existed before, is never
+        sent ``subscribed`` and never triggers a welcome message. Override it to read your own
+        verification records; keep it cheap (one query at most, no network).
+        """
+        from .conf import omnisend_settings
+
+        if omnisend_settings.get("TRUST_EMAILS"):
+            return True
+        address = self.get_email(user)
+        if not address:
+            return False
+        from django.apps import apps
+
+        if not apps.is_installed("allauth.account"):
+            return False
+        email_address = apps.get_model("account", "EmailAddress")
+        return email_address._default_manager.filter(
+            user=user, email__iexact=address, verified=True
+        ).exists()
 
     def get_consent(self, user: Any) -> Consent | None:
         """The user's explicit e-mail marketing decision, or None when Django recorded none.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.core.signals import setting_changed
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -25,6 +25,7 @@ class DjangoOmnisendConfig(AppConfig):
 
         receivers.connect_receivers()
         # After every migrate: install, replace or remove the user mark triggers.
+        pre_migrate.connect(triggers.before_migrate, sender=self)
         post_migrate.connect(triggers.after_migrate, sender=self)
         setting_changed.connect(_settings_changed)
         # Every logger of the package redacts credentials, including ones made after import.

@@ -28,11 +28,11 @@ from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import claims, delivery, exceptions
+from . import claims, delivery, exceptions, identity
 from .conf import omnisend_settings
 from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
-from .payloads import duplicate_owners, plan_contact
+from .payloads import plan_contact
 from .signals import contact_sync_failed, contact_synced
 from .sync import LeaseLost, _Drain, _worker_id
 
@@ -145,8 +145,6 @@ class BatchSync(_Drain):
         self.origin = omnisend_settings.get("EVENT_ORIGIN")
         #: batch id -> connection key, for batches sent and not yet settled.
         self.outstanding: dict[str, str] = {}
-        #: Shared addresses and their owners: one query for the whole run.
-        self.owners = duplicate_owners()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -221,16 +219,26 @@ class BatchSync(_Drain):
                     self.adapter,
                     consent_sent_at=row.consent_sent_at,
                     is_new=False,
-                    owners=self.owners,
                 )
+                verified = not plan.skip_reason and self.adapter.is_email_verified(user)
             except Exception:
                 # The adapter failed for this user: the drain path records it with backoff.
                 before = self.result.as_dict()
                 self.sync_row(row)
                 self._count_single(before)
                 continue
-            needs_single = (row.email and plan.email and row.email != plan.email) or (
-                plan.consent is not None and plan.consent.subscribed
+            if not plan.skip_reason:
+                binding = identity.bind(row, plan.email)
+                if binding is not identity.Binding.BOUND:
+                    self._wait_for_address(row, binding.value)
+                    self.report.skipped[binding.value] += 1
+                    continue
+            needs_single = (
+                (row.email and plan.email and row.email != plan.email)
+                or (plan.consent is not None and plan.consent.subscribed)
+                # An unverified address this row never wrote needs a lookup first: the
+                # contact may exist, and then it is not this user's to write.
+                or (not verified and plan.email != row.email)
             )
             if (
                 plan.skip_reason
@@ -241,7 +249,8 @@ class BatchSync(_Drain):
                     and (plan.email, plan.payload_hash) == (row.email, row.payload_hash)
                 )
             ):
-                # Skips, unchanged rows, e-mail changes and opt-ins: the drain's own path.
+                # Skips, unchanged rows, e-mail changes, opt-ins and first writes of
+                # unverified addresses: the drain's own path.
                 before = self.result.as_dict()
                 self.sync_row(row)
                 self._count_single(before)

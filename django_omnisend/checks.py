@@ -49,6 +49,9 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "LEASE_SECONDS": (int, float),
     "NOISE_FIELDS": (list, tuple),
     "MARK_WITH": (str,),
+    "HASH_KEY": (str,),
+    "ERASURE_RETENTION_DAYS": (int, float),
+    "TRUST_EMAILS": (bool,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG.
@@ -196,7 +199,31 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
                 id=_id("E", 3),
             )
         ]
-    return []
+    return _check_email_source(adapter)
+
+
+def _check_email_source(adapter: type) -> list:
+    """The default ``get_email()`` reads the user model's e-mail attribute: it must exist."""
+    from django.contrib.auth import get_user_model
+
+    from .adapter import ContactAdapter
+
+    if not omnisend_settings.sync_users or adapter.get_email is not ContactAdapter.get_email:
+        return []
+    user_model = get_user_model()
+    name_of = getattr(user_model, "get_email_field_name", None)
+    name = name_of() if callable(name_of) else "email"
+    if hasattr(user_model, name):
+        return []
+    return [
+        checks.Error(
+            f"The user model {user_model._meta.label} has no {name!r} field or attribute, and "
+            f'OMNISEND["ADAPTER"] does not override get_email(): no user could be synced.',
+            hint="Override ContactAdapter.get_email(user) to return the user's address (for "
+            "example from a profile model), or set EMAIL_FIELD on the user model.",
+            id=_id("E", 15),
+        )
+    ]
 
 
 @checks.register("django_omnisend")

@@ -56,6 +56,14 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 60,
     # User fields whose saves alone never mark a user for sync.
     "NOISE_FIELDS": ["last_login"],
+    # Key of the HMAC that erasure records keep instead of the address; "" derives one from
+    # SECRET_KEY. Keep it stable: a pending erasure is found by this hash.
+    "HASH_KEY": "",
+    # Days a dead (given-up) erasure keeps the address for a retry before only the hash stays.
+    "ERASURE_RETENTION_DAYS": 30,
+    # Treat every user's address as verified (ContactAdapter.is_email_verified) when no
+    # verification record exists, e.g. a site that imports a list it already confirmed.
+    "TRUST_EMAILS": False,
     # How saves mark users: "signal" (a post_save statement) or "trigger" (database
     # triggers on the user table, SQLite/PostgreSQL, installed by migrate).
     "MARK_WITH": "signal",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from .models import DeliveryControl, OutboxItem, SyncState
@@ -40,7 +40,10 @@ def health() -> Health:
         .annotate(n=Count("pk"))
         .values_list("state", "n")
     )
-    pending_rows = SyncState.objects.filter(dirty=True)
+    # Rows waiting for an address another user owns (or whose erasure is pending) are due
+    # for a re-check only: they count as skipped, not as work that is late.
+    waiting = Q(dirty=True, state=SyncState.State.SKIPPED) & ~Q(wanted_address="")
+    pending_rows = SyncState.objects.filter(dirty=True).exclude(waiting)
     oldest = pending_rows.aggregate(oldest=Min("dirtied_at"))["oldest"]
     outbox = OutboxItem.objects.filter(state=OutboxItem.State.PENDING)
     outbox_oldest = outbox.aggregate(oldest=Min("created_at"))["oldest"]
@@ -53,7 +56,8 @@ def health() -> Health:
         pending=pending_rows.exclude(state=SyncState.State.FAILED).count(),
         failed=pending_rows.filter(state=SyncState.State.FAILED).count(),
         dead=by_state.get(SyncState.State.DEAD, 0),
-        skipped=by_state.get(SyncState.State.SKIPPED, 0),
+        skipped=by_state.get(SyncState.State.SKIPPED, 0)
+        + SyncState.objects.filter(waiting).count(),
         synced=by_state.get(SyncState.State.SYNCED, 0),
         outbox_pending=outbox.count(),
         oldest_pending=oldest,

@@ -215,6 +215,17 @@ class SyncState(models.Model):
     contact_id = models.CharField(_("Omnisend contact ID"), max_length=64, blank=True)
     #: The normalised e-mail the contact is bound to (what was last sent).
     email = models.CharField(_("e-mail"), max_length=320, blank=True, db_index=True)
+    #: The address (normalised, lower-case) this row owns on its connection: the binding.
+    #: Unique per connection, so the first row to bind an address owns it and every other
+    #: user with that address is a duplicate; NULL while the row owns nothing.
+    address = models.CharField(  # noqa: DJ001 - NULL, unlike "", never clashes in the constraint
+        _("bound address"), max_length=320, null=True, blank=True
+    )
+    #: The address the row waits for (another row owns it, or its erasure is pending): a
+    #: release of that address wakes the row at once instead of at its next backoff.
+    wanted_address = models.CharField(
+        _("wanted address"), max_length=320, blank=True, db_index=True
+    )
     #: When the consent last sent was given (``statusChangedAt``), to send each change once.
     consent_sent_at = models.DateTimeField(_("consent sent at"), null=True, blank=True)
     payload_hash = models.CharField(_("payload hash"), max_length=64, blank=True)
@@ -239,7 +250,13 @@ class SyncState(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "connection_key"], name="django_omnisend_one_state_per_user"
-            )
+            ),
+            # One owner per address and connection, decided by whoever binds it first. NULLs
+            # are distinct on every supported database, so rows that own nothing never clash.
+            models.UniqueConstraint(
+                fields=["connection_key", "address"],
+                name="django_omnisend_one_owner_per_address",
+            ),
         ]
         indexes = [
             # The drain's claim query only ever looks at dirty rows.

@@ -7,13 +7,13 @@ PostgreSQL (an update-then-insert elsewhere).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .identity import address_hash
 from .models import OutboxItem, SyncState
 
 #: Databases whose ``INSERT … ON CONFLICT DO UPDATE`` makes marking one statement.
@@ -58,6 +58,15 @@ def _statement(conn) -> tuple[str, list[Any], list[int]]:
         columns, template, slots = new_row_template(conn)
         _STATEMENTS[key] = (upsert_sql(conn.ops.quote_name, columns), template, slots)
     return _STATEMENTS[key]
+
+
+def db_user_pk(user_pk: Any, conn) -> Any:
+    """``user_pk`` as the database stores it (a UUID is text on SQLite, for example).
+
+    Raw SQL gets no conversion from the ORM, so every statement here passes keys through the
+    foreign key's own ``get_db_prep_value``: any ``AUTH_USER_MODEL`` key type works.
+    """
+    return SyncState._meta.get_field("user").get_db_prep_value(user_pk, conn)
 
 
 def _params(template: list[Any], slots: list[int], user_pk: Any, key: str, stamp: Any) -> list:
@@ -110,7 +119,7 @@ def upsert_statement(conn, rows: list[tuple[Any, str]], now) -> tuple[str, list[
     """The SQL and parameter rows that mark ``(user_pk, connection_key)`` pairs dirty."""
     sql, template, slots = _statement(conn)
     stamp = conn.ops.adapt_datetimefield_value(now)
-    return sql, [_params(template, slots, pk, key, stamp) for pk, key in rows]
+    return sql, [_params(template, slots, db_user_pk(pk, conn), key, stamp) for pk, key in rows]
 
 
 def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
@@ -122,7 +131,9 @@ def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
         sql, template, slots = _statement(conn)
         stamp = conn.ops.adapt_datetimefield_value(now)
         with conn.cursor() as cursor:
-            cursor.execute(sql, _params(template, slots, user_pk, connection_key, stamp))
+            cursor.execute(
+                sql, _params(template, slots, db_user_pk(user_pk, conn), connection_key, stamp)
+            )
         return
     _mark_dirty_portable(user_pk, connection_key, using, now)
 
@@ -146,20 +157,19 @@ def _mark_dirty_portable(user_pk: Any, connection_key: str, using: str, now) -> 
         rows.update(**update)
 
 
-def email_hash(email: str) -> str:
-    """The SHA-256 of a normalised address: what an erasure keeps once processed."""
-    return hashlib.sha256(email.encode()).hexdigest() if email else ""
-
-
 def add_erasure(
     *, connection_key: str, email: str, contact_id: str = "", not_before=None
 ) -> OutboxItem:
-    """Queue the anonymisation of a deleted user's contact (never coalesced away)."""
+    """Queue the anonymisation of a deleted user's contact (never coalesced away).
+
+    Keeps the address only until the erasure is settled; ``email_hash`` (a keyed HMAC, see
+    :func:`django_omnisend.identity.address_hash`) is the lasting record.
+    """
     return OutboxItem.objects.create(
         kind=OutboxItem.Kind.ERASURE,
         connection_key=connection_key,
         email=email,
-        email_hash=email_hash(email),
+        email_hash=address_hash(email),
         contact_id=contact_id,
         next_attempt_at=not_before or timezone.now(),
     )

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
 from .adapter import Consent, ContactAdapter
 
 
@@ -24,7 +22,10 @@ class SkipReason:
     EXCLUDED = "excluded"
     NO_EMAIL = "no_email"
     INVALID_EMAIL = "invalid_email"
+    #: Another user of the same connection owns (bound first) the address.
     DUPLICATE_EMAIL = "duplicate_email"
+    #: The address's previous owner was deleted and the erasure has not been sent yet.
+    ERASURE_PENDING = "erasure_pending"
 
 
 @dataclass
@@ -63,54 +64,17 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def is_duplicate(user: Any, email: str) -> bool:
-    """Whether an older active user has the same address: the contact belongs to them.
-
-    One query per call (``iexact`` cannot use an index on most databases): right for the
-    drain's trickle; bulk runs use :func:`duplicate_owners` instead.
-    """
-    user_model = get_user_model()
-    email_field = user_model.get_email_field_name()
-    others = user_model._default_manager.filter(**{f"{email_field}__iexact": email})
-    if hasattr(user_model, "is_active"):
-        others = others.filter(is_active=True)
-    return others.filter(pk__lt=user.pk).exists()
-
-
-def duplicate_owners() -> dict[str, Any]:
-    """Lower-cased address -> primary key of its owner, for addresses several users share.
-
-    One ``GROUP BY`` over the users table, holding only the duplicated addresses, so a bulk
-    run checks every user without a query per user and without loading every address.
-    """
-    from django.db.models import Count, Min
-    from django.db.models.functions import Lower
-
-    user_model = get_user_model()
-    users = user_model._default_manager.all()
-    if hasattr(user_model, "is_active"):
-        users = users.filter(is_active=True)
-    rows = (
-        users.annotate(_email=Lower(user_model.get_email_field_name()))
-        .values("_email")
-        .annotate(_n=Count("pk"), _owner=Min("pk"))
-        .filter(_n__gt=1)
-        .values_list("_email", "_owner")
-    )
-    return dict(rows)
-
-
 def plan_contact(
     user: Any,
     adapter: ContactAdapter,
     *,
     consent_sent_at: datetime | None = None,
     is_new: bool = False,
-    owners: dict[str, Any] | None = None,
 ) -> ContactPlan:
-    """Decide what to send for ``user`` (no network, a few cheap queries at most).
+    """Decide what to send for ``user`` (no network, no query of its own).
 
-    ``owners`` (from :func:`duplicate_owners`) replaces the per-user duplicate query.
+    Whether the user may write the address at all (ownership) is decided afterwards, by
+    :func:`django_omnisend.identity.bind` on our own tables.
     """
     if not adapter.should_sync(user):
         return ContactPlan(skip_reason=SkipReason.EXCLUDED)
@@ -120,14 +84,6 @@ def plan_contact(
     if not email:
         reason = SkipReason.INVALID_EMAIL if str(raw_email).strip() else SkipReason.NO_EMAIL
         return ContactPlan(skip_reason=reason)
-    if owners is not None:
-        owner = owners.get(email.lower())
-        duplicate = owner is not None and owner != user.pk
-    else:
-        duplicate = is_duplicate(user, email)
-    if duplicate:
-        return ContactPlan(email=email, skip_reason=SkipReason.DUPLICATE_EMAIL)
-
     identifier: dict[str, Any] = {
         "type": "email",
         "id": email,
@@ -172,27 +128,3 @@ def without_channels(body: dict[str, Any]) -> dict[str, Any]:
         for ident in body.get("identifiers", [])
     ]
     return {**body, "identifiers": identifiers}
-
-
-def erasure_body(email: str, at: datetime) -> dict[str, Any]:
-    """The PATCH that anonymises a deleted user's contact and unsubscribes it (the safe way)."""
-    body: dict[str, Any] = {}
-    if email:
-        body["identifiers"] = [
-            {
-                "type": "email",
-                "id": email,
-                "channels": {"email": {"status": "unsubscribed", "statusChangedAt": rfc3339(at)}},
-            }
-        ]
-    return {
-        **body,
-        "firstName": "",
-        "lastName": "",
-        "address": "",
-        "city": "",
-        "state": "",
-        "postalCode": "",
-        "customProperties": {},
-        "tags": ["gdpr-erased"],
-    }

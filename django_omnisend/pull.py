@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -114,16 +115,19 @@ class _Matcher:
         emails = {normalize_email(c.get("email")) for c in contacts} - {None}
         states = list(
             SyncState.objects.filter(connection_key=self.key).filter(
-                Q(contact_id__in=ids) | Q(email__in=emails)
+                Q(contact_id__in=ids) | Q(email__in=emails) | Q(address__in=emails)
             )
         )
         by_id = {s.contact_id: s for s in states if s.contact_id}
         by_email: dict[str, SyncState] = {}
-        for state in sorted(states, key=lambda s: s.user_id):  # oldest user owns an address
+        for state in states:  # the owner of an address (its binding) comes first
+            if state.address:
+                by_email[state.address] = state
+        for state in states:
             if state.email:
                 by_email.setdefault(state.email, state)
         users = self.user_model._default_manager.in_bulk({s.user_id for s in states})
-        bound = {s.email for s in states if s.email}
+        bound = {s.email for s in states if s.email} | {s.address for s in states if s.address}
         by_user_email = self._users_by_email(emails - bound)
 
         matched: list[tuple[Any, SyncState | None]] = []
@@ -143,6 +147,10 @@ class _Matcher:
         if not emails:
             return {}
         field = self.user_model.get_email_field_name()
+        try:
+            self.user_model._meta.get_field(field)
+        except FieldDoesNotExist:  # the adapter supplies addresses: no column to search
+            return {}
         candidates = (
             self.user_model._default_manager.annotate(_omnisend_email=Lower(field))
             .filter(_omnisend_email__in=emails)

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_delete, pre_save
 from django.utils import timezone
 
-from . import outbox, triggers
+from . import erasure, outbox, triggers
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import SyncState
@@ -72,25 +72,29 @@ def user_saved(
 
 
 def user_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """Queue the erasure of the user's contacts before the cascade removes their sync rows."""
+    """Queue the erasure of the contacts the user is bound to, before the cascade.
+
+    Only contacts our records bind to this user (see :func:`erasure.targets`): deleting an
+    account that owned nothing erases nothing, whatever address it holds.
+    """
     if not omnisend_settings.sync_users:
         return
     now = timezone.now()
-    adapter = get_adapter()
-    states = {s.connection_key: s for s in SyncState.objects.filter(user_id=instance.pk)}
-    keys = set(states) | {adapter.get_connection_key(instance)}
-    for key in sorted(keys):
-        state = states.get(key)
-        email = (state.email if state else "") or adapter.get_email(instance) or ""
-        contact_id = state.contact_id if state else ""
-        if not email and not contact_id:
-            continue  # nothing that could identify a contact was ever known
+    leases = {
+        s.connection_key: s.lease_until
+        for s in SyncState.objects.filter(user_id=instance.pk, lease_until__gt=now)
+    }
+    for target in erasure.targets(instance.pk):
         not_before = now
-        if state and state.lease_until and state.lease_until > now:
+        lease_until = leases.get(target.connection_key)
+        if lease_until:
             # A drain may have this user's upsert in flight: erase after its lease ends,
             # so the anonymisation is the last write Omnisend sees.
-            not_before = state.lease_until + timedelta(seconds=1)
+            not_before = lease_until + timedelta(seconds=1)
         outbox.add_erasure(
-            connection_key=key, email=email, contact_id=contact_id, not_before=not_before
+            connection_key=target.connection_key,
+            email=target.email,
+            contact_id=target.contact_id,
+            not_before=not_before,
         )
     nudge_drain_on_commit()

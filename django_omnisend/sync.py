@@ -14,7 +14,6 @@ the whole brand down.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -22,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,11 +29,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from . import claims, delivery, exceptions
+from . import claims, delivery, erasure, exceptions, identity
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
-from .payloads import erasure_body, parse_rfc3339, plan_contact, without_channels
+from .payloads import SkipReason, parse_rfc3339, plan_contact, without_channels
 from .reachability import unreachable_reason
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
@@ -44,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Cap of the item retry backoff (its base is ``OMNISEND["RETRY_BACKOFF"]``).
 BACKOFF_CAP_SECONDS = 6 * 3600.0
+#: Longest pause between re-checks of a row waiting for an address: a save does not move a
+#: row's schedule, so this bounds how late a waiting user who changed address is sent.
+WAIT_CAP_SECONDS = 300.0
 #: The longest a drain waits for room in the shared budget before deferring a row instead.
 DRAIN_MAX_WAIT = 5.0
 #: Rows claimed per round trip; small enough that a crash re-sends little.
@@ -52,6 +54,16 @@ CLAIM_BATCH = 25
 MAX_ERROR_LENGTH = 1000
 
 _PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, exceptions.VersionRetired)
+
+
+#: Reason on a row whose address is not verified (see ``ContactAdapter.is_email_verified``).
+UNVERIFIED = "unverified_email"
+#: Reason on a row whose opt-in Omnisend ignored as older than the status it holds.
+CONSENT_OUTDATED = "consent_outdated"
+#: Tag left on the contact of a user's previous address after an e-mail change.
+EMAIL_CHANGED_TAG = "django:email-changed"
+#: "Not looked up yet" (None means Omnisend has no such contact).
+_UNKNOWN: Any = object()
 
 
 class LeaseLost(Exception):
@@ -202,8 +214,6 @@ class _Drain:
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
-        #: Precomputed shared addresses (bulk runs); None: one duplicate query per user.
-        self.owners: dict[str, Any] | None = None
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -213,6 +223,7 @@ class _Drain:
         return self.max_items is not None and self.result.processed >= self.max_items
 
     def run(self) -> DrainResult:
+        erasure.purge_expired()
         try:
             while not self.out_of_time():
                 worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
@@ -408,8 +419,8 @@ class _Drain:
                 self.adapter,
                 consent_sent_at=row.consent_sent_at,
                 is_new=not row.contact_id,
-                owners=self.owners,
             )
+            verified = not plan.skip_reason and bool(self.adapter.is_email_verified(user))
         except Exception as exc:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
             logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
@@ -418,6 +429,13 @@ class _Drain:
             return
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
+        if plan.skip_reason in (SkipReason.NO_EMAIL, SkipReason.INVALID_EMAIL):
+            identity.release(row)  # the user no longer has the address it owned
+        if not plan.skip_reason:
+            binding = identity.bind(row, plan.email)
+            if binding is not identity.Binding.BOUND:
+                self._wait_for_address(row, binding.value)
+                return
         if plan.skip_reason:
             self.result.skipped[plan.skip_reason] += 1
             cleared = rows.filter(generation=row.generation).update(
@@ -449,10 +467,28 @@ class _Drain:
         client = self.client(row)
         if client is None:
             return
-        body, reason = plan.body, ""
+        reason = ""
+        if not verified and plan.consent is not None and plan.consent.subscribed:
+            # ``subscribed`` only for a verified address: the opt-in waits (consent_sent_at
+            # stays put), and is sent by the first sync after the address is verified.
+            plan = replace(plan, body=without_channels(plan.body), consent=None)
+            reason = UNVERIFIED
+        # This row never wrote this address: the contact may exist without being ours.
+        fresh = plan.email != row.email
+        wants_welcome = bool(plan.body["identifiers"][0].get("sendWelcomeMessage"))
+        existing: Any = _UNKNOWN
         try:
+            if fresh and (not verified or wants_welcome):
+                existing = self.send(row, client.contacts.get_by_email, plan.email)
+                if existing and not verified:
+                    self._unverified_existing(row)
+                    return
+            # A welcome only for a contact that did not exist, and only at a verified address.
+            welcome = fresh and verified and wants_welcome and existing is None
+            plan.body["identifiers"][0]["sendWelcomeMessage"] = welcome
+            body = plan.body
             if plan.consent is not None and plan.consent.subscribed:
-                body, reason = self._guard_subscribe(row, client, plan)
+                body, reason = self._guard_subscribe(row, client, plan, existing)
             result = self._write_contact(row, client, plan, body)
         except LeaseLost:
             return
@@ -464,6 +500,11 @@ class _Drain:
             self.signal_failed(row, user, error, self.failed(row, error))
             raise
         delivery.record_success(row.connection_key)
+        sent_status = body["identifiers"][0].get("channels", {}).get("email", {}).get("status")
+        if sent_status == "subscribed" and result.get("status") not in (None, "subscribed"):
+            # Omnisend kept a status dated after the opt-in (its status-date rule): say so
+            # rather than look subscribed. Record the confirmation time as the consent's.
+            reason = CONSENT_OUTDATED
         contact_id = str(result.get("id") or "") or row.contact_id
         done = {
             "contact_id": contact_id,
@@ -529,9 +570,54 @@ class _Drain:
             user = self.user_model._default_manager.filter(pk=row.user_id).first()
         return user, saved
 
-    def _guard_subscribe(self, row, client, plan) -> tuple[dict, str]:
-        """Never let a Django opt-in override a later unsubscribe made inside Omnisend."""
-        existing = self.send(row, client.contacts.get_by_email, plan.email)
+    def _wait_for_address(self, row: SyncState, reason: str) -> None:
+        """Skip ``row`` for now and keep it due: the address may become free later.
+
+        Never dead (the situation resolves itself when the owner moves away or the erasure is
+        sent, which wakes the row at once); meanwhile the backoff keeps re-checks rare. A
+        re-check is one indexed query and no request.
+        """
+        self.result.skipped[reason] += 1
+        attempts = row.attempts + 1 if row.state == SyncState.State.SKIPPED else 1
+        SyncState.objects.filter(pk=row.pk, lease_owner=self.worker).update(
+            state=SyncState.State.SKIPPED,
+            reason=reason,
+            attempts=attempts,
+            last_error="",
+            next_attempt_at=timezone.now()
+            + timedelta(seconds=min(WAIT_CAP_SECONDS, backoff_seconds(attempts))),
+            lease_until=None,
+            lease_owner="",
+        )
+
+    def _unverified_existing(self, row: SyncState) -> None:
+        """An unverified user's address already has a contact: write nothing, own nothing.
+
+        Not retried on a timer (each check costs a request): a later save, or
+        ``mark_for_sync`` once the address is verified, tries again.
+        """
+        identity.release(row)
+        self.result.skipped[UNVERIFIED] += 1
+        rows = SyncState.objects.filter(pk=row.pk)
+        release = {"lease_until": None, "lease_owner": ""}
+        cleared = rows.filter(generation=row.generation).update(
+            dirty=False,
+            state=SyncState.State.SKIPPED,
+            reason=UNVERIFIED,
+            attempts=0,
+            last_error="",
+            **release,
+        )
+        if not cleared:
+            rows.update(**release)
+
+    def _guard_subscribe(self, row, client, plan, existing=_UNKNOWN) -> tuple[dict, str]:
+        """Never let a Django opt-in override a later unsubscribe made inside Omnisend.
+
+        ``existing`` is the contact when it was already looked up (None: there is none).
+        """
+        if existing is _UNKNOWN:
+            existing = self.send(row, client.contacts.get_by_email, plan.email)
         if not existing or existing.get("status") != "unsubscribed":
             return plan.body, ""
         changed = [
@@ -540,31 +626,26 @@ class _Drain:
             if s.get("channel") == "email" and s.get("status") == "unsubscribed"
         ]
         latest = max((parse_rfc3339(c) for c in changed if c), default=None)
-        if latest is not None and latest >= plan.consent.at:
+        # Fail closed: an unsubscribe whose time cannot be read may be newer than the opt-in.
+        if latest is None or latest >= plan.consent.at:
             return without_channels(plan.body), "consent_conflict"
         return plan.body, ""
 
     def _write_contact(self, row, client, plan, body):
+        """Upsert ``body``; after an e-mail change, tag the contact left behind (R-DI-4).
+
+        The e-mail identifier is never moved to another contact: the new address gets its own
+        contact (no channel status unless a new opt-in for a verified address), and the old
+        one stays as it is apart from the tag, no longer synced by this user.
+        """
+        result = self.send(row, client.contacts.upsert, body)
         if row.email and row.email != plan.email:
-            # E-mail change: move the bound contact to the new address (never a blind POST,
-            # which would create a second contact). 404: the id is stale, upsert instead.
-            contact_id = row.contact_id
-            if not contact_id:  # bound by a bulk sync, which does not learn ids
-                old = self.send(row, client.contacts.get_by_email, row.email)
-                contact_id = (old or {}).get("id", "")
-            if not contact_id:
-                return self.send(row, client.contacts.upsert, body)
-            try:
-                result = self.send(row, client.contacts.update, contact_id, body)
-            except exceptions.NotFound:
-                return self.send(row, client.contacts.upsert, body)
-            if result.get("email") not in (None, "", plan.email):
-                raise exceptions.Conflict(
-                    "Omnisend kept the old address; the new one belongs to another contact.",
-                    status=409,
-                )
-            return result
-        return self.send(row, client.contacts.upsert, body)
+            if row.contact_id:
+                selector = {"contact_ids": [row.contact_id]}
+            else:  # bound by a bulk sync, which does not learn ids
+                selector = {"emails": [row.email]}
+            self.send(row, client.contacts.add_tags, [EMAIL_CHANGED_TAG], **selector)
+        return result
 
     # -- events and erasures ----------------------------------------------------------------
 
@@ -574,44 +655,36 @@ class _Drain:
         client = self.client(item)
         if client is None:
             return
+        sent = True
         try:
             if item.kind == OutboxItem.Kind.ERASURE:
-                self._erase(item, client)
+                sent = erasure.erase(item, client, self.send)
             else:
                 self.send(item, client.events.send, dict(item.payload))
         except LeaseLost:
             return
         except exceptions.OmnisendError as exc:
-            self.failed(item, exc)
+            if self.failed(item, exc) == "dead" and item.kind == OutboxItem.Kind.ERASURE:
+                erasure.settled(item)
             return
         delivery.record_success(item.connection_key)
         fields = {
-            "state": OutboxItem.State.SENT,
+            "state": OutboxItem.State.SENT if sent else OutboxItem.State.DISCARDED,
             "sent_at": timezone.now(),
             "last_error": "",
             "lease_until": None,
             "lease_owner": "",
         }
         if item.kind == OutboxItem.Kind.ERASURE:
-            fields["email"] = ""  # keep only the hash once the contact is anonymised
+            fields["email"] = ""  # keep only the keyed hash once the contact is anonymised
+            if not sent:
+                fields["last_error"] = "Discarded: the address has a new owner since."
             self.result.erasures_sent += 1
         else:
             self.result.events_sent += 1
         OutboxItem.objects.filter(pk=item.pk).update(**fields)
-
-    def _erase(self, item: OutboxItem, client) -> None:
-        """Unsubscribe and anonymise the contact, by id, else by address (404: nothing to do)."""
-        body = erasure_body(item.email, timezone.now())
-        if item.contact_id:
-            try:
-                self.send(item, client.contacts.update, item.contact_id, body)
-                return
-            except exceptions.NotFound:
-                pass  # the stored id is stale; fall back to the address
-        if item.email:
-            # 404: Omnisend has no such contact, so there is nothing to erase.
-            with contextlib.suppress(exceptions.NotFound):
-                self.send(item, client.contacts.update_by_email, item.email, body)
+        if item.kind == OutboxItem.Kind.ERASURE:
+            erasure.settled(item)
 
 
 def drain(

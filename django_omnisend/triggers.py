@@ -274,6 +274,23 @@ def uninstall(using: str = "default") -> int:
     return removed
 
 
+def before_migrate(using: str = "default", plan: Any = None, **kwargs: Any) -> None:
+    """``pre_migrate``: take SQLite's triggers off while our own migrations run.
+
+    SQLite alters a table by building a copy and renaming it, and a rename fails while a
+    trigger names the table being replaced (``django_omnisend_syncstate``). The receiver
+    marks saves meanwhile; :func:`after_migrate` installs the triggers again.
+    """
+    conn = connections[using]
+    ours = any(migration.app_label == "django_omnisend" for migration, _ in plan or ())
+    if not ours or conn.vendor != "sqlite":
+        return
+    if get_user_model()._meta.db_table not in _tables(conn):
+        return
+    if installed(conn, disabled_too=True):
+        uninstall(using)
+
+
 def after_migrate(
     using: str = "default", verbosity: int = 1, stdout: Any = None, **kwargs: Any
 ) -> None:

@@ -12,7 +12,8 @@
   defaults); everything else (ENCRYPTION_KEYS, TASK_BACKEND…) comes from tests/settings.py.
   Yields the dict.
 
-* ``sync_settings`` — ``emulator_settings`` with ``SYNC_USERS`` on and no django.tasks nudges;
+* ``sync_settings`` — ``emulator_settings`` with ``SYNC_USERS`` and ``TRUST_EMAILS`` on and no
+  django.tasks nudges;
   ``contact_writes(email=None)`` counts the contact writes the emulator answered.
 
 The emulator imports no Django, so these fixtures work in any test; the settings fixture needs
@@ -91,8 +92,18 @@ def _clear_caches() -> Iterator[None]:
 
 @pytest.fixture
 def sync_settings(emulator_settings):
-    """OMNISEND pointed at the emulator (API-key mode) with SYNC_USERS on, no task nudges."""
-    omnisend = {**emulator_settings, "SYNC_USERS": True, "TASK_BACKEND": None}
+    """OMNISEND pointed at the emulator (API-key mode) with SYNC_USERS on, no task nudges.
+
+    ``TRUST_EMAILS`` is on: tests of delivery, consent and bulk runs are about users whose
+    addresses are verified. The unverified rules are tested with it off or with an adapter
+    that answers ``is_email_verified`` itself (tests/sync/test_identity.py).
+    """
+    omnisend = {
+        **emulator_settings,
+        "SYNC_USERS": True,
+        "TASK_BACKEND": None,
+        "TRUST_EMAILS": True,
+    }
     with override_settings(OMNISEND=omnisend):
         yield omnisend
 

@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.urls import NoReverseMatch, include, path
 
 from django_omnisend import checks
+from django_omnisend.adapter import ContactAdapter, normalize_email
 
 KEY = Fernet.generate_key().decode()
 GOOD = {"API_KEY": "k", "ENCRYPTION_KEYS": [KEY]}
@@ -310,3 +311,26 @@ def test_e014_is_left_to_e013_when_the_include_is_missing():
     with override_settings(OMNISEND=site, ROOT_URLCONF=UrlsWithoutOmnisend):
         assert checks.check_redirect_uri() == []
         assert ids(checks.check_url_include()) == ["django_omnisend.E013"]
+
+
+def test_e015_user_model_without_an_address_and_an_adapter_that_cannot_find_one():
+    sync = {**GOOD, "SYNC_USERS": True}
+    # auth.Group stands for a user model with no e-mail field or attribute at all.
+    with override_settings(AUTH_USER_MODEL="auth.Group", OMNISEND=sync):
+        assert ids(checks.check_adapter()) == ["django_omnisend.E015"]
+        [error] = checks.check_adapter()
+        assert "get_email" in error.hint
+        adapted = {**sync, "ADAPTER": "tests.sync.adapters.TenantKeyAdapter"}
+        with override_settings(OMNISEND=adapted):  # still the default get_email()
+            assert ids(checks.check_adapter()) == ["django_omnisend.E015"]
+        with override_settings(OMNISEND={**sync, "ADAPTER": "tests.test_checks.NameAdapter"}):
+            assert checks.check_adapter() == []
+    with override_settings(OMNISEND=sync):  # auth.User has its email column
+        assert checks.check_adapter() == []
+
+
+class NameAdapter(ContactAdapter):
+    """Supplies the address itself, so the user model needs no e-mail column."""
+
+    def get_email(self, user):
+        return normalize_email(f"{user.name}@example.com")

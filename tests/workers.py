@@ -39,7 +39,7 @@ def worker_env(overrides: dict[str, Any]) -> dict[str, str]:
     env["DATABASE_URL"] = database_url_for_workers()
     env["OMNISEND_TEST_OVERRIDES"] = json.dumps({**settings.OMNISEND, **overrides})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings")
     return env
 
 

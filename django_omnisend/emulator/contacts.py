@@ -211,6 +211,12 @@ def to_response(rec: dict[str, Any]) -> dict[str, Any]:
     out["statuses"] = [
         {**s, "statusChangedAt": format_rfc3339(s["statusChangedAt"])} for s in latest
     ]
+    if rec.get("undatedStatuses"):  # see Emulator.unsubscribe(dated=False)
+        for status in out["statuses"]:
+            del status["statusChangedAt"]
+        for ident in identifiers:
+            for channel in ident["channels"].values():
+                del channel["statusChangedAt"]
     out["optIns"] = [
         {"channel": o["channel"], "optInAt": format_rfc3339(o["optInAt"])}
         for o in sorted(rec["optIns"], key=lambda o: o["optInAt"])
@@ -262,6 +268,7 @@ def set_channel(
         return False  # older than what Omnisend already has: ignored
     changed = current is None or current["status"] != status
     rec["channels"][channel] = {"status": status, "statusChangedAt": at}
+    rec.pop("undatedStatuses", None)  # a dated write: responses carry dates again
     if changed:
         rec["statusHistory"].append({"channel": channel, "status": status, "statusChangedAt": at})
         if status == "subscribed":

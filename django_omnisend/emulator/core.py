@@ -418,9 +418,18 @@ class Emulator:
             return contact_rules.snapshot(rec) if rec else None
 
     def unsubscribe(
-        self, email: str, brand_id: str | None = None, at: datetime | None = None
+        self,
+        email: str,
+        brand_id: str | None = None,
+        at: datetime | None = None,
+        *,
+        dated: bool = True,
     ) -> dict[str, Any]:
-        """Unsubscribe a contact "inside Omnisend" (like an unsubscribe link); returns it."""
+        """Unsubscribe a contact "inside Omnisend" (like an unsubscribe link); returns it.
+
+        ``dated=False`` makes the contact's responses carry its statuses without
+        ``statusChangedAt`` (a client must not read that as "no unsubscribe date, go ahead").
+        """
         with self.lock:
             now = self.clock()
             rec = self.state.book(self._brand(brand_id)).find_email(email)
@@ -428,6 +437,7 @@ class Emulator:
                 raise KeyError(f"No contact with e-mail {email!r}")
             when = at.timestamp() if at is not None else now
             contact_rules.set_channel(rec, "email", "unsubscribed", when)
+            rec["undatedStatuses"] = not dated
             rec["updatedAt"] = now
             self._persist()
             return contact_rules.snapshot(rec)

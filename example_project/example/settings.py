@@ -63,6 +63,8 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# Sign-up confirmation links are "sent" by printing the e-mail on the server's console.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
 # The OAuth callback is a top-level navigation from Omnisend: "Lax" (Django's default) sends the

@@ -5,6 +5,7 @@ from members import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("signup/", views.signup, name="signup"),
+    path("verify/<str:token>/", views.verify, name="verify"),
     path("contacts/", views.contacts, name="contacts"),
     path("admin/", admin.site.urls),
     # The "Connect Omnisend" flow; its callback is /omnisend/callback/.

@@ -4,13 +4,23 @@ from typing import Any
 
 from django_omnisend.adapter import Consent, ContactAdapter
 
-from .models import NewsletterConsent
+from .models import EmailVerification, NewsletterConsent
 
 
 class NewsletterAdapter(ContactAdapter):
     def should_sync(self, user: Any) -> bool:
         # Staff accounts are not customers.
         return super().should_sync(user) and not user.is_staff
+
+    def is_email_verified(self, user: Any) -> bool:
+        # Verified by the link the sign-up page e-mails (printed on the console here).
+        address = self.get_email(user)
+        return (
+            bool(address)
+            and EmailVerification.objects.filter(
+                user=user, address__iexact=address, verified_at__isnull=False
+            ).exists()
+        )
 
     def get_consent(self, user: Any) -> Consent | None:
         # Only an explicit opt-in (or opt-out) recorded here is sent; everyone else gets no

@@ -19,3 +19,20 @@ class NewsletterConsent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {'opted in' if self.subscribed else 'opted out'} at {self.at:%Y-%m-%d}"
+
+
+class EmailVerification(models.Model):
+    """Whether the person proved they read mail at ``address`` (by the link sent at sign-up).
+
+    ``NewsletterAdapter.is_email_verified`` reads it: an unverified address is never
+    subscribed and never overwrites a contact Omnisend already holds.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_verification"
+    )
+    address = models.CharField(max_length=320)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.address} {'verified' if self.verified_at else 'not verified'}"

@@ -8,9 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 import django_omnisend
@@ -21,10 +24,13 @@ from django_omnisend.health import health
 from django_omnisend.models import SyncState
 
 from .forms import SignupForm
-from .models import NewsletterConsent
+from .models import EmailVerification, NewsletterConsent
 
 #: The contacts page shows at most this many contacts (it is a demo, not a CRM).
 MAX_CONTACTS = 200
+#: Signing salt and lifetime (seconds) of the e-mailed confirmation links.
+VERIFY_SALT = "members.verify-email"
+VERIFY_MAX_AGE = 7 * 24 * 3600
 
 
 def _mode() -> dict[str, Any]:
@@ -42,6 +48,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         # The user and their consent record commit together: the sync's drain reads both.
         with transaction.atomic():
             user = form.save()
+            EmailVerification.objects.create(user=user, address=user.email)
             if form.cleaned_data["newsletter"]:
                 NewsletterConsent.objects.create(
                     user=user,
@@ -50,13 +57,47 @@ def signup(request: HttpRequest) -> HttpResponse:
                     ip=request.META.get("REMOTE_ADDR") or None,
                     user_agent=request.headers.get("User-Agent", "")[:500],
                 )
+        link = request.build_absolute_uri(
+            reverse("verify", args=[signing.dumps([user.pk, user.email], salt=VERIFY_SALT)])
+        )
+        send_mail(
+            "Confirm your e-mail address",
+            f"Open this link to confirm {user.email}:\n\n{link}\n",
+            None,
+            [user.email],
+        )
         messages.success(
             request,
             f"Welcome, {user.email}! Your contact reaches Omnisend in a moment: the drain "
-            "worker sends it, not this request.",
+            "worker sends it, not this request. Confirm your address with the link we e-mailed "
+            "(printed on the server's console here): only then is a newsletter opt-in sent.",
         )
         return redirect("contacts")
     return render(request, "members/signup.html", {"form": form})
+
+
+def verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The link e-mailed at sign-up: the address is verified, and a ticked box confirmed."""
+    try:
+        user_pk, address = signing.loads(token, salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
+    except signing.BadSignature:
+        messages.error(request, "This confirmation link is invalid or expired; sign up again.")
+        return redirect("home")
+    now = timezone.now()
+    with transaction.atomic():
+        found = EmailVerification.objects.filter(user_id=user_pk, address=address).update(
+            verified_at=now
+        )
+        # Double opt-in: the confirmation is the consent Omnisend gets, dated now.
+        NewsletterConsent.objects.filter(user_id=user_pk, subscribed=True).update(at=now)
+        user = get_user_model().objects.filter(pk=user_pk).first()
+        if found and user is not None:
+            django_omnisend.mark_for_sync(user)
+    if not found:
+        messages.error(request, "This address is no longer on an account here.")
+        return redirect("home")
+    messages.success(request, f"Thank you: {address} is confirmed.")
+    return redirect("contacts")
 
 
 def contacts(request: HttpRequest) -> HttpResponse:

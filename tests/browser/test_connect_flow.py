@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.example.demo_site import confirmation_link
+
 pytestmark = pytest.mark.browser
 
 CHANGELIST = "/admin/django_omnisend/connection/"
@@ -61,11 +63,16 @@ def _sign_up(page, site, email: str, newsletter: bool) -> None:
 def test_sign_ups_reach_the_contacts_list_after_the_drain(page, site):
     _sign_up(page, site, "browser-in@example.com", newsletter=True)
     _sign_up(page, site, "browser-out@example.com", newsletter=False)
+    # Confirm the opted-in address with the link the console e-mail shows.
+    page.goto(confirmation_link(site.log(), "browser-in@example.com"))
+    page.wait_for_url(site.base_url + "/contacts/")
     contacts = page.locator("#omnisend-contacts")
     opted_in = contacts.locator('tr[data-email="browser-in@example.com"]')
     opted_out = contacts.locator('tr[data-email="browser-out@example.com"]')
     deadline = time.monotonic() + 30
-    while not (opted_in.count() and opted_out.count()):
+    while not (opted_in.count() and opted_out.count()) or (
+        opted_in.locator(".status").inner_text().strip() != "subscribed"
+    ):
         assert time.monotonic() < deadline, "the drain did not deliver the sign-ups in 30 s"
         time.sleep(0.5)
         page.reload()

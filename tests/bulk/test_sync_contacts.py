@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from django_omnisend.models import SyncState
+from tests.users import fixture_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +106,7 @@ def test_item_errors_land_on_the_right_users(sync_settings, emulator):
 
 def test_dry_run_sends_nothing(sync_settings, emulator):
     existing_users(20)
-    User.objects.filter(username="user3").update(email="broken")
+    User.objects.filter(username="user3").update(**fixture_fields(email="broken"))
     out = sync_contacts("--dry-run")
     assert "20 users selected" in out
     assert "would send: 19" in out and "skip (invalid_email): 1" in out
@@ -145,3 +146,17 @@ def test_an_adapter_bug_fails_one_user_of_the_backfill(sync_settings, emulator):
     assert "Sent 49" in out and "retrying later 1" in out
     assert len(emulator.contacts()) == 49
     assert SyncState.objects.get(user__username="user9").state == SyncState.State.FAILED
+
+
+def test_backfill_of_unverified_users_never_overwrites_an_existing_contact(sync_settings, emulator):
+    existing_users(5)
+    emulator.seed_contact(
+        identifiers=[{"type": "email", "id": "user3@example.com"}], firstName="Shop's own"
+    )
+    with override_settings(OMNISEND={**sync_settings, "TRUST_EMAILS": False}):
+        sync_contacts()
+    assert emulator.get_contact("user3@example.com")["firstName"] == "Shop's own"
+    row = SyncState.objects.get(user__username="user3")
+    assert (row.reason, row.address) == ("unverified_email", None)
+    assert emulator.get_contact("user4@example.com")["firstName"] == "First4"
+    assert len(emulator.contacts()) == 5

@@ -8,6 +8,7 @@ a concurrent test run), waits for its banner, and stops it with SIGTERM as Ctrl-
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,3 +113,14 @@ def stop(site: DemoSite) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+def confirmation_link(log: str, email: str) -> str:
+    """The link in the confirmation e-mail to ``email``, as the console backend printed it.
+
+    The body is quoted-printable, so long lines carry soft breaks (``=`` at a line end).
+    """
+    text = log.replace("=\n", "")
+    match = re.search(rf"confirm {re.escape(email)}:\s+(http://\S+/verify/\S+/)", text)
+    assert match, log
+    return match.group(1)

@@ -12,8 +12,17 @@ from .scenarios import SCENARIOS, report
 
 @pytest.fixture
 def matrix_settings(emulator_settings):
-    """OMNISEND pointed at the emulator (API-key mode), SYNC_USERS on, no task nudges."""
-    omnisend = {**emulator_settings, "SYNC_USERS": True, "TASK_BACKEND": None}
+    """OMNISEND pointed at the emulator (API-key mode), SYNC_USERS on, no task nudges.
+
+    ``TRUST_EMAILS`` on: the matrix is about delivery under faults, for verified addresses
+    (the unverified rules are tested in tests/sync/test_identity.py).
+    """
+    omnisend = {
+        **emulator_settings,
+        "SYNC_USERS": True,
+        "TASK_BACKEND": None,
+        "TRUST_EMAILS": True,
+    }
     with override_settings(OMNISEND=omnisend):
         yield omnisend
 

@@ -946,7 +946,10 @@ def m16_logins(emulator, base: dict[str, Any]) -> Outcome:
 
 
 def m17_flip_flop(emulator, base: dict[str, Any]) -> Outcome:
-    """Every user's e-mail goes A -> B -> A with a drain after each change."""
+    """Every user's e-mail goes A -> B -> A between two drains (SECURITY-RELIABILITY M17).
+
+    (A drain after the change to B would, per R-DI-4, give B its own contact and tag A's.)
+    """
     out = Outcome("M17 email A->B->A")
     with timed(out), override_settings(OMNISEND=scaled(base)):
         users = _synced_users(emulator)
@@ -955,7 +958,7 @@ def m17_flip_flop(emulator, base: dict[str, Any]) -> Outcome:
             for user in users:
                 user.email = email_for(int(user.username[4:]), variant)
                 user.save()
-            drain_until_clean()
+        drain_until_clean()
         b_contacts = [c["email"] for c in emulator.contacts() if "+b@" in c["email"]]
         out.check("0 contacts for B", not b_contacts, b_contacts[:3])
         rows = list(SyncState.objects.select_related("user"))

@@ -28,7 +28,14 @@ class GenderAdapter(ContactAdapter):
         return fields
 
 
-__all__ = ["BrokenAdapter", "Consent", "ConsentAdapter", "GenderAdapter", "TenantKeyAdapter"]
+__all__ = [
+    "BrokenAdapter",
+    "Consent",
+    "ConsentAdapter",
+    "GenderAdapter",
+    "TenantKeyAdapter",
+    "VerifyingAdapter",
+]
 
 
 class BrokenAdapter(ContactAdapter):
@@ -45,3 +52,19 @@ class TenantKeyAdapter(ContactAdapter):
 
     def get_connection_key(self, user):
         return user.last_name or "default"
+
+
+class VerifyingAdapter(ConsentAdapter):
+    """Consent as ``ConsentAdapter``; verified addresses and welcome wishes per user pk.
+
+    A host project reads these from its own records (allauth's ``EmailAddress``, a profile).
+    """
+
+    verified: set = set()
+    welcome: bool = True
+
+    def is_email_verified(self, user):
+        return user.pk in self.verified
+
+    def send_welcome_message(self, user):
+        return self.welcome

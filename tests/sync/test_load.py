@@ -38,9 +38,9 @@ def test_faults_lose_nothing_and_stay_within_budget(sync_settings, emulator):
             User.objects.create_user(f"user{n}", f"user{n}@example.com", "x") for n in range(USERS)
         ]
         for save in range(1, SAVES):
-            for user in users:
+            for n, user in enumerate(users):
                 user.first_name = f"Save {save}"
-                user.last_name = f"L{user.pk % 7}"
+                user.last_name = f"L{n % 7}"
                 user.save()
         # Omnisend's own 400/min, on the same scaled window as our budget.
         emulator.configure(rate_limit=400, window_seconds=WINDOW)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.sync import drain
 from tests.marking import marking
+from tests.users import fixture_fields, fixture_pk, user_label
 
 from .adapters import Consent, ConsentAdapter
 
@@ -104,15 +105,17 @@ def test_fixture_loads_mark_nothing(sync_settings, emulator, tmp_path):
         json.dumps(
             [
                 {
-                    "model": "auth.user",
-                    "pk": 500,
-                    "fields": {"username": "fixture", "email": "f@example.com", "password": "x"},
+                    "model": user_label(),
+                    "pk": fixture_pk(500),
+                    "fields": fixture_fields(
+                        username="fixture", email="f@example.com", password="x"
+                    ),
                 }
             ]
         )
     )
     call_command("loaddata", str(fixture), verbosity=0)
-    assert User.objects.filter(pk=500).exists()
+    assert User.objects.filter(pk=fixture_pk(500)).exists()
     assert not SyncState.objects.exists()
 
 
@@ -138,29 +141,31 @@ def test_email_is_normalised_before_sending(sync_settings, emulator):
     assert emulator.get_contact("Jane@Example.COM") is None
 
 
-def test_email_change_moves_the_contact(sync_settings, emulator):
+def test_email_change_binds_a_new_contact_and_tags_the_old_one(sync_settings, emulator):
     user = make_user()
     drain()
-    contact_id = SyncState.objects.get(user=user).contact_id
+    old_id = SyncState.objects.get(user=user).contact_id
     user.email = "jane.new@example.com"
     user.save()
     drain()
-    patches = [e for e in emulator.ledger if e.method == "PATCH"]
-    assert [e.path for e in patches] == [f"/api/contacts/{contact_id}"]
-    emails = [c["email"] for c in emulator.contacts()]
-    assert emails == ["jane.new@example.com"]
+    assert not [e for e in emulator.ledger if e.method == "PATCH"]  # nothing is moved
+    old = emulator.get_contact("jane@example.com")
+    assert old["id"] == old_id and "django:email-changed" in old["tags"]
+    new = emulator.get_contact("jane.new@example.com")
     state = SyncState.objects.get(user=user)
-    assert state.email == "jane.new@example.com" and state.contact_id == contact_id
+    assert (state.email, state.address) == ("jane.new@example.com", "jane.new@example.com")
+    assert state.contact_id == new["id"] != old_id
 
 
 def test_email_flip_flop_between_drains_creates_no_second_contact(sync_settings, emulator):
     user = make_user(email="a@example.com")
     drain()
-    for address in ("b@example.com", "a@example.com"):
+    for address in ("b@example.com", "a@example.com"):  # both saves before the next drain
         user.email = address
         user.save()
-        drain()
+    drain()
     assert [c["email"] for c in emulator.contacts()] == ["a@example.com"]
+    assert SyncState.objects.get(user=user).address == "a@example.com"
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from django_omnisend.checks import check_mark_triggers, check_mark_with
 from django_omnisend.models import MarkSuppression, SyncState
 from django_omnisend.sync import drain
 from tests.marking import marking
+from tests.users import fixture_fields, fixture_pk, user_label
 
 pytestmark = pytest.mark.django_db
 
@@ -134,15 +135,19 @@ def test_fixture_loads_mark_nothing_with_or_without_a_pk(trigger_settings, tmp_p
         tmp_path,
         [
             {
-                "model": "auth.user",
-                "pk": existing.pk,
-                "fields": {"username": "jane", "email": "new@example.com", "password": "x"},
+                "model": user_label(),
+                "pk": str(existing.pk),
+                "fields": fixture_fields(username="jane", email="new@example.com", password="x"),
             },
-            {"model": "auth.user", "pk": 500, "fields": {"username": "with-pk", "password": "x"}},
+            {
+                "model": user_label(),
+                "pk": fixture_pk(500),
+                "fields": fixture_fields(username="with-pk", password="x"),
+            },
             # Natural key only: no primary key before the INSERT, so the mark is undone after.
             {
-                "model": "auth.user",
-                "fields": {"username": "natural", "email": "n@example.com", "password": "x"},
+                "model": user_label(),
+                "fields": fixture_fields(username="natural", email="n@example.com", password="x"),
             },
         ],
     )

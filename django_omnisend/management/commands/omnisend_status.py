@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router
+from django.db.models import Count
 from django.utils import timezone
 
 from django_omnisend import crypto, triggers
@@ -160,6 +161,17 @@ def marking_info() -> dict[str, Any]:
     return {"mark_with": omnisend_settings.get("MARK_WITH"), "triggers": state}
 
 
+def reason_counts() -> dict[str, int]:
+    """How many sync rows carry each reason (skips, conflicts), most common first."""
+    rows = (
+        SyncState.objects.exclude(reason="")
+        .values("reason")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "reason")
+    )
+    return {row["reason"]: row["n"] for row in rows}
+
+
 def credential_info(conn: dict[str, Any], verify: bool) -> dict[str, Any]:
     """The outcome of verifying the credential now (skipped offline or without one)."""
     if not verify:
@@ -259,6 +271,8 @@ def collect(max_age: float, verify: bool = True) -> dict[str, Any]:
             "outbox_pending": state.outbox_pending,
             "outbox_dead": outbox_dead,
         },
+        # Why rows are skipped or held back (duplicate_email, consent_conflict, ...): counts.
+        "reasons": reason_counts(),
         "oldest_pending": _iso(state.oldest_pending),
         "oldest_pending_age_seconds": round(age.total_seconds(), 1) if age is not None else None,
         "paused": [{"connection_key": k, "reason": r} for k, r in state.paused],
@@ -356,6 +370,9 @@ class Command(BaseCommand):
             "leftover": " (triggers left on the user table: run migrate)",
         }
         out(f"Marking: {marking['mark_with']}{advice.get(marking['triggers'], '')}")
+        if report["reasons"]:
+            reasons = ", ".join(f"{name} {n}" for name, n in report["reasons"].items())
+            out(f"Reasons: {reasons}")
         age = report["oldest_pending_age_seconds"]
         out(f"Oldest pending: {'none' if age is None else f'{age:g} s ago'}")
         for gate in report["controls"]:

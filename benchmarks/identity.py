@@ -1,0 +1,207 @@
+"""P7: the drain's database time per row with a million users, and the old ownership check.
+
+Every user has a sync row bound to its address (as after a backfill), so the binding's unique
+index is full size. Then ``--rows`` users change their name and get a fresh address, and one
+drain sends them to the emulator: each row takes the whole path (claim, read the user, bind
+the new address under the unique constraint, look for a pending erasure, upsert, record).
+Figures, per drained row, summed over every SQL statement the drain ran (a Django
+``execute_wrapper``; HTTP time is not counted):
+
+* the drain's database time (target ≤ 2 ms);
+* beside it, the old design's ownership check in the same database: the user-table query
+  ``email__iexact=… AND is_active AND pk < …`` it ran for every drained row (no index can
+  serve a case-insensitive comparison), timed for the same users, and the drain figure with
+  today's ownership statements swapped for it.
+
+Run from the repository root::
+
+    python benchmarks/identity.py [--db sqlite|postgresql|all] [--quick]
+        [--users 1000000] [--rows 500] [--result rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common
+
+TARGET_SECONDS = 0.002
+
+
+class SqlTimer:
+    """An ``execute_wrapper`` that sums statement time (autocommit statements include their
+    commit); :meth:`timing_bind` adds the whole of ``identity.bind`` (its transaction's
+    ``COMMIT`` runs outside any statement) and keeps it apart as the ownership figure."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.ownership = 0.0
+        #: The ownership statements alone, without their transaction's commit.
+        self.ownership_statements = 0.0
+        self.statements = 0
+        self._in_bind = False
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.statements += 1
+            if self._in_bind:
+                self.ownership_statements += time.perf_counter() - started
+            else:
+                self.total += time.perf_counter() - started
+
+    def timing_bind(self, bind):
+        """``identity.bind`` timed as a whole: every statement, savepoint and commit."""
+
+        def timed(row, address):
+            self._in_bind = True
+            started = time.perf_counter()
+            try:
+                return bind(row, address)
+            finally:
+                spent = time.perf_counter() - started
+                self._in_bind = False
+                self.total += spent
+                self.ownership += spent
+
+        return timed
+
+
+def bind_everyone() -> None:
+    """A sync row per user, bound to the user's address and clean (as after a backfill)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import OuterRef, Subquery
+
+    from django_omnisend.bulk import mark_users
+    from django_omnisend.models import SyncState
+
+    user_model = get_user_model()
+    mark_users(user_model.objects.all())
+    email = user_model.objects.filter(pk=OuterRef("user_id")).values("email")[:1]
+    SyncState.objects.update(address=Subquery(email), email=Subquery(email), dirty=False)
+
+
+def old_ownership_check(user: Any) -> bool:
+    """The removed ``payloads.is_duplicate``: an older active user with the same address."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    return (
+        user_model._default_manager.filter(email__iexact=user.email, is_active=True)
+        .filter(pk__lt=user.pk)
+        .exists()
+    )
+
+
+def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from django_omnisend import identity
+    from django_omnisend.models import SyncState
+    from django_omnisend.sync import drain
+
+    user_model = get_user_model()
+    with common.emulator(rate_limit_enabled=False) as emu:
+        common.set_omnisend(
+            **common.omnisend_for(emu, SYNC_USERS=False, RATE_LIMIT=1_000_000, TRUST_EMAILS=True)
+        )
+        started = time.perf_counter()
+        common.create_users(users_n, batch=10_000)
+        bind_everyone()
+        common.log(f"[{kind}] P7: {users_n:,} users bound in {time.perf_counter() - started:.0f} s")
+        rng = random.Random(7)
+        picked = rng.sample(range(1, users_n + 1), rows_n)
+        users = list(user_model.objects.filter(pk__in=picked))
+        for user in users:
+            user.email = f"moved.{user.pk}@example.com"
+            user.first_name = "Moved"
+            user_model.objects.filter(pk=user.pk).update(email=user.email, first_name="Moved")
+        SyncState.objects.filter(user_id__in=picked).update(
+            dirty=True, address=None, email="", payload_hash=""
+        )
+        timer = SqlTimer()
+        bind = identity.bind
+        identity.bind = timer.timing_bind(bind)
+        try:
+            with connection.execute_wrapper(timer):
+                result = drain()
+        finally:
+            identity.bind = bind
+        old = SqlTimer()
+        with connection.execute_wrapper(old):
+            for user in users:
+                old_ownership_check(user)
+        requests = len(emu.ledger("/api"))
+    new_per_row = timer.total / rows_n
+    old_per_row = old.total / rows_n
+    return {
+        "users": users_n,
+        "rows": rows_n,
+        "synced": result.synced,
+        "requests": requests,
+        "statements_per_row": timer.statements / rows_n,
+        "drain_db_per_row": new_per_row,
+        "ownership_per_row": timer.ownership / rows_n,
+        "ownership_statements_per_row": timer.ownership_statements / rows_n,
+        "old_check_per_row": old_per_row,
+        "old_design_per_row": new_per_row - timer.ownership / rows_n + old_per_row,
+    }
+
+
+def measure(kind: str, options: Any) -> list[dict[str, Any]]:
+    users_n = options.users or (100_000 if options.quick else 1_000_000)
+    rows_n = options.rows or (200 if options.quick else 500)
+    with common.database(kind) as db:
+        common.setup_django(db, {"SYNC_USERS": False}, migrate=True)
+        p7 = measure_p7(kind, users_n, rows_n)
+    ok = p7["drain_db_per_row"] <= TARGET_SECONDS and p7["synced"] == rows_n
+    return [
+        common.row(
+            "P7",
+            kind,
+            "drain_db_per_row",
+            f"drain DB time per row, {p7['users']:,} bound users, {rows_n} fresh bindings",
+            f"{common.fmt_ms(p7['drain_db_per_row'])} per row",
+            f"{p7['statements_per_row']:.1f} statements per row",
+            f"{common.fmt_ms(p7['drain_db_per_row'])}",
+            f"≤ {TARGET_SECONDS * 1000:g} ms",
+            ok,
+            **p7,
+        ),
+        common.row(
+            "P7",
+            kind,
+            "old_design",
+            "  old design (user-table iexact check) for the same rows",
+            f"{common.fmt_ms(p7['old_check_per_row'])} check per row",
+            f"ownership now {common.fmt_ms(p7['ownership_per_row'])} "
+            f"({common.fmt_ms(p7['ownership_statements_per_row'])} without its commit)",
+            f"{common.fmt_ms(p7['old_design_per_row'])} per row",
+            "",
+            None,
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_arguments(parser)
+    parser.add_argument("--users", type=int, default=None, help="users in the table")
+    parser.add_argument("--rows", type=int, default=None, help="rows drained")
+    options = parser.parse_args(argv)
+    return common.main_per_database(__file__, argv, options, measure, ("P7", "P7"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

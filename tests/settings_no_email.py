@@ -1,0 +1,6 @@
+"""tests/settings.py with an ``AUTH_USER_MODEL`` that has no e-mail column (``users-no-email``)."""
+
+from tests.settings import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.custom_users.no_email"]  # noqa: F405
+AUTH_USER_MODEL = "no_email.User"
