@@ -162,12 +162,13 @@ def test_drain_reports_an_update_as_not_created(sync_settings, emulator, synced)
     drain()
     assert [c.created for c in synced] == [True, False]
     assert synced[1].contact_id == synced[0].contact_id
-    # An e-mail change takes the PATCH path: still an update of the same contact.
+    # An e-mail change binds the new address to a contact of its own (the old one is left,
+    # tagged): Omnisend creates it.
     user.email = "janet@example.com"
     user.save()
     drain()
-    assert [c.created for c in synced] == [True, False, False]
-    assert synced[2].contact_id == synced[0].contact_id
+    assert [c.created for c in synced] == [True, False, True]
+    assert synced[2].contact_id != synced[0].contact_id
     assert synced[2].sync_state.email == "janet@example.com"
 
 
