@@ -104,7 +104,11 @@ def running_demo(folder: Path, timeout: float = 90.0, **extra_env: str) -> Itera
 
 def stop(site: DemoSite) -> int:
     """SIGTERM, as a supervisor would; the whole group is killed if it does not stop in time."""
-    process = site.process
+    return terminate(site.process)
+
+
+def terminate(process: subprocess.Popen) -> int:
+    """SIGTERM ``process`` (started in a group of its own); SIGKILL the group after 20 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from cryptography.fernet import Fernet
 
 import django_omnisend
 
-from .demo_site import free_port
+from .demo_site import free_port, terminate
 from .readme_blocks import Block, code_blocks, exports, section
 
 pytestmark = pytest.mark.slow
@@ -136,14 +135,7 @@ def start_emulator(args: list[str], site: Path, env: dict[str, str]) -> Backgrou
 
 def stop(emulator: Background) -> str:
     """SIGTERM, as Ctrl-C in its terminal would; returns all it printed."""
-    process = emulator.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    terminate(emulator.process)
     return emulator.output()
 
 
