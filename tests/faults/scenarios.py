@@ -706,7 +706,8 @@ def open_transactions_end(patience: float = PROBE_PATIENCE) -> Callable[[], bool
 
             sql = (
                 "SELECT pid, xact_start FROM pg_stat_activity WHERE datname = "
-                "current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                "current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL "
+                "AND backend_type = 'client backend'"
             )
             try:
                 with own.cursor() as cursor:
