@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's file lock"),
 ]
 #: Generous: it only breaks a hang (a worker that never starts, or never reports).
-PATIENCE = 30
+PATIENCE = 120
 
 
 def test_a_worker_survives_a_locked_sqlite_database_and_loses_nothing(matrix_settings, emulator):
