@@ -57,7 +57,9 @@ def test_a_worker_survives_a_locked_sqlite_database_and_loses_nothing(matrix_set
             holder.execute("ROLLBACK")
             holder.close()
         try:
-            drained = wait_until(lambda: not SyncState.objects.filter(dirty=True).exists(), 60)
+            drained = wait_until(
+                lambda: not SyncState.objects.filter(dirty=True).exists(), PATIENCE
+            )
         finally:
             out, _ = stop(worker)
         stderr = _read(err)
