@@ -6,8 +6,12 @@ a child process with ``FAULT_MATRIX_USERS`` set, each scenario appending its mea
 JSON-lines report, then prints one row per scenario: users, contact writes seen by the emulator,
 lost updates, re-subscriptions, dead rows, the most requests in any budget window
 (server-measured) against the most the budget allows there (the budget plus the requests in
-flight, see ``budget_check`` in the scenarios), pass/fail and seconds. CI runs the same tests
-at 200 users (``tox -e faults``). Usage, from the repository root, with the test extras installed::
+flight, see ``budget_check`` in the scenarios), pass/fail and seconds. It also checks M9's
+throughput against §4.3's target (110 of the 120 calls a minute 4 workers allow with every
+answer slow): a speed, so measured here and never asserted by the tests, which keep M9's exact
+checks (no transaction open while a call waits, 4 calls in flight at once). CI runs the same
+tests at 200 users (``tox -e faults``). Usage, from the repository root, with the test extras
+installed::
 
     python benchmarks/faults.py [--users 2000] [--only M1,M5] [--json FILE]
 
@@ -28,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: §4.3, M9: 110 of the 120 calls a minute 4 workers allow at 2 s each, as a share of 4 calls
+#: in flight (``THROUGHPUT_TARGET`` in tests/faults/scenarios.py, which only reports it).
+THROUGHPUT_TARGET = 110 / 120
 
 COLUMNS = (
     ("scenario", "scenario", 34),
@@ -82,6 +89,20 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def throughput(results: list[dict]) -> tuple[bool, str]:
+    """M9's throughput against its target: (met, line to print); met when M9 did not run."""
+    for result in results:
+        if result["scenario"].startswith("M9 ") and result.get("utilisation") is not None:
+            share = result["utilisation"]
+            met = share >= THROUGHPUT_TARGET
+            verdict = "met" if met else "NOT met"
+            return met, (
+                f"M9 throughput: {share:.1%} of 4 calls kept in flight, target "
+                f"{THROUGHPUT_TARGET:.1%} (110/120 a minute): {verdict}"
+            )
+    return True, "M9 throughput: not measured (M9 did not run)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--users", type=int, default=2000, help="users (each saved 5 times)")
@@ -98,9 +119,11 @@ def main() -> int:
     results = [json.loads(line) for line in lines]
     print(f"Fault matrix: {args.users} users x 5 saves, {len(results)} scenarios, {elapsed:.0f} s")
     print(table(results))
+    fast_enough, line = throughput(results)
+    print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    passed = bool(results) and all(r["passed"] for r in results) and code == 0
+    passed = bool(results) and all(r["passed"] for r in results) and code == 0 and fast_enough
     print("all passed" if passed else f"FAILED (pytest exit code {code})")
     return 0 if passed else 1
 

@@ -10,7 +10,8 @@ seconds). Instead the loop says when something changes:
   sends again; "Connection 'x' waiting: <why> until …" when a 429 cooldown or an open circuit
   breaker holds it (and no outage explains it);
 * "Drain passes succeed again after N failed passes" after passes that raised (the first
-  failure is logged with its traceback, identical ones after it only counted);
+  failure is logged with its traceback, identical ones after it only counted; SQLite's
+  transient "database is locked" with one line saying what to do instead of a traceback);
 
 and every ``summary_every`` seconds one line of totals, when anything happened. When the loop
 stops it writes the totals of the whole run.
@@ -24,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from django.db import OperationalError
 from django.utils import timezone
 
 from . import redaction
@@ -47,6 +49,20 @@ COUNTS = (
     ("deferred", "deferred"),
     ("requests", "requests"),
 )
+
+
+#: A pass that met SQLite's write lock held past the busy timeout (several workers on one file).
+LOCKED = (
+    "An Omnisend drain pass stopped: %s (another process held SQLite's write lock longer than "
+    "the busy timeout). The next pass retries it and nothing is lost; a row caught mid-send "
+    "is sent again when its lease ends. If this repeats, raise DATABASES[...]['OPTIONS']"
+    "['timeout'] (seconds, 5 by default) or run several workers on PostgreSQL."
+)
+
+
+def database_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's transient "database is locked" (or "table is locked")."""
+    return isinstance(exc, OperationalError) and "is locked" in str(exc)
 
 
 def duration(seconds: float) -> str:
@@ -112,7 +128,11 @@ class LoopLog:
         """Record a pass that raised: the first of a kind with its traceback, then a count."""
         self._count(Counter())
         signature = f"{type(exc).__name__}: {exc}"
-        if signature != self.failing:
+        if signature != self.failing and database_locked(exc):
+            # Transient, not a bug: no traceback, but what happened and what to do.
+            logger.warning(LOCKED, exc)
+            self.failing = signature
+        elif signature != self.failing:
             logger.error(
                 "An Omnisend drain pass failed; retrying after a pause. Passes failing the "
                 "same way are counted, not logged again.",

@@ -22,11 +22,15 @@ from django.db import connection
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url_for_workers() -> str:
-    """A DATABASE_URL naming the database this test session actually uses."""
+def database_url_for_workers(sqlite_timeout: int | None = None) -> str:
+    """A DATABASE_URL naming the database this test session actually uses.
+
+    ``sqlite_timeout``: the workers' SQLite busy timeout, whole seconds (default: 5 s).
+    """
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
+        query = f"?timeout={sqlite_timeout}" if sqlite_timeout is not None else ""
+        return f"sqlite:///{db['NAME']}{query}"
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     host = db.get("HOST") or "127.0.0.1"
@@ -34,24 +38,29 @@ def database_url_for_workers() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-def worker_env(overrides: dict[str, Any]) -> dict[str, str]:
+def worker_env(overrides: dict[str, Any], sqlite_timeout: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["DATABASE_URL"] = database_url_for_workers()
+    env["DATABASE_URL"] = database_url_for_workers(sqlite_timeout)
     env["OMNISEND_TEST_OVERRIDES"] = json.dumps({**settings.OMNISEND, **overrides})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
     env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings")
     return env
 
 
-def start_drain(overrides: dict[str, Any], *args: str) -> subprocess.Popen:
-    """Start ``manage.py omnisend_drain ARGS`` in a new process."""
+def start_drain(
+    overrides: dict[str, Any], *args: str, sqlite_timeout: int | None = None, stderr: Any = None
+) -> subprocess.Popen:
+    """Start ``manage.py omnisend_drain ARGS`` in a new process.
+
+    ``stderr``: a file to write the worker's stderr to (default: a pipe, read by :func:`stop`).
+    """
     return subprocess.Popen(
         # The emulator is plain http, which the https check (E005) rightly refuses outside DEBUG.
         [sys.executable, "-m", "django", "omnisend_drain", "--skip-checks", *args],
-        env=worker_env(overrides),
+        env=worker_env(overrides, sqlite_timeout),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr is None else stderr,
         text=True,
     )
 

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from django_omnisend.models import SyncState
 from django_omnisend.sync import drain
-from tests.client.test_ratelimit import max_in_any_window
+from tests.faults.scenarios import budget_check
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -53,7 +53,9 @@ def test_faults_lose_nothing_and_stay_within_budget(sync_settings, emulator):
     writes = [e for e in emulator.ledger if e.method == "POST" and e.path == "/api/contacts"]
     assert len(writes) <= 4_000, len(writes)
     assert {e.status for e in writes} <= {200, 201, 429, 503}
-    assert max_in_any_window([e.time for e in writes], WINDOW) <= BUDGET
+    # Arrivals, not admissions: the one request in flight may land late (budget_check, issue 16).
+    most, bound = budget_check([e.time for e in writes], BUDGET, in_flight=1, window=WINDOW)
+    assert most <= bound, f"{most} requests arrived in one {WINDOW:g} s window, bound {bound}"
     assert not SyncState.objects.filter(dirty=True).exists()
     assert SyncState.objects.filter(state=SyncState.State.DEAD).count() == 0
     contacts = {c["email"]: c for c in emulator.contacts()}
