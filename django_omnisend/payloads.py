@@ -1,8 +1,9 @@
 """What to send for a user: the contact body, its hash, or the reason to skip them.
 
 Built from the *current* user row at send time (so ten saves send the tenth state) and
-consent-safe by construction: a body carries a channel status only for an explicit decision
-recorded in Django that Omnisend has not been sent yet.
+consent-safe by construction: a body carries ``subscribed`` or ``unsubscribed`` only for an
+explicit decision recorded in Django that Omnisend has not been sent yet (a contact we create
+is otherwise ``nonSubscribed``, dated so it never outdates that decision).
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from .adapter import Consent, ContactAdapter
+
+#: How far before the earliest decision it could race a created contact's status is dated.
+CREATION_MARGIN = timedelta(seconds=1)
 
 
 class SkipReason:
@@ -128,3 +134,28 @@ def without_channels(body: dict[str, Any]) -> dict[str, Any]:
         for ident in body.get("identifiers", [])
     ]
     return {**body, "identifiers": identifiers}
+
+
+def date_creation(
+    body: dict[str, Any], first_marked: datetime | None, withheld: Consent | None
+) -> None:
+    """Give a contact we are about to create an explicit ``nonSubscribed``, dated in the past.
+
+    Left to itself Omnisend dates a new contact's status at its creation, and ignores a
+    status dated earlier: an opt-in given before that moment (ticked at sign-up and sent once
+    the address is verified, or made while this request was in flight) would then be lost.
+    Our creation is not the person's decision, so it is dated just before the earliest one it
+    could race: the user's first mark (``first_marked``, the sign-up) or the withheld opt-in.
+    Only for a contact known not to exist: on an existing one a past ``nonSubscribed`` could
+    undo a real status.
+    """
+    identifier = body["identifiers"][0]
+    if "channels" in identifier:
+        return
+    moments = [first_marked or timezone.now()]
+    if withheld is not None:
+        moments.append(withheld.at)
+    before = min(moments) - CREATION_MARGIN
+    identifier["channels"] = {
+        "email": {"status": "nonSubscribed", "statusChangedAt": rfc3339(before)}
+    }

@@ -33,7 +33,13 @@ from . import claims, delivery, erasure, exceptions, identity
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
-from .payloads import SkipReason, parse_rfc3339, plan_contact, without_channels
+from .payloads import (
+    SkipReason,
+    date_creation,
+    parse_rfc3339,
+    plan_contact,
+    without_channels,
+)
 from .reachability import unreachable_reason
 from .redaction import redact
 from .signals import contact_sync_failed, contact_synced
@@ -468,9 +474,11 @@ class _Drain:
         if client is None:
             return
         reason = ""
+        withheld = None
         if not verified and plan.consent is not None and plan.consent.subscribed:
             # ``subscribed`` only for a verified address: the opt-in waits (consent_sent_at
             # stays put), and is sent by the first sync after the address is verified.
+            withheld = plan.consent
             plan = replace(plan, body=without_channels(plan.body), consent=None)
             reason = UNVERIFIED
         # This row never wrote this address: the contact may exist without being ours.
@@ -486,6 +494,8 @@ class _Drain:
             # A welcome only for a contact that did not exist, and only at a verified address.
             welcome = fresh and verified and wants_welcome and existing is None
             plan.body["identifiers"][0]["sendWelcomeMessage"] = welcome
+            if existing is None:
+                date_creation(plan.body, row.created_at, withheld)
             body = plan.body
             if plan.consent is not None and plan.consent.subscribed:
                 body, reason = self._guard_subscribe(row, client, plan, existing)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from django_omnisend import identity, mark_for_sync
 from django_omnisend.models import SyncState
-from django_omnisend.payloads import rfc3339
+from django_omnisend.payloads import parse_rfc3339, rfc3339
 from django_omnisend.sync import drain
 
 from .adapters import Consent, ConsentAdapter, VerifyingAdapter
@@ -216,7 +216,10 @@ def test_unverified_user_creates_its_own_contact_never_subscribed(verifying, emu
     assert contact["status"] == "nonSubscribed" and contact["firstName"] == "New"
     assert contact["_welcome_messages"] == 0
     (post,) = [e.json for e in emulator.ledger if e.method == "POST"]
-    assert "channels" not in post["identifiers"][0]
+    # No subscription; the explicit nonSubscribed is dated before the withheld opt-in.
+    sent = post["identifiers"][0]["channels"]["email"]
+    assert sent["status"] == "nonSubscribed"
+    assert parse_rfc3339(sent["statusChangedAt"]) < ConsentAdapter.decisions[user.pk].at
     assert post["identifiers"][0]["sendWelcomeMessage"] is False
     assert state_of(user).reason == "unverified_email"
     # It keeps updating the contact it created.
@@ -321,11 +324,52 @@ def test_a_waiting_duplicate_does_not_make_the_sync_unhealthy(trusting, emulator
     assert report["counts"]["skipped"] == 1 and report["counts"]["pending"] == 0
 
 
+def test_an_opt_in_dated_before_the_contact_existed_still_subscribes(verifying, emulator):
+    # The box was ticked at sign-up, a minute before the first (unverified) sync created the
+    # contact; the site sends that tick's date once the address is verified. Our own creation
+    # is not a decision of the person's, so it must not look newer than theirs.
+    user = make_user("new", "new@example.com")
+    opted_in = timezone.now() - timedelta(minutes=1)
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=opted_in)
+    drain_until_settled()  # unverified: created as nonSubscribed, dated before the tick
+    assert emulator.get_contact("new@example.com")["status"] == "nonSubscribed"
+    VerifyingAdapter.verified.add(user.pk)
+    mark_for_sync(user)
+    drain_until_settled()
+    assert emulator.get_contact("new@example.com")["status"] == "subscribed"
+    assert state_of(user).reason == ""
+
+
+def test_an_opt_in_made_while_the_first_sync_was_in_flight_subscribes(verifying, emulator):
+    # The drain read the user before the opt-in committed, and created the contact after the
+    # opt-in's moment: the creation must not outdate it (the example's confirm link did this).
+    user = make_user("new", "new@example.com")
+    VerifyingAdapter.verified.add(user.pk)
+    meanwhile = timezone.now()  # after sign-up, before the contact exists
+    drain_until_settled()
+    ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=meanwhile)
+    mark_for_sync(user)
+    drain_until_settled()
+    assert emulator.get_contact("new@example.com")["status"] == "subscribed"
+    assert state_of(user).reason == ""
+
+
 def test_an_opt_in_omnisend_ignores_as_older_is_reported(verifying, emulator):
     user = make_user("new", "new@example.com")
-    opted_in = timezone.now() - timedelta(minutes=1)  # before the contact existed
+    opted_in = timezone.now()
+    drain_until_settled()  # unverified: created as nonSubscribed
+    # Someone at the brand resets the contact inside Omnisend after the opt-in was given.
+    later = rfc3339(timezone.now() + timedelta(seconds=1))
+    emulator.seed_contact(
+        identifiers=[
+            {
+                "type": "email",
+                "id": "new@example.com",
+                "channels": {"email": {"status": "nonSubscribed", "statusChangedAt": later}},
+            }
+        ]
+    )
     ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=opted_in)
-    drain_until_settled()  # unverified: created without a status
     VerifyingAdapter.verified.add(user.pk)
     mark_for_sync(user)
     drain_until_settled()
