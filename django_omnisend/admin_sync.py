@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from .health import health
 from .models import OutboxItem, SyncState
+from .reasons import describe
 
 
 @admin.register(SyncState)
@@ -25,7 +26,7 @@ class SyncStateAdmin(admin.ModelAdmin):
         "user",
         "email",
         "state",
-        "reason",
+        "why",
         "dirty",
         "attempts",
         "next_attempt_at",
@@ -40,10 +41,19 @@ class SyncStateAdmin(admin.ModelAdmin):
     ordering = ("-updated_at",)
     actions = ("retry_now", "discard")
     change_list_template = "admin/django_omnisend/syncstate/change_list.html"
-    readonly_fields = [f.name for f in SyncState._meta.fields]
+    readonly_fields = [
+        *(f.name for f in SyncState._meta.fields if f.name != "reason"),
+        "reason",
+        "why",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows are made by saves, never by hand
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def why(self, obj: SyncState) -> str:
+        """The reason as a sentence: what happened and what to do (the code is filterable)."""
+        return describe(obj.reason) or "-"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
