@@ -264,6 +264,37 @@ def test_default_adapter_treats_addresses_as_unverified(sync_settings, emulator)
     assert [e for e in emulator.ledger if e.method in ("POST", "PATCH")] == []
 
 
+@pytest.mark.parametrize(
+    ("recorded", "verified", "expected"),
+    [
+        ("Jane@Example.com", True, "subscribed"),  # allauth keeps the address as typed
+        ("jane@example.com", False, "nonSubscribed"),
+        ("old@example.com", True, "nonSubscribed"),  # verified, but not the current address
+    ],
+)
+def test_default_adapter_reads_allauths_verified_addresses(
+    sync_settings, emulator, recorded, verified, expected
+):
+    from allauth.account.models import EmailAddress
+
+    values = {
+        **sync_settings,
+        "TRUST_EMAILS": False,
+        "ADAPTER": "tests.sync.adapters.ConsentAdapter",  # the default is_email_verified
+    }
+    with override_settings(OMNISEND=values):
+        user = make_user("jane", "jane@example.com", first_name="Jane")
+        EmailAddress.objects.create(user=user, email=recorded, verified=verified, primary=True)
+        ConsentAdapter.decisions[user.pk] = Consent(subscribed=True, at=timezone.now())
+        try:
+            drain_until_settled()
+        finally:
+            ConsentAdapter.decisions.clear()
+    assert emulator.get_contact("jane@example.com")["status"] == expected
+    reason = "" if expected == "subscribed" else "unverified_email"
+    assert state_of(user).reason == reason
+
+
 # -- e-mail changes (R-DI-4) --------------------------------------------------------------------
 
 
