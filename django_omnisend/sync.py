@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -209,10 +210,18 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 class _Drain:
-    def __init__(self, *, worker: str, deadline: float | None, max_items: int | None):
+    def __init__(
+        self,
+        *,
+        worker: str,
+        deadline: float | None,
+        max_items: int | None,
+        stop: Callable[[], bool] | None = None,
+    ):
         self.worker = worker
         self.deadline = deadline
         self.max_items = max_items
+        self.stop = stop
         self.result = DrainResult()
         self.clients = _Clients()
         self.blocked: set[str] = set()
@@ -224,6 +233,9 @@ class _Drain:
     # -- loop ---------------------------------------------------------------------------
 
     def out_of_time(self) -> bool:
+        # Asked between rows: a row in progress finishes and records its outcome first.
+        if self.stop is not None and self.stop():
+            return True
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return self.max_items is not None and self.result.processed >= self.max_items
@@ -702,14 +714,19 @@ def drain(
     max_seconds: float | None = None,
     max_items: int | None = None,
     worker_id: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Deliver everything that is due, then return what was done.
 
     ``max_seconds`` / ``max_items`` bound one call (a task or a cron run); rows it does not
-    reach stay due for the next drain.
+    reach stay due for the next drain. ``stop()`` is asked before each row (a shutdown
+    signal): once it answers True the drain returns after the row in progress, and the
+    leases of the rows it claimed but did not reach are given back.
     """
     deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-    return _Drain(worker=worker_id or _worker_id(), deadline=deadline, max_items=max_items).run()
+    return _Drain(
+        worker=worker_id or _worker_id(), deadline=deadline, max_items=max_items, stop=stop
+    ).run()
 
 
 def due_count(now: datetime | None = None) -> int:
