@@ -67,6 +67,9 @@ _PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, excepti
 UNVERIFIED = "unverified_email"
 #: Reason on a row whose opt-in Omnisend ignored as older than the status it holds.
 CONSENT_OUTDATED = "consent_outdated"
+#: Reason on a row whose user exists but the user model's default manager does not return
+#: (a soft delete): skipped, not retried; a later save of the user marks the row again.
+USER_NOT_LOADABLE = "user_not_loadable"
 #: Tag left on the contact of a user's previous address after an e-mail change.
 EMAIL_CHANGED_TAG = "django:email-changed"
 #: "Not looked up yet" (None means Omnisend has no such contact).
@@ -429,7 +432,8 @@ class _Drain:
 
     def sync_row(self, row: SyncState) -> None:
         user = self.user_model._default_manager.filter(pk=row.user_id).first()
-        if user is None:  # deleted between claim and now; the cascade removes the row
+        if user is None:  # deleted since the claim, or hidden by the manager (a soft delete)
+            self._not_loadable(row)
             return
         try:
             plan = plan_contact(
@@ -611,6 +615,28 @@ class _Drain:
             lease_until=None,
             lease_owner="",
         )
+
+    def _not_loadable(self, row: SyncState) -> None:
+        """Skip a row whose user the default manager does not return, instead of retrying it.
+
+        A deleted user's row goes with the cascade (nothing here matches it); a user hidden by
+        a filtering default manager (a soft delete) would otherwise be re-claimed every lease
+        for ever. A later save of the user marks the row again.
+        """
+        rows = SyncState.objects.filter(pk=row.pk, lease_owner=self.worker)
+        release = {"lease_until": None, "lease_owner": ""}
+        cleared = rows.filter(generation=row.generation).update(
+            dirty=False,
+            state=SyncState.State.SKIPPED,
+            reason=USER_NOT_LOADABLE,
+            attempts=0,
+            last_error="",
+            **release,
+        )
+        if cleared:
+            self.result.skipped[USER_NOT_LOADABLE] += 1
+        else:  # gone, or saved again meanwhile: the next pass looks again
+            rows.update(**release)
 
     def _unverified_existing(self, row: SyncState) -> None:
         """An unverified user's address already has a contact: write nothing, own nothing.
