@@ -17,9 +17,10 @@ Rules:
 * ``nonSubscribed`` on a contact Django never sent a status for is Omnisend's default for a new
   contact, not a decision, and is not handed over.
 * ``DeliveryControl.pulled_until`` is the largest ``updatedAt`` processed (contacts come oldest
-  first, so everything before it is done). ``updatedAtFrom`` is inclusive, so the next run
-  reads the contacts at that instant again; the rules above make that harmless. It is saved
-  after every chunk, so an interrupted run resumes where it stopped, and it never moves back.
+  first). It is saved after every chunk and never moves back. The next run starts
+  :data:`PULL_OVERLAP` (5 minutes) before it: a change Omnisend dates before a change already
+  read but lists only later (replication lag, a long write inside Omnisend) is still found.
+  Re-reading the overlap is harmless: the rules above hand nothing over twice.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ from .payloads import parse_rfc3339, rfc3339
 CHUNK = 250
 #: Where a first pull starts when no ``since`` is given.
 DEFAULT_LOOKBACK = timedelta(days=1)
+#: How far before the newest ``updatedAt`` already pulled each run reads again: a change
+#: Omnisend dates earlier but lists only later (replication lag, a long write) is not missed.
+PULL_OVERLAP = timedelta(minutes=5)
 
 STATUSES = ("subscribed", "nonSubscribed", "unsubscribed")
 
@@ -83,7 +87,8 @@ def email_status(contact: dict[str, Any]) -> tuple[str, datetime | None]:
 
 
 def start_point(key: str, since: datetime | None = None) -> datetime:
-    """Where a pull of ``key`` starts: ``since``, else ``pulled_until``, else a day ago."""
+    """Where a pull of ``key`` starts: ``since``, else :data:`PULL_OVERLAP` before
+    ``pulled_until``, else a day ago."""
     if since is not None:
         return since
     stored = (
@@ -91,7 +96,9 @@ def start_point(key: str, since: datetime | None = None) -> datetime:
         .values_list("pulled_until", flat=True)
         .first()
     )
-    return stored or timezone.now() - DEFAULT_LOOKBACK
+    if stored is None:
+        return timezone.now() - DEFAULT_LOOKBACK
+    return stored - PULL_OVERLAP
 
 
 def save_pulled_until(key: str, moment: datetime) -> None:

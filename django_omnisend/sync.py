@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +67,9 @@ _PAUSING = (exceptions.AuthenticationError, exceptions.PermissionDenied, excepti
 UNVERIFIED = "unverified_email"
 #: Reason on a row whose opt-in Omnisend ignored as older than the status it holds.
 CONSENT_OUTDATED = "consent_outdated"
+#: Reason on a row whose user exists but the user model's default manager does not return
+#: (a soft delete): skipped, not retried; a later save of the user marks the row again.
+USER_NOT_LOADABLE = "user_not_loadable"
 #: Tag left on the contact of a user's previous address after an e-mail change.
 EMAIL_CHANGED_TAG = "django:email-changed"
 #: "Not looked up yet" (None means Omnisend has no such contact).
@@ -209,10 +213,18 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 class _Drain:
-    def __init__(self, *, worker: str, deadline: float | None, max_items: int | None):
+    def __init__(
+        self,
+        *,
+        worker: str,
+        deadline: float | None,
+        max_items: int | None,
+        stop: Callable[[], bool] | None = None,
+    ):
         self.worker = worker
         self.deadline = deadline
         self.max_items = max_items
+        self.stop = stop
         self.result = DrainResult()
         self.clients = _Clients()
         self.blocked: set[str] = set()
@@ -224,6 +236,9 @@ class _Drain:
     # -- loop ---------------------------------------------------------------------------
 
     def out_of_time(self) -> bool:
+        # Asked between rows: a row in progress finishes and records its outcome first.
+        if self.stop is not None and self.stop():
+            return True
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return True
         return self.max_items is not None and self.result.processed >= self.max_items
@@ -417,7 +432,8 @@ class _Drain:
 
     def sync_row(self, row: SyncState) -> None:
         user = self.user_model._default_manager.filter(pk=row.user_id).first()
-        if user is None:  # deleted between claim and now; the cascade removes the row
+        if user is None:  # deleted since the claim, or hidden by the manager (a soft delete)
+            self._not_loadable(row)
             return
         try:
             plan = plan_contact(
@@ -600,6 +616,28 @@ class _Drain:
             lease_owner="",
         )
 
+    def _not_loadable(self, row: SyncState) -> None:
+        """Skip a row whose user the default manager does not return, instead of retrying it.
+
+        A deleted user's row goes with the cascade (nothing here matches it); a user hidden by
+        a filtering default manager (a soft delete) would otherwise be re-claimed every lease
+        for ever. A later save of the user marks the row again.
+        """
+        rows = SyncState.objects.filter(pk=row.pk, lease_owner=self.worker)
+        release = {"lease_until": None, "lease_owner": ""}
+        cleared = rows.filter(generation=row.generation).update(
+            dirty=False,
+            state=SyncState.State.SKIPPED,
+            reason=USER_NOT_LOADABLE,
+            attempts=0,
+            last_error="",
+            **release,
+        )
+        if cleared:
+            self.result.skipped[USER_NOT_LOADABLE] += 1
+        else:  # gone, or saved again meanwhile: the next pass looks again
+            rows.update(**release)
+
     def _unverified_existing(self, row: SyncState) -> None:
         """An unverified user's address already has a contact: write nothing, own nothing.
 
@@ -702,14 +740,19 @@ def drain(
     max_seconds: float | None = None,
     max_items: int | None = None,
     worker_id: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Deliver everything that is due, then return what was done.
 
     ``max_seconds`` / ``max_items`` bound one call (a task or a cron run); rows it does not
-    reach stay due for the next drain.
+    reach stay due for the next drain. ``stop()`` is asked before each row (a shutdown
+    signal): once it answers True the drain returns after the row in progress, and the
+    leases of the rows it claimed but did not reach are given back.
     """
     deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-    return _Drain(worker=worker_id or _worker_id(), deadline=deadline, max_items=max_items).run()
+    return _Drain(
+        worker=worker_id or _worker_id(), deadline=deadline, max_items=max_items, stop=stop
+    ).run()
 
 
 def due_count(now: datetime | None = None) -> int:

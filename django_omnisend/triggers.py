@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -45,8 +47,14 @@ VENDORS = ("sqlite", "postgresql")
 PREFIX = "django_omnisend_mark_"
 #: PostgreSQL setting that holds the triggers off while a fixture load saves users.
 SKIP_SETTING = "django_omnisend.skip_mark"
-#: Per database alias and NOISE_FIELDS: are current triggers installed? (One query a process.)
-_ACTIVE: dict[tuple[str, tuple[str, ...]], bool] = {}
+#: Seconds a process trusts its answer to "are current triggers installed?". A ``migrate``
+#: run by another process (a deploy) adds or drops the triggers without telling this one, so
+#: the answer is asked again this often: one query per database per process every 30 s.
+ACTIVE_TTL = 30.0
+#: Monotonic seconds for :data:`ACTIVE_TTL` (tests move a clock of their own in its place).
+clock: Callable[[], float] = time.monotonic
+#: Per database alias and NOISE_FIELDS: (current triggers installed?, when it was asked).
+_ACTIVE: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
 
 
 def wanted() -> bool:
@@ -344,25 +352,31 @@ def forget() -> None:
 def active(using: str) -> bool:
     """Do current triggers mark this database's users? (False unless ``MARK_WITH`` says so.)
 
-    Asked on every user save, so the answer is cached per process; ``migrate`` and
-    :func:`install` / :func:`uninstall` in this process, and settings changes, refresh it.
+    Asked on every user save, so the answer is cached per process for :data:`ACTIVE_TTL`
+    seconds; ``migrate`` and :func:`install` / :func:`uninstall` in this process, and settings
+    changes, refresh it at once. A ``migrate`` elsewhere that drops the triggers is noticed
+    within the TTL, after which the receiver marks again (see the README's rolling deploys).
     """
     if not wanted():
         return False
     key = (using, tuple(omnisend_settings.get("NOISE_FIELDS") or ()))
-    if key not in _ACTIVE:
-        conn = connections[using]
-        current = conn.vendor in VENDORS and not problems(using) and is_current(conn)
-        if not current:
-            logger.warning(
-                'OMNISEND["MARK_WITH"] is "trigger" but the user table of database %r has no '
-                "current mark triggers: saves are marked by the signal receiver until "
-                '"manage.py migrate" installs them (see "manage.py check --database %s").',
-                using,
-                using,
-            )
-        _ACTIVE[key] = current
-    return _ACTIVE[key]
+    now = clock()
+    cached = _ACTIVE.get(key)
+    if cached is not None and now - cached[1] < ACTIVE_TTL:
+        return cached[0]
+    conn = connections[using]
+    current = conn.vendor in VENDORS and not problems(using) and is_current(conn)
+    if not current and (cached is None or cached[0]):
+        # Once per change, not every TTL: a process without triggers would repeat it forever.
+        logger.warning(
+            'OMNISEND["MARK_WITH"] is "trigger" but the user table of database %r has no '
+            "current mark triggers: saves are marked by the signal receiver until "
+            '"manage.py migrate" installs them (see "manage.py check --database %s").',
+            using,
+            using,
+        )
+    _ACTIVE[key] = (current, now)
+    return current
 
 
 def suppress(using: str, user_pk: Any) -> bool:

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import router, transaction
 
 from .conf import omnisend_settings
+from .models import SyncState
 
 logger = logging.getLogger(__name__)
 
 
 def nudge_drain_on_commit(using: str | None = None) -> None:
-    """Enqueue a drain when the current transaction commits (once per transaction)."""
+    """Enqueue a drain when the current transaction commits (once per transaction).
+
+    ``using`` defaults to the database that holds the sync tables: the rows the drain looks
+    for are committed there, and a router may put them (and the user model) apart from
+    ``default``, whose ``on_commit`` would then run at once, before they are visible.
+    """
     if omnisend_settings.get("TASK_BACKEND") is None:
         return
+    if using is None:
+        using = router.db_for_write(SyncState)
     conn = transaction.get_connection(using)
     if conn.in_atomic_block and any(item[1] is _nudge for item in conn.run_on_commit):
         return

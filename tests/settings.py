@@ -32,6 +32,18 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The drain's handling of the error itself is tested with a short one
     # (tests/faults/test_database_locked.py: a DATABASE_URL "?timeout=" wins over this).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+# A second database, created only for the tests that ask for it (``databases=[..., "second"]``):
+# the sync tables and the user model routed there (tests/routers.py), as a site may do.
+DATABASES["second"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": str(BASE_DIR / "second.sqlite3"),
+    "TEST": {
+        "NAME": str(
+            BASE_DIR / f"test-second-{os.environ.get('TOX_ENV_NAME') or os.getpid()}.sqlite3"
+        )
+    },
+    "OPTIONS": {"timeout": 30},
+}
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 INSTALLED_APPS = [

@@ -8,7 +8,7 @@
 ``POST /tick``            apply due delayed tags and batch progress now
 ``GET|DELETE /ledger``    entries (``?path_prefix=&method=``) / clear
 ``GET|POST /contacts``    snapshot (``?brand_id=``) / seed one (``{"brand_id", ...body}``)
-``POST /unsubscribe``     ``{"email", "brand_id"?, "at"?}`` ("inside Omnisend")
+``POST /unsubscribe``     ``{"email", "brand_id"?, "at"?, "updated_at"?}`` ("inside Omnisend")
 ``GET /events``           received events (``?brand_id=``)
 ``GET /batches``          stored batches with items (``?brand_id=``)
 ``GET|POST|DELETE /faults``  list / add ``{"route", "kind", "rate", "times", ...params}`` / clear
@@ -87,7 +87,10 @@ def _dispatch(
         ("GET", "/contacts"): lambda: emu.contacts(brand),
         ("POST", "/contacts"): lambda: emu.seed_contact(brand, **body),
         ("POST", "/unsubscribe"): lambda: emu.unsubscribe(
-            body["email"], brand, at=_when(body.get("at"))
+            body["email"],
+            brand,
+            at=_when(body.get("at")),
+            updated_at=_when(body.get("updated_at")),
         ),
         ("GET", "/events"): lambda: emu.events(brand),
         ("GET", "/batches"): lambda: emu.batches(brand),

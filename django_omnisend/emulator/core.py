@@ -424,11 +424,15 @@ class Emulator:
         at: datetime | None = None,
         *,
         dated: bool = True,
+        updated_at: datetime | None = None,
     ) -> dict[str, Any]:
         """Unsubscribe a contact "inside Omnisend" (like an unsubscribe link); returns it.
 
         ``dated=False`` makes the contact's responses carry its statuses without
         ``statusChangedAt`` (a client must not read that as "no unsubscribe date, go ahead").
+        ``updated_at`` (default: now) dates the change in the past: a write that becomes
+        visible to ``GET /contacts?updatedAtFrom=`` only after later ones were listed, as
+        replication lag or a long transaction inside Omnisend would make it.
         """
         with self.lock:
             now = self.clock()
@@ -438,7 +442,7 @@ class Emulator:
             when = at.timestamp() if at is not None else now
             contact_rules.set_channel(rec, "email", "unsubscribed", when)
             rec["undatedStatuses"] = not dated
-            rec["updatedAt"] = now
+            rec["updatedAt"] = updated_at.timestamp() if updated_at is not None else now
             self._persist()
             return contact_rules.snapshot(rec)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_omnisend import delivery
 from django_omnisend.models import DeliveryControl, SyncState
 from django_omnisend.payloads import parse_rfc3339
+from django_omnisend.pull import PULL_OVERLAP
 from django_omnisend.sync import drain
 
 from .adapters import RecordingAdapter
@@ -170,16 +171,23 @@ def test_dry_run_hands_over_nothing_and_stores_nothing(recording_settings, emula
 def test_pages_through_many_contacts_and_resumes(sync_settings, emulator, api_requests):
     for n in range(300):
         emulator.seed_contact(identifiers=[{"type": "email", "id": f"c{n}@example.com"}])
+    emulator.advance_clock(2 * PULL_OVERLAP.total_seconds())
+    for n in range(300, 310):
+        emulator.seed_contact(identifiers=[{"type": "email", "id": f"c{n}@example.com"}])
     result = pull_json()
-    assert result["read"] == 300 and result["unknown"] == 300
+    assert result["read"] == 310 and result["unknown"] == 310
     assert len([e for e in api_requests() if e.path == "/api/contacts"]) == 2  # 250 a page
     newest = max(parse_rfc3339(c["updatedAt"]) for c in emulator.contacts())
     assert pulled_until() == newest
     emulator.clear_ledger()
-    at_resume_point = [c for c in emulator.contacts() if parse_rfc3339(c["updatedAt"]) == newest]
-    # Only the contacts of the resume instant (updatedAtFrom is inclusive) are read again.
-    assert 0 < len(at_resume_point) < 300
-    assert pull_json()["read"] <= len(at_resume_point)
+    in_overlap = [
+        c
+        for c in emulator.contacts()
+        if parse_rfc3339(c["updatedAt"]) >= newest - PULL_OVERLAP  # updatedAtFrom is inclusive
+    ]
+    # Only the overlap before the resume point is read again, not the 300 before it.
+    assert len(in_overlap) == 10
+    assert pull_json()["read"] == len(in_overlap)
 
 
 def test_since_option_and_first_run_default(recording_settings, emulator):
@@ -214,3 +222,31 @@ def test_no_credentials_refuses(emulator_settings):
         pytest.raises(CommandError, match="not connected"),
     ):
         pull()
+
+
+def test_a_change_visible_late_is_picked_up_by_the_overlap(recording_settings, emulator):
+    jane, joe = make_user("jane"), make_user("joe")
+    drain()
+    jane_changed = parse_rfc3339(emulator.get_contact("jane@example.com")["updatedAt"])
+    jane_changed += timedelta(seconds=1)
+    emulator.advance_clock(60)
+    emulator.unsubscribe("joe@example.com")
+    assert pull_json()["handed_over"] == 1  # joe; jane's change is not visible yet
+    newest = pulled_until()
+    assert jane_changed < newest - timedelta(seconds=30)
+
+    # Now jane's unsubscribe shows up, dated before the newest change already pulled.
+    emulator.unsubscribe("jane@example.com", at=jane_changed, updated_at=jane_changed)
+    assert jane_changed > newest - PULL_OVERLAP
+    second = pull_json()
+    assert second["handed_over"] == 1, second
+    assert [c[:2] for c in RecordingAdapter.calls] == [
+        (joe.pk, "unsubscribed"),
+        (jane.pk, "unsubscribed"),
+    ]
+    assert pulled_until() == newest  # never moves back
+
+    # Idempotent over the overlap: re-reading the same changes records nothing twice.
+    third = pull_json()
+    assert third["read"] == 2 and third["handed_over"] == 0
+    assert len(RecordingAdapter.calls) == 2

@@ -74,6 +74,27 @@ def test_rollback_enqueues_nothing(sync_settings, emulator):
     assert queued_tasks() == 0
 
 
+@pytest.mark.django_db(databases=["default", "second"], transaction=True)
+def test_the_nudge_waits_for_the_commit_of_the_database_holding_the_sync_tables(
+    sync_settings, emulator
+):
+    # The user model and the sync tables in "second", the task queue in "default" (issue 14:
+    # the nudge went to default's on_commit, which ran at once, before "second" committed).
+    with (
+        override_settings(
+            DATABASE_ROUTERS=["tests.routers.UsersInSecond"],
+            OMNISEND={**sync_settings, "TASK_BACKEND": "default"},
+        ),
+        transaction.atomic(using="second"),
+    ):
+        user = User.objects.create_user("jane", "jane@example.com", "x")
+        assert SyncState.objects.using("second").filter(user_id=user.pk, dirty=True).exists()
+        assert queued_tasks() == 0, "the drain was woken before the mark was committed"
+        queued_at_commit = transaction.get_connection("second").run_on_commit
+        assert len(queued_at_commit) == 1
+    assert queued_tasks() == 1
+
+
 def test_no_backend_means_no_nudge(sync_settings, emulator):
     User.objects.create_user("jane", "jane@example.com", "x")
     assert queued_tasks() == 0

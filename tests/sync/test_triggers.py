@@ -308,3 +308,72 @@ def test_unmigrating_the_app_removes_the_triggers_first(trigger_settings):
     # Migrating forward again with MARK_WITH = "trigger" puts them back.
     assert triggers.is_current(connection)
     triggers.uninstall()
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand (the trigger state's TTL runs on it)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _drop_like_another_process() -> None:
+    """What a ``migrate`` run elsewhere does: drop the triggers; this process is not told."""
+    table = connection.ops.quote_name(User._meta.db_table)
+    on = f" ON {table}" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        for name in triggers.installed(connection, disabled_too=True):
+            cursor.execute(f"DROP TRIGGER {connection.ops.quote_name(name)}{on}")
+
+
+def test_triggers_dropped_by_another_process_are_noticed_after_the_ttl(
+    trigger_settings, monkeypatch
+):
+    clock = _Clock()
+    monkeypatch.setattr(triggers, "clock", clock)
+    triggers.forget()
+    user = make_user()
+    assert triggers.active(connection.alias)  # cached as active, at clock.now
+    drain_all = SyncState.objects.filter(pk=state(user).pk)
+    drain_all.update(dirty=False)
+
+    _drop_like_another_process()
+    clock.now += triggers.ACTIVE_TTL / 2
+    user.first_name = "Within the TTL"
+    user.save()
+    # Inside the TTL the process still trusts the (gone) triggers: the issue's window, bounded.
+    assert not state(user).dirty
+
+    clock.now += triggers.ACTIVE_TTL
+    user.first_name = "After the TTL"
+    user.save()
+    assert state(user).dirty, "the receiver must mark once the TTL has run out"
+
+
+def test_triggers_installed_by_another_process_stop_the_receiver_after_the_ttl(
+    trigger_settings, monkeypatch
+):
+    clock = _Clock()
+    monkeypatch.setattr(triggers, "clock", clock)
+    _drop_like_another_process()
+    triggers.forget()
+    assert not triggers.active(connection.alias)
+    with connection.cursor() as cursor:  # what a migrate run elsewhere installs
+        for statement in triggers._definition(connection, triggers.signature(connection)):
+            cursor.execute(statement)
+    user = make_user()
+    generation = state(user).generation
+    clock.now += triggers.ACTIVE_TTL + 1
+    user.first_name = "Marked once"
+    with CaptureQueriesContext(connection) as queries:
+        user.save()
+    # The triggers mark; the receiver, having re-checked (one query), no longer does too.
+    assert state(user).generation == generation + 1
+    assert len(queries) <= 3, [q["sql"] for q in queries]
+    user.first_name = "Marked once again"
+    with CaptureQueriesContext(connection) as queries:
+        user.save()
+    assert len(queries) == 1, [q["sql"] for q in queries]

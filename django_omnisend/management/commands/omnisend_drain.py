@@ -5,12 +5,19 @@ at once on any number of machines: rows are leased, never sent twice concurrentl
 
 ``--once`` exits 1, naming the reason and what to do, when Omnisend could not be reached
 (or its circuit breaker is open) or a connection is paused; a 429 cooldown is not an error.
+
+SIGTERM (systemd, containers) and SIGINT (Ctrl-C) stop either mode after the row in progress:
+the leases of rows claimed but not reached are given back and the command exits 0. A second
+signal is not caught, so it ends the process at once (the leases then expire on their own).
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +25,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django_omnisend.reachability import advice
 from django_omnisend.sync import DrainResult, drain
 from django_omnisend.worker_log import LoopLog
+
+#: Signals that stop a drain after its current row (systemd and containers send SIGTERM).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Longest nap between checks for a stop signal while the loop waits for work (a signal does
+#: not cut ``time.sleep`` short, and an ``Event`` set from a handler can deadlock).
+NAP = 0.1
 
 
 def held_notes(result: DrainResult) -> list[str]:
@@ -57,7 +70,10 @@ class Command(BaseCommand):
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--once", action="store_true", help="One pass, then exit (default).")
         mode.add_argument(
-            "--loop", action="store_true", help="Keep draining; sleep when nothing is due."
+            "--loop",
+            action="store_true",
+            help="Keep draining; sleep when nothing is due. SIGTERM or SIGINT stops it after "
+            "the current row, leases given back, exit status 0.",
         )
         parser.add_argument(
             "--max-seconds",
@@ -95,21 +111,22 @@ class Command(BaseCommand):
             raise CommandError("--summary-every must not be negative.")
         if options["max_passes"] is not None and options["max_passes"] <= 0:
             raise CommandError("--max-passes must be positive.")
+        self._stopping = False
         if not options["loop"]:
-            result = drain(max_seconds=max_seconds, max_items=options["max_items"])
+            with self._stop_on_signals():
+                result = drain(
+                    max_seconds=max_seconds, max_items=options["max_items"], stop=self._stopped
+                )
             self._report(result)
             why = problem(result)
             if why:  # cron and scripts see it in the exit status
                 raise CommandError(why)
             return
-        self._stopping = False
         log = LoopLog(self.stdout.write, summary_every=options["summary_every"])
-        # SIGTERM (systemd, containers) ends the loop after the current row, leases released.
-        previous = signal.signal(signal.SIGTERM, self._stop)
         try:
-            self._loop(max_seconds, options["idle_sleep"], options["max_passes"], log)
+            with self._stop_on_signals():
+                self._loop(max_seconds, options["idle_sleep"], options["max_passes"], log)
         finally:
-            signal.signal(signal.SIGTERM, previous)
             log.stopped()
 
     def _loop(
@@ -123,20 +140,51 @@ class Command(BaseCommand):
             if remaining is not None and remaining <= 0:
                 break
             try:
-                result = drain(max_seconds=remaining)
+                result = drain(max_seconds=remaining, stop=self._stopped)
             except Exception as exc:
                 # A worker outlives a bad pass (database restart, a bug in an adapter): the
                 # row that failed was rescheduled with backoff, so the next pass moves on.
                 log.failed(exc)
-                time.sleep(idle_sleep)
+                self._nap(idle_sleep)
                 continue
             # No line per pass: changes once, totals every --summary-every seconds.
             log.passed(result)
             if not result.processed:
-                time.sleep(min(idle_sleep, remaining) if remaining is not None else idle_sleep)
+                self._nap(min(idle_sleep, remaining) if remaining is not None else idle_sleep)
 
-    def _stop(self, signum: int, frame: Any) -> None:
-        self._stopping = True
+    def _nap(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking within :data:`NAP` of a stop signal."""
+        end = time.monotonic() + seconds
+        while not self._stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(NAP, left))
+
+    def _stopped(self) -> bool:
+        return self._stopping
+
+    @contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """Catch :data:`STOP_SIGNALS` for the block (main thread only, where Python can)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # call_command() from another thread: the caller owns signals
+            return
+        previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+        def stop(signum: int, frame: Any) -> None:
+            self._stopping = True
+            # The first signal asks politely; the next one takes the usual effect at once.
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, stop)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _report(self, result: DrainResult) -> None:
         skipped = sum(result.skipped.values())

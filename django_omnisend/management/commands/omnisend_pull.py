@@ -1,6 +1,7 @@
 """``manage.py omnisend_pull``: read contact changes made inside Omnisend (unsubscribes).
 
-Polls ``GET /contacts?updatedAtFrom=…`` from where the last run stopped and hands newer e-mail
+Polls ``GET /contacts?updatedAtFrom=…`` from where the last run stopped (less a 5-minute
+overlap, see :data:`django_omnisend.pull.PULL_OVERLAP`) and hands newer e-mail
 statuses to ``ContactAdapter.record_status`` (see :mod:`django_omnisend.pull`). Never writes
 to Omnisend and never marks a user for sync. Run it from cron, e.g. every 15 minutes.
 """
