@@ -388,18 +388,24 @@ class _Drain:
         return type(row)._default_manager.filter(pk=row.pk, lease_owner=row.lease_owner)
 
     def record(self, row: SyncState, clean: dict[str, Any], newer: dict[str, Any]) -> str:
-        """Record a sync row's outcome under its claim; returns "clean", "newer" or "lost".
+        """Record a sync row's outcome under its claim: "clean", "newer", "lost" or "gone".
 
         ``clean`` is written when no save moved the row since it was read (it may clear
         ``dirty``); ``newer`` when one did (the row stays dirty and is sent again). Nothing
-        is written when the lease was lost: the new owner records its own outcome.
+        is written when the lease was lost ("lost": the new owner records its own outcome)
+        or the row was deleted with its user meanwhile ("gone").
         """
         rows = self.fenced(row)
         if rows.filter(generation=row.generation).update(**clean):
             return "clean"
         if rows.update(**newer):
             return "newer"
-        return "lost"
+        return "lost" if self.exists(row) else "gone"
+
+    @staticmethod
+    def exists(row) -> bool:
+        """Whether ``row`` is still there (a user's deletion removes its sync row)."""
+        return type(row)._default_manager.filter(pk=row.pk).exists()
 
     def lease_lost(self, row, *, wrote: bool) -> None:
         """Our lease ran out during the request and another worker may have sent since.
@@ -454,7 +460,8 @@ class _Drain:
                 common.update(email=written, contact_id="")
 
         def settle(**fields: Any) -> bool:
-            if rows.update(**fields, **common):
+            """Write the outcome; False (and nothing written) if another claim holds the row."""
+            if rows.update(**fields, **common) or not self.exists(row):
                 return True
             self.lease_lost(row, wrote=unknown)
             return False
@@ -527,7 +534,7 @@ class _Drain:
         if outcome == "lost":
             self.lease_lost(row, wrote=unknown)
             return "lost"
-        if outcome == "newer":
+        if outcome == "newer":  # ("gone": reported as dead, nothing is left to retry)
             self.result.retried += 1
             return "retry"
         self.result.dead += 1
@@ -839,7 +846,7 @@ class _Drain:
             fields["email"] = ""  # keep only the keyed hash once the contact is anonymised
             if not sent:
                 fields["last_error"] = "Discarded: the address has a new owner since."
-        if not self.fenced(item).update(**fields):
+        if not self.fenced(item).update(**fields) and self.exists(item):
             # Another worker holds the item now and sends it again (an erasure is idempotent,
             # an event carries its eventID): its outcome is the one recorded.
             self.lease_lost(item, wrote=False)
