@@ -429,6 +429,8 @@ class _Drain:
                 generation=F("generation") + 1,
                 dirtied_at=now,
                 payload_hash="",
+                # A batch the row travels in settles its hash from this one.
+                batch_hash="",
                 next_attempt_at=now,
             )
 
