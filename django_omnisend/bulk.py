@@ -34,7 +34,7 @@ from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
 from .payloads import plan_contact
 from .signals import contact_sync_failed, contact_synced
-from .sync import LeaseLost, _Drain, _worker_id
+from .sync import OWNER_LENGTH, LeaseLost, _Drain, _worker_id
 
 #: Omnisend's ceiling per batch.
 BATCH_SIZE = 100
@@ -560,7 +560,7 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
 
 def batch_owner(batch_id: str) -> str:
     """The lease owner of rows travelling in ``batch_id`` (their fence until it settles)."""
-    return f"batch:{batch_id}"[: SyncState._meta.get_field("lease_owner").max_length]
+    return f"batch:{batch_id}"[:OWNER_LENGTH]
 
 
 def _item_error(code: int, response: Any) -> exceptions.OmnisendError:

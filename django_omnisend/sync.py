@@ -78,6 +78,8 @@ UNVERIFIED = "unverified_email"
 CONSENT_OUTDATED = "consent_outdated"
 #: Tag left on the contact of a user's previous address after an e-mail change.
 EMAIL_CHANGED_TAG = "django:email-changed"
+#: Length of ``lease_owner`` (both sync tables): a claim token is cut to fit.
+OWNER_LENGTH = 64
 #: "Not looked up yet" (None means Omnisend has no such contact).
 _UNKNOWN: Any = object()
 
@@ -269,10 +271,7 @@ class _Drain:
         own, after it claimed the row again) cannot overwrite a newer outcome.
         """
         suffix = f"#{next(self._claims)}"
-        return (
-            self.worker[: SyncState._meta.get_field("lease_owner").max_length - len(suffix)]
-            + suffix
-        )
+        return self.worker[: OWNER_LENGTH - len(suffix)] + suffix
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -486,8 +485,8 @@ class _Drain:
             self.result.paused.append(key)
             self.result.held[key] = Hold("paused", reason)
             self.result.deferred += 1
-            fields = {"state": SyncState.State.PAUSED} if model is SyncState else {}
-            return "paused" if settle(**fields) else "lost"
+            paused = {"state": SyncState.State.PAUSED} if model is SyncState else {}
+            return "paused" if settle(**paused) else "lost"
         if isinstance(exc, exceptions.BudgetExhausted):
             self.result.deferred += 1
             later = now + timedelta(seconds=exc.retry_after)
@@ -499,7 +498,10 @@ class _Drain:
             if delivery.record_failure(key, now) is not None:
                 self.blocked.add(key)
             delay = backoff_seconds(attempts)
-            fields = {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=delay)}
+            fields: dict[str, Any] = {
+                "attempts": attempts,
+                "next_attempt_at": now + timedelta(seconds=delay),
+            }
             if model is SyncState:
                 fields["state"] = SyncState.State.FAILED
             if not settle(**fields):
