@@ -34,7 +34,7 @@ from .models import SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
 from .payloads import plan_contact
 from .signals import contact_sync_failed, contact_synced
-from .sync import LeaseLost, _Drain, _worker_id
+from .sync import OWNER_LENGTH, LeaseLost, _Drain, _worker_id
 
 #: Omnisend's ceiling per batch.
 BATCH_SIZE = 100
@@ -183,10 +183,11 @@ class BatchSync(_Drain):
         due = Q(dirty=True, next_attempt_at__lte=now)
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
+        token = self.claim_token()  # the fence of these rows (see sync._Drain.claim_token)
         rows = claims.claim(
             SyncState,
             due,
-            worker=self.worker,
+            worker=token,
             limit=BATCH_SIZE,
             now=now,
             lease_seconds=self.lease_seconds,
@@ -200,7 +201,7 @@ class BatchSync(_Drain):
             for key, key_rows in by_key.items():
                 self._send_key(key, key_rows)
         finally:
-            claims.release(SyncState, [r.pk for r in rows], worker=self.worker)
+            claims.release(SyncState, [r.pk for r in rows], worker=token)
         self.progress(self.report)
         return len(rows)
 
@@ -281,6 +282,21 @@ class BatchSync(_Drain):
         self.report.batches += 1
         _record_batch(batch_id, items)
         self.outstanding[batch_id] = key
+        # Rows whose lease ran out while the batch was created belong to another worker now
+        # (``_record_batch`` is fenced): the batch carries their older state and may land
+        # after that worker's send, so they are marked to be sent again.
+        now = timezone.now()
+        self.result.lost_leases += (
+            SyncState.objects.filter(pk__in=[row.pk for row, _ in items])
+            .exclude(batch_id=batch_id)
+            .update(
+                dirty=True,
+                generation=F("generation") + 1,
+                dirtied_at=now,
+                payload_hash="",
+                next_attempt_at=now,
+            )
+        )
 
     def _count_single(self, before: dict[str, Any]) -> None:
         after = self.result.as_dict()
@@ -355,7 +371,10 @@ class BatchSync(_Drain):
 
     def _abandon(self, batch_id: str) -> None:
         self.outstanding.pop(batch_id, None)
-        SyncState.objects.filter(batch_id=batch_id).update(
+        rows = SyncState.objects.filter(batch_id=batch_id)
+        # A row another worker took over (the batch lease ran out) keeps that worker's lease.
+        rows.exclude(lease_owner=batch_owner(batch_id)).update(batch_id="", batch_hash="")
+        rows.update(
             batch_id="",
             batch_hash="",
             lease_until=None,
@@ -367,8 +386,23 @@ class BatchSync(_Drain):
     def _settle(self, batch: dict[str, Any]) -> None:
         batch_id = batch["batchID"]
         key = self.outstanding.pop(batch_id)
-        rows = SyncState.objects.filter(batch_id=batch_id)
         now = timezone.now()
+        # Fenced like the drain's outcomes: only rows the batch still holds are settled by it.
+        # A row another worker took over when the batch lease ran out may have been sent
+        # before the batch landed: it is marked to be sent again (new generation, no hash),
+        # and the worker holding it keeps its lease.
+        SyncState.objects.filter(batch_id=batch_id).exclude(
+            lease_owner=batch_owner(batch_id)
+        ).update(
+            batch_id="",
+            batch_hash="",
+            dirty=True,
+            generation=F("generation") + 1,
+            dirtied_at=now,
+            payload_hash="",
+            next_attempt_at=now,
+        )
+        rows = SyncState.objects.filter(batch_id=batch_id, lease_owner=batch_owner(batch_id))
         # contact_synced needs each item's contact id and 201/200: one more request per batch,
         # made only when a receiver listens.
         to_synced = contact_synced.has_listeners(self.user_model)
@@ -392,7 +426,7 @@ class BatchSync(_Drain):
         for row in rows.exclude(email__in=ok):
             code, response = outcomes.get(row.email, (0, None))
             if code == 0:  # not processed (a stopped batch): due again, no attempt spent
-                SyncState.objects.filter(pk=row.pk).update(
+                self.fenced(row).update(
                     batch_id="",
                     batch_hash="",
                     lease_until=None,
@@ -402,9 +436,10 @@ class BatchSync(_Drain):
                 )
                 continue
             # Out of the batch, due from now unless the outcome below schedules a retry.
-            SyncState.objects.filter(pk=row.pk).update(
-                batch_id="", batch_hash="", next_attempt_at=now
-            )
+            self.fenced(row).update(batch_id="", batch_hash="", next_attempt_at=now)
+            # The refusal is for the state the batch carried: a save since then is not
+            # cleared with it (the drain's generation check, against what was sent).
+            row.generation = row.batch_generation
             self._record_failure(row, _item_error(code, response))
         if ok:
             delivery.record_success(key)
@@ -459,6 +494,8 @@ class BatchSync(_Drain):
             state=SyncState.State.SYNCED,
             reason="",
             attempts=0,
+            # (A worker that lost its lease on the row and may have written after the batch
+            # emptied batch_hash: see sync._Drain.lease_lost.)
             payload_hash=F("batch_hash"),
             batch_id="",
             batch_hash="",
@@ -492,14 +529,15 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
         "next_attempt_at",
     )
     assignments = ", ".join(f"{column[name]} = %s" for name in names)
+    # Fenced: only rows still leased to the claim that read them (their lease_owner).
     sql = (
         f"UPDATE {quote(SyncState._meta.db_table)} SET {assignments} "  # noqa: S608
-        f"WHERE {column['id']} = %s"
+        f"WHERE {column['id']} = %s AND {column['lease_owner']} = %s"
     )
     lease_until = conn.ops.adapt_datetimefield_value(
         timezone.now() + timedelta(seconds=BATCH_LEASE_SECONDS)
     )
-    owner = f"batch:{batch_id}"[:64]
+    owner = batch_owner(batch_id)
     # ``next_attempt_at`` moves to the lease's end as well: rows in flight leave the front of
     # the due index, so the next claim does not walk past them.
     params = [
@@ -512,11 +550,17 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
             owner,
             lease_until,
             row.pk,
+            row.lease_owner,
         ]
         for row, plan in items
     ]
     with transaction.atomic(using=using), conn.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def batch_owner(batch_id: str) -> str:
+    """The lease owner of rows travelling in ``batch_id`` (their fence until it settles)."""
+    return f"batch:{batch_id}"[:OWNER_LENGTH]
 
 
 def _item_error(code: int, response: Any) -> exceptions.OmnisendError:

@@ -316,6 +316,32 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
     return []
 
 
+@checks.register("django_omnisend")
+def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """A drain request must end before its lease does (else another worker sends too)."""
+    if not _settings_ok():
+        return []
+    from .sync import request_seconds_bound
+
+    lease = float(omnisend_settings.get("LEASE_SECONDS"))
+    timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
+    bound = request_seconds_bound(timeout)
+    if timeout > 0 and lease > bound:
+        return []
+    return [
+        checks.Error(
+            f'OMNISEND["LEASE_SECONDS"] = {lease:g} does not outlast one drain request: with '
+            f'OMNISEND["REQUEST_TIMEOUT"] = {timeout:g} a request can take up to {bound:g} s '
+            "(waiting for the rate budget, connecting, reading, and after a 401 a token "
+            "refresh and one resend).",
+            hint=f'Raise OMNISEND["LEASE_SECONDS"] above {bound:g} (the default is '
+            f'{DEFAULTS["LEASE_SECONDS"]}) or lower OMNISEND["REQUEST_TIMEOUT"] (must be '
+            "positive): a lease that ends mid-request lets another worker send the row too.",
+            id=_id("E", 16),
+        )
+    ]
+
+
 @checks.register("django_omnisend", deploy=True)
 def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
     """The rate budget must live in a cache that every worker process shares.

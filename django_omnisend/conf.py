@@ -52,8 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_ORIGIN": "api",
     # Deliveries tried before a sync item is dead (about a day with the default backoff).
     "MAX_ATTEMPTS": 12,
-    # Seconds a drain worker holds a claimed row before another worker may take it.
-    "LEASE_SECONDS": 60,
+    # Seconds a drain worker holds a claimed row before another worker may take it; longer
+    # than one drain request can take (check E016: 75 s with REQUEST_TIMEOUT = 10).
+    "LEASE_SECONDS": 120,
     # User fields whose saves alone never mark a user for sync.
     "NOISE_FIELDS": ["last_login"],
     # Key of the HMAC that erasure records keep instead of the address; "" derives one from

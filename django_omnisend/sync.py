@@ -10,10 +10,20 @@ Outcomes (see ``SECURITY-RELIABILITY.md`` R-RL-7): timeouts, resets, 5xx and unr
 are retried with exponential backoff and jitter; 400/422/409 fail the item for good with the
 API's reasons; 401/403/410 pause the whole connection without spending attempts; 429 cools
 the whole brand down.
+
+Fencing (issue 14): a lease is a timer, so a request can outlive it (a slow answer, a pause,
+a clock ahead) while another worker takes the row over. Every claim therefore leases its rows
+under a token of its own (``lease_owner`` is the worker id plus a claim counter), and every
+``UPDATE`` that records an outcome filters on that token: a worker that lost its lease
+records nothing, and if its request may have written to Omnisend it marks the row dirty again
+(a new generation, no payload hash) so the current state is sent once more after it. A
+request whose outcome is unknown (timeout, reset, unreadable 2xx, 5xx) forgets the payload
+hash the same way, and every path that clears ``dirty`` checks the generation it read.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -27,10 +37,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from . import claims, delivery, erasure, exceptions, identity
+from . import claims, delivery, erasure, exceptions, identity, oauth
 from .adapters import get_adapter
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
@@ -72,12 +82,40 @@ CONSENT_OUTDATED = "consent_outdated"
 USER_NOT_LOADABLE = "user_not_loadable"
 #: Tag left on the contact of a user's previous address after an e-mail change.
 EMAIL_CHANGED_TAG = "django:email-changed"
+#: Length of ``lease_owner`` (both sync tables): a claim token is cut to fit.
+OWNER_LENGTH = 64
 #: "Not looked up yet" (None means Omnisend has no such contact).
 _UNKNOWN: Any = object()
 
 
 class LeaseLost(Exception):
     """Another worker took the row over (our lease expired): leave it to them."""
+
+
+def request_seconds_bound(request_timeout: float | None = None) -> float:
+    """The longest one drain request can take: ``LEASE_SECONDS`` must be longer.
+
+    The drain sends each request once (it retries by rescheduling the row, not in the call):
+    a wait for room in the shared budget (at most :data:`DRAIN_MAX_WAIT`), then connecting
+    and reading (``REQUEST_TIMEOUT`` each); after a 401, one token refresh
+    (``oauth.TOKEN_TIMEOUT``) and one resend. (``requests``' read timeout bounds each wait
+    for bytes, not a body trickled slowly: the fence keeps even that case safe.)
+    """
+    if request_timeout is None:
+        request_timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
+    attempt = DRAIN_MAX_WAIT + 2 * float(request_timeout)
+    return 2 * attempt + sum(oauth.TOKEN_TIMEOUT)
+
+
+def unknown_outcome(exc: BaseException) -> bool:
+    """Whether a failed request may have been applied by Omnisend all the same.
+
+    Timeouts, resets and unreadable 2xx bodies (and a 5xx, which may come after a write):
+    what Omnisend holds is unknown, so the next pass must send the current state.
+    """
+    if isinstance(exc, exceptions.TransportError):
+        return exc.kind != "ssl"  # a failed TLS handshake sent nothing
+    return isinstance(exc, exceptions.ServerError)
 
 
 def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
@@ -130,6 +168,9 @@ class DrainResult:
     unreachable: str = ""
     #: Connection keys with at least one request Omnisend accepted (2xx) in this pass.
     delivered: set[str] = field(default_factory=set)
+    #: Rows whose lease ran out while their request was in flight (another worker took them
+    #: over): no outcome was recorded, and the row was marked to be sent again.
+    lost_leases: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -232,6 +273,17 @@ class _Drain:
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
+        self._claims = itertools.count(1)
+
+    def claim_token(self) -> str:
+        """A lease owner unique to one claim: this worker's id and a counter.
+
+        Rows are fenced by it: only the claim that holds the row under this token may record
+        its outcome, so a late answer to a request that outlived its lease (even this worker's
+        own, after it claimed the row again) cannot overwrite a newer outcome.
+        """
+        suffix = f"#{next(self._claims)}"
+        return self.worker[: OWNER_LENGTH - len(suffix)] + suffix
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -259,10 +311,11 @@ class _Drain:
         now = timezone.now()
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
+        token = self.claim_token()
         rows = claims.claim(
             model,
             due & Q(next_attempt_at__lte=now),
-            worker=self.worker,
+            worker=token,
             limit=CLAIM_BATCH,
             now=now,
             lease_seconds=self.lease_seconds,
@@ -281,7 +334,7 @@ class _Drain:
             claims.release(
                 model,
                 [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
-                worker=self.worker,
+                worker=token,
             )
         return len(rows)
 
@@ -298,9 +351,7 @@ class _Drain:
         self.result.deferred += 1
         self.result.held[row.connection_key] = Hold(gate.kind, gate.reason, gate.until)
         if gate.until is not None:
-            type(row)._default_manager.filter(pk=row.pk, lease_owner=self.worker).update(
-                next_attempt_at=gate.until
-            )
+            self.fenced(row).update(next_attempt_at=gate.until)
         if gate.paused and row.connection_key not in self.result.paused:
             self.result.paused.append(row.connection_key)
         return False
@@ -320,7 +371,7 @@ class _Drain:
     def send(self, row, call, *args, **kwargs):
         """Make one request for ``row`` under a fresh lease (raises LeaseLost if it expired)."""
         if not claims.extend(
-            row, worker=self.worker, now=timezone.now(), lease_seconds=self.lease_seconds
+            row, worker=row.lease_owner, now=timezone.now(), lease_seconds=self.lease_seconds
         ):
             raise LeaseLost
         # Count what reached the wire: not a request the budget refused, but a resend after a
@@ -341,26 +392,101 @@ class _Drain:
         self.result.delivered.add(row.connection_key)
         return response
 
+    # -- fencing (shared by sync rows and outbox items) ------------------------------------
+
+    @staticmethod
+    def fenced(row):
+        """``row`` as long as the claim that read it still holds it (see :meth:`claim_token`)."""
+        if not row.lease_owner:  # "" would match a released row: never an owner's token
+            raise ValueError("A row must be claimed before its outcome is recorded.")
+        return type(row)._default_manager.filter(pk=row.pk, lease_owner=row.lease_owner)
+
+    def record(self, row: SyncState, clean: dict[str, Any], newer: dict[str, Any]) -> str:
+        """Record a sync row's outcome under its claim: "clean", "newer", "lost" or "gone".
+
+        ``clean`` is written when no save moved the row since it was read (it may clear
+        ``dirty``); ``newer`` when one did (the row stays dirty and is sent again). Nothing
+        is written when the lease was lost ("lost": the new owner records its own outcome)
+        or the row was deleted with its user meanwhile ("gone").
+        """
+        rows = self.fenced(row)
+        if rows.filter(generation=row.generation).update(**clean):
+            return "clean"
+        if rows.update(**newer):
+            return "newer"
+        return "lost" if self.exists(row) else "gone"
+
+    @staticmethod
+    def exists(row) -> bool:
+        """Whether ``row`` is still there (a user's deletion removes its sync row)."""
+        return type(row)._default_manager.filter(pk=row.pk).exists()
+
+    def lease_lost(self, row, *, wrote: bool) -> None:
+        """Our lease ran out during the request and another worker may have sent since.
+
+        Nothing of our outcome is recorded. If our request may have written (it reached
+        Omnisend and was not refused), it may have landed after the other worker's: the row
+        is marked as a save would mark it (new generation, so the other worker's outcome
+        does not clear it either) and forgets its payload hash, so the current state is sent
+        again after ours.
+        """
+        self.result.lost_leases += 1
+        logger.info(
+            "Lost the lease on %s %s during its request; recording nothing.",
+            type(row).__name__,
+            row.pk,
+        )
+        if wrote and isinstance(row, SyncState):
+            now = timezone.now()
+            SyncState.objects.filter(pk=row.pk).update(
+                dirty=True,
+                generation=F("generation") + 1,
+                dirtied_at=now,
+                payload_hash="",
+                # A batch the row travels in settles its hash from this one.
+                batch_hash="",
+                next_attempt_at=now,
+            )
+
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
-    def failed(self, row, exc: Exception) -> str:
-        """Record a failed request; returns the row's new state."""
+    def failed(self, row, exc: Exception, *, written: str = "") -> str:
+        """Record a failed request; returns the row's new state ("lost": nothing recorded).
+
+        ``written`` is the address a contact write was sent for: when the outcome is
+        unknown the write may have landed, so the row records that address as possibly
+        written (a later move away from it tags it) and forgets its payload hash.
+        """
         key = row.connection_key
         model = type(row)
-        rows = model._default_manager.filter(pk=row.pk)
+        rows = self.fenced(row)
         now = timezone.now()
-        common = {
+        common: dict[str, Any] = {
             "last_status": _status_of(exc),
             "last_error": _error_text(exc),
             "lease_until": None,
             "lease_owner": "",
         }
+        unknown = unknown_outcome(exc)
+        if model is SyncState and unknown:
+            # Omnisend may hold what we sent, not what we last confirmed: the next pass must
+            # send the current state even if it equals the last confirmed one.
+            common["payload_hash"] = ""
+            if written and written != row.email:
+                common.update(email=written, contact_id="")
+
+        def settle(**fields: Any) -> bool:
+            """Write the outcome; False (and nothing written) if another claim holds the row."""
+            if rows.update(**fields, **common) or not self.exists(row):
+                return True
+            self.lease_lost(row, wrote=unknown)
+            return False
+
         if isinstance(exc, exceptions.RateLimited):
             until = delivery.cool_down(key, exc.retry_after, now)
             self.blocked.add(key)
             self.result.deferred += 1
-            rows.update(next_attempt_at=until, **common)
-            return "deferred"
+            return "deferred" if settle(next_attempt_at=until) else "lost"
         if isinstance(exc, _PAUSING):
             reason = delivery.pause_reason(exc)
             delivery.pause(key, reason, self.clients.credential(key))
@@ -374,49 +500,63 @@ class _Drain:
             self.result.paused.append(key)
             self.result.held[key] = Hold("paused", reason)
             self.result.deferred += 1
-            if model is SyncState:
-                rows.update(state=SyncState.State.PAUSED, **common)
-            else:
-                rows.update(**common)
-            return "paused"
+            paused = {"state": SyncState.State.PAUSED} if model is SyncState else {}
+            return "paused" if settle(**paused) else "lost"
         if isinstance(exc, exceptions.BudgetExhausted):
             self.result.deferred += 1
-            rows.update(next_attempt_at=now + timedelta(seconds=exc.retry_after), **common)
-            return "deferred"
+            later = now + timedelta(seconds=exc.retry_after)
+            return "deferred" if settle(next_attempt_at=later) else "lost"
         retryable = getattr(exc, "retryable", False) and not isinstance(exc, exceptions.RateLimited)
         # A new failure streak starts from 1; only a row already retrying counts on.
         attempts = row.attempts + 1 if row.state == SyncState.State.FAILED else 1
         if retryable and attempts < self.max_attempts:
             if delivery.record_failure(key, now) is not None:
                 self.blocked.add(key)
-            self.result.retried += 1
             delay = backoff_seconds(attempts)
+            fields: dict[str, Any] = {
+                "attempts": attempts,
+                "next_attempt_at": now + timedelta(seconds=delay),
+            }
             if model is SyncState:
-                rows.update(
-                    attempts=attempts,
-                    state=SyncState.State.FAILED,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    **common,
-                )
-            else:
-                rows.update(
-                    attempts=attempts, next_attempt_at=now + timedelta(seconds=delay), **common
-                )
+                fields["state"] = SyncState.State.FAILED
+            if not settle(**fields):
+                return "lost"
+            self.result.retried += 1
             return "retry"
         if retryable:
             delivery.record_failure(key, now)
-        self.result.dead += 1
         reason = "max_attempts" if retryable else self._reason_for(exc)
-        if model is SyncState:
-            rows.update(
-                attempts=attempts,
-                state=SyncState.State.DEAD,
-                reason=reason,
-                dirty=False,
+        if model is not SyncState:
+            if not settle(attempts=attempts, state=OutboxItem.State.DEAD):
+                return "lost"
+            self.result.dead += 1
+            return "dead"
+        outcome = self.record(
+            row,
+            clean={
+                "attempts": attempts,
+                "state": SyncState.State.DEAD,
+                "reason": reason,
+                "dirty": False,
                 **common,
-            )
-        else:
-            rows.update(attempts=attempts, state=OutboxItem.State.DEAD, **common)
+            },
+            # A save arrived while the failed request was in flight: that state has not been
+            # tried yet (it may fix what Omnisend refused), so it gets its own try now.
+            newer={
+                "attempts": 0,
+                "state": SyncState.State.FAILED,
+                "reason": reason,
+                "next_attempt_at": now,
+                **common,
+            },
+        )
+        if outcome == "lost":
+            self.lease_lost(row, wrote=unknown)
+            return "lost"
+        if outcome == "newer":  # ("gone": reported as dead, nothing is left to retry)
+            self.result.retried += 1
+            return "retry"
+        self.result.dead += 1
         return "dead"
 
     @staticmethod
@@ -449,7 +589,6 @@ class _Drain:
             error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
             self.signal_failed(row, user, error, self.failed(row, error))
             return
-        rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
         if plan.skip_reason in (SkipReason.NO_EMAIL, SkipReason.INVALID_EMAIL):
             identity.release(row)  # the user no longer has the address it owned
@@ -460,16 +599,18 @@ class _Drain:
                 return
         if plan.skip_reason:
             self.result.skipped[plan.skip_reason] += 1
-            cleared = rows.filter(generation=row.generation).update(
-                dirty=False,
-                state=SyncState.State.SKIPPED,
-                reason=plan.skip_reason,
-                attempts=0,
-                last_error="",
-                **release,
+            self.record(
+                row,
+                clean={
+                    "dirty": False,
+                    "state": SyncState.State.SKIPPED,
+                    "reason": plan.skip_reason,
+                    "attempts": 0,
+                    "last_error": "",
+                    **release,
+                },
+                newer=release,
             )
-            if not cleared:
-                rows.update(**release)
             return
         if (
             plan.consent is None
@@ -478,11 +619,11 @@ class _Drain:
             and plan.payload_hash == row.payload_hash
         ):
             self.result.unchanged += 1
-            cleared = rows.filter(generation=row.generation).update(
-                dirty=False, state=SyncState.State.SYNCED, attempts=0, **release
+            self.record(
+                row,
+                clean={"dirty": False, "state": SyncState.State.SYNCED, "attempts": 0, **release},
+                newer=release,
             )
-            if not cleared:
-                rows.update(**release)
             return
         if not self.gate_allows(row):
             return
@@ -501,6 +642,8 @@ class _Drain:
         fresh = plan.email != row.email
         wants_welcome = bool(plan.body["identifiers"][0].get("sendWelcomeMessage"))
         existing: Any = _UNKNOWN
+        #: The address a contact write was sent for (its outcome may be unknown).
+        attempted: list[str] = []
         try:
             if fresh and (not verified or wants_welcome):
                 existing = self.send(row, client.contacts.get_by_email, plan.email)
@@ -515,15 +658,19 @@ class _Drain:
             body = plan.body
             if plan.consent is not None and plan.consent.subscribed:
                 body, reason = self._guard_subscribe(row, client, plan, existing)
-            result = self._write_contact(row, client, plan, body)
+            result = self._write_contact(row, client, plan, body, attempted)
         except LeaseLost:
+            # Lost before a request (the upsert, if sent, went out under our lease).
+            self.lease_lost(row, wrote=bool(attempted))
             return
         except exceptions.OmnisendError as exc:
-            self.signal_failed(row, user, exc, self.failed(row, exc))
+            written = attempted[0] if attempted else ""
+            self.signal_failed(row, user, exc, self.failed(row, exc, written=written))
             return
         except Exception as exc:  # requests' own errors the client did not wrap
             error = exceptions.TransportError(_error_text(exc), kind="transport")
-            self.signal_failed(row, user, error, self.failed(row, error))
+            written = attempted[0] if attempted else ""
+            self.signal_failed(row, user, error, self.failed(row, error, written=written))
             raise
         delivery.record_success(row.connection_key)
         sent_status = body["identifiers"][0].get("channels", {}).get("email", {}).get("status")
@@ -543,16 +690,25 @@ class _Drain:
         }
         if plan.consent is not None:
             done["consent_sent_at"] = plan.consent.at
-        cleared = rows.filter(generation=row.generation).update(
-            dirty=False,
-            state=SyncState.State.SYNCED,
-            reason=reason,
-            attempts=0,
-            synced_at=timezone.now(),
-            **done,
+        now = timezone.now()
+        outcome = self.record(
+            row,
+            clean={
+                "dirty": False,
+                "state": SyncState.State.SYNCED,
+                "reason": reason,
+                "attempts": 0,
+                "synced_at": now,
+                **done,
+            },
+            # A newer save arrived while the request was in flight: send again, and with no
+            # payload hash, since a worker that lost its lease meanwhile (it moves the
+            # generation too) may have written after us.
+            newer={**done, "payload_hash": "", "next_attempt_at": now},
         )
-        if not cleared:  # a newer save arrived while the request was in flight: send again
-            rows.update(next_attempt_at=timezone.now(), **done)
+        if outcome == "lost":
+            self.lease_lost(row, wrote=True)
+            return
         self.result.synced += 1
         # An upsert says whether it created the contact (201); a PATCH changed an existing one.
         self.signal_synced(row, user, contact_id, created=getattr(result, "created", False))
@@ -575,7 +731,8 @@ class _Drain:
     def signal_failed(self, row, user, error: Exception, outcome: str) -> None:
         """Send ``contact_sync_failed`` for ``row``; ``outcome`` is what :meth:`failed` saved."""
         # A full local budget put the row off without asking Omnisend: nothing failed.
-        if isinstance(error, exceptions.BudgetExhausted):
+        # A lost lease recorded nothing: the worker that holds the row now reports it.
+        if isinstance(error, exceptions.BudgetExhausted) or outcome == "lost":
             return
         if not contact_sync_failed.has_listeners(self.user_model):
             return
@@ -605,7 +762,7 @@ class _Drain:
         """
         self.result.skipped[reason] += 1
         attempts = row.attempts + 1 if row.state == SyncState.State.SKIPPED else 1
-        SyncState.objects.filter(pk=row.pk, lease_owner=self.worker).update(
+        self.fenced(row).update(
             state=SyncState.State.SKIPPED,
             reason=reason,
             attempts=attempts,
@@ -646,18 +803,19 @@ class _Drain:
         """
         identity.release(row)
         self.result.skipped[UNVERIFIED] += 1
-        rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
-        cleared = rows.filter(generation=row.generation).update(
-            dirty=False,
-            state=SyncState.State.SKIPPED,
-            reason=UNVERIFIED,
-            attempts=0,
-            last_error="",
-            **release,
+        self.record(
+            row,
+            clean={
+                "dirty": False,
+                "state": SyncState.State.SKIPPED,
+                "reason": UNVERIFIED,
+                "attempts": 0,
+                "last_error": "",
+                **release,
+            },
+            newer=release,
         )
-        if not cleared:
-            rows.update(**release)
 
     def _guard_subscribe(self, row, client, plan, existing=_UNKNOWN) -> tuple[dict, str]:
         """Never let a Django opt-in override a later unsubscribe made inside Omnisend.
@@ -679,13 +837,15 @@ class _Drain:
             return without_channels(plan.body), "consent_conflict"
         return plan.body, ""
 
-    def _write_contact(self, row, client, plan, body):
+    def _write_contact(self, row, client, plan, body, attempted: list[str]):
         """Upsert ``body``; after an e-mail change, tag the contact left behind (R-DI-4).
 
         The e-mail identifier is never moved to another contact: the new address gets its own
         contact (no channel status unless a new opt-in for a verified address), and the old
         one stays as it is apart from the tag, no longer synced by this user.
+        ``attempted`` gets the address once the upsert is sent (its outcome may be unknown).
         """
+        attempted.append(plan.email)  # (a lease lost before sending just costs a resend)
         result = self.send(row, client.contacts.upsert, body)
         if row.email and row.email != plan.email:
             if row.contact_id:
@@ -710,6 +870,7 @@ class _Drain:
             else:
                 self.send(item, client.events.send, dict(item.payload))
         except LeaseLost:
+            self.lease_lost(item, wrote=False)
             return
         except exceptions.OmnisendError as exc:
             if self.failed(item, exc) == "dead" and item.kind == OutboxItem.Kind.ERASURE:
@@ -727,12 +888,16 @@ class _Drain:
             fields["email"] = ""  # keep only the keyed hash once the contact is anonymised
             if not sent:
                 fields["last_error"] = "Discarded: the address has a new owner since."
+        if not self.fenced(item).update(**fields) and self.exists(item):
+            # Another worker holds the item now and sends it again (an erasure is idempotent,
+            # an event carries its eventID): its outcome is the one recorded.
+            self.lease_lost(item, wrote=False)
+            return
+        if item.kind == OutboxItem.Kind.ERASURE:
             self.result.erasures_sent += 1
+            erasure.settled(item)
         else:
             self.result.events_sent += 1
-        OutboxItem.objects.filter(pk=item.pk).update(**fields)
-        if item.kind == OutboxItem.Kind.ERASURE:
-            erasure.settled(item)
 
 
 def drain(

@@ -32,6 +32,7 @@ def all_messages():
         + checks.check_urls()
         + checks.check_encryption_keys()
         + checks.check_rate_limit()
+        + checks.check_lease()
         + checks.check_url_include()
         + checks.check_redirect_uri()
     )
@@ -96,6 +97,16 @@ def test_manage_py_check_is_clean_with_good_settings(capsys):
             id="E009",
         ),
         pytest.param({**GOOD, "RATE_LIMIT": 0}, False, ["django_omnisend.E010"], id="E010"),
+        pytest.param({**GOOD, "LEASE_SECONDS": 60}, False, ["django_omnisend.E016"], id="E016"),
+        pytest.param(
+            {**GOOD, "LEASE_SECONDS": 30, "REQUEST_TIMEOUT": 2},
+            False,
+            ["django_omnisend.E016"],
+            id="E016-short-timeout",
+        ),
+        pytest.param(
+            {**GOOD, "REQUEST_TIMEOUT": 0}, False, ["django_omnisend.E016"], id="E016-no-timeout"
+        ),
         pytest.param({"ENCRYPTION_KEYS": [KEY]}, False, ["django_omnisend.W001"], id="W001"),
         pytest.param({**GOOD, "API_KEYS": "k"}, False, ["django_omnisend.W002"], id="W002"),
         pytest.param({"API_KEY": "k"}, True, ["django_omnisend.W003"], id="W003"),
@@ -108,6 +119,16 @@ def test_each_check_id(omnisend, debug, expected):
         assert ids(messages) == expected
         for message in messages:
             assert "OMNISEND" in message.hint or "OMNISEND" in message.msg
+
+
+def test_e016_names_the_settings_and_accepts_a_lease_that_outlasts_a_request():
+    with override_settings(OMNISEND={**GOOD, "LEASE_SECONDS": 75}):
+        (message,) = checks.check_lease()  # 75 s is exactly the bound: not longer
+    assert 'OMNISEND["LEASE_SECONDS"]' in message.hint
+    assert 'OMNISEND["REQUEST_TIMEOUT"]' in message.hint
+    assert "75" in message.msg
+    with override_settings(OMNISEND={**GOOD, "LEASE_SECONDS": 60, "REQUEST_TIMEOUT": 3}):
+        assert checks.check_lease() == []  # 2 * (5 + 2 * 3) + 25 = 47 s
 
 
 def test_unknown_key_hint_suggests_the_close_match():
