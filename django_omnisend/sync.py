@@ -780,7 +780,7 @@ class _Drain:
         a filtering default manager (a soft delete) would otherwise be re-claimed every lease
         for ever. A later save of the user marks the row again.
         """
-        rows = SyncState.objects.filter(pk=row.pk, lease_owner=self.worker)
+        rows = self.fenced(row)
         release = {"lease_until": None, "lease_owner": ""}
         cleared = rows.filter(generation=row.generation).update(
             dirty=False,
