@@ -33,6 +33,22 @@ from django_omnisend.emulator import Emulator
 TEST_REDIRECT_URI = "http://testserver/omnisend/callback/"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _second_database_features(django_db_setup, django_db_blocker) -> None:
+    """Ask the ``second`` test database for its features once, up front.
+
+    ``manage.py check`` makes Django's JSONField check ask every database whether it supports
+    JSON (a query on SQLite, cached per process); in a test that does not use ``second``
+    that query is refused, so the answer is cached before any test runs.
+    """
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            connections[alias].features.supports_json_field  # noqa: B018 - cached property
+            connections[alias].close()
+
+
 @pytest.fixture(scope="session")
 def _emulator_session() -> Iterator[Emulator]:
     emu = Emulator(seed=1234)

@@ -36,7 +36,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # the sync tables and the user model routed there (tests/routers.py), as a site may do.
 DATABASES["second"] = {
     "ENGINE": "django.db.backends.sqlite3",
-    "NAME": str(BASE_DIR / "second.sqlite3"),
+    # Only its test database is ever a file; outside the tests that use it nothing is written.
+    "NAME": ":memory:",
     "TEST": {
         "NAME": str(
             BASE_DIR / f"test-second-{os.environ.get('TOX_ENV_NAME') or os.getpid()}.sqlite3"

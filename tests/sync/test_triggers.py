@@ -321,12 +321,9 @@ class _Clock:
 
 
 def _drop_like_another_process() -> None:
-    """What a ``migrate`` run elsewhere does: drop the triggers; this process is not told."""
-    table = connection.ops.quote_name(User._meta.db_table)
-    on = f" ON {table}" if connection.vendor == "postgresql" else ""
-    with connection.cursor() as cursor:
-        for name in triggers.installed(connection, disabled_too=True):
-            cursor.execute(f"DROP TRIGGER {connection.ops.quote_name(name)}{on}")
+    """What a ``migrate`` run elsewhere does: drop the triggers (and PostgreSQL's function);
+    this process is not told (its cache is not forgotten)."""
+    triggers._drop(connection)
 
 
 def test_triggers_dropped_by_another_process_are_noticed_after_the_ttl(
