@@ -21,11 +21,13 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -56,6 +58,12 @@ WAIT_CAP_SECONDS = 300.0
 DRAIN_MAX_WAIT = 5.0
 #: Rows claimed per round trip; small enough that a crash re-sends little.
 CLAIM_BATCH = 25
+#: A request starts with at least this share of a lease ahead of it; the lease is renewed
+#: (one write) only when less is left, not before every request.
+LEASE_FLOOR = 0.75
+#: Outcomes of a claimed batch are saved together, one commit per batch, but none waits
+#: longer than this (nor than an eighth of the lease) after its request got its answer.
+RECORD_WINDOW = 1.0
 #: How much of ``last_error`` is kept (sanitised, no secrets).
 MAX_ERROR_LENGTH = 1000
 
@@ -152,6 +160,19 @@ class DrainResult:
         )
 
 
+@dataclass
+class _Prepared:
+    """A claimed sync row's user, plan and binding, worked out before any request."""
+
+    user: Any
+    plan: Any = None
+    verified: bool = False
+    #: What the site's adapter raised instead of a plan.
+    error: Exception | None = None
+    #: None when the plan binds nothing (a skip); a row that could not bind is done.
+    binding: identity.Binding | None = None
+
+
 class _Clients:
     """One API client per connection key for the length of a drain (pooled connections)."""
 
@@ -220,6 +241,11 @@ class _Drain:
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
+        #: The claimed batch's users, plans and bindings, by sync row primary key.
+        self.prepared: dict[Any, _Prepared] = {}
+        #: Outcomes saved later, together (see :meth:`record`); None: save each at once.
+        self.pending: list[tuple[Callable[[], Any], Callable[[], Any] | None]] | None = None
+        self.pending_since = 0.0
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -244,16 +270,22 @@ class _Drain:
         now = timezone.now()
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
+        limit = CLAIM_BATCH
+        if self.max_items is not None:  # claim no more than this pass may handle
+            limit = max(1, min(limit, self.max_items - self.result.processed))
         rows = claims.claim(
             model,
             due & Q(next_attempt_at__lte=now),
             worker=self.worker,
-            limit=CLAIM_BATCH,
+            limit=limit,
             now=now,
             lease_seconds=self.lease_seconds,
         )
         handled: set = set()
+        self.pending = []
         try:
+            if model is SyncState:
+                self.prepare([r for r in rows if r.connection_key not in self.blocked])
             for row in rows:
                 if self.out_of_time():
                     break
@@ -261,14 +293,55 @@ class _Drain:
                     handle(row)
                     handled.add(row.pk)
         finally:
-            # Rows not reached, and rows deferred by a closed gate, go back; rows whose outcome
-            # was recorded already released their lease (release skips those).
-            claims.release(
-                model,
-                [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
-                worker=self.worker,
-            )
+            try:
+                self.flush()
+            finally:
+                self.pending = None
+                self.prepared.clear()
+                # Rows not reached, and rows deferred by a closed gate, go back; rows whose
+                # outcome was recorded already released their lease (release skips those).
+                claims.release(
+                    model,
+                    [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
+                    worker=self.worker,
+                )
         return len(rows)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def record(self, write: Callable[[], Any], then: Callable[[], Any] | None = None) -> None:
+        """Save an outcome (``write``), then run ``then`` (signals) once it is saved.
+
+        Within a claimed batch the writes wait and are saved together in one transaction
+        (:meth:`flush`): a durable commit per row would cost more than all the row's queries.
+        The row keeps its lease until then, and each write still checks the row's generation,
+        so a save that arrived meanwhile makes the row due again exactly as before. Nothing
+        waits across a request for long: :meth:`send` flushes first when the oldest waiting
+        outcome is older than :data:`RECORD_WINDOW`.
+        """
+        if self.pending is None:
+            write()
+            if then is not None:
+                then()
+            return
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append((write, then))
+
+    def flush(self, *, older_than: float | None = None) -> None:
+        """Save the waiting outcomes in one transaction (only if the oldest is older than
+        ``older_than`` seconds, when given), then run what waited for them."""
+        if not self.pending:
+            return
+        if older_than is not None and time.monotonic() - self.pending_since < older_than:
+            return
+        pending, self.pending = self.pending, []
+        with transaction.atomic():
+            for write, _ in pending:
+                write()
+        for _, then in pending:
+            if then is not None:
+                then()
 
     # -- gates ----------------------------------------------------------------------------
 
@@ -303,9 +376,17 @@ class _Drain:
             return None
 
     def send(self, row, call, *args, **kwargs):
-        """Make one request for ``row`` under a fresh lease (raises LeaseLost if it expired)."""
-        if not claims.extend(
-            row, worker=self.worker, now=timezone.now(), lease_seconds=self.lease_seconds
+        """Make one request for ``row`` under its lease (raises LeaseLost if it was lost).
+
+        The request starts with at least :data:`LEASE_FLOOR` of a lease ahead of it: the
+        lease is renewed first when less is left (a lease we hold that far into the future
+        cannot have been taken over: claims only take expired leases).
+        """
+        self.flush(older_than=min(RECORD_WINDOW, self.lease_seconds / 8))
+        now = timezone.now()
+        left = (row.lease_until - now).total_seconds() if row.lease_until else 0.0
+        if left < self.lease_seconds * LEASE_FLOOR and not claims.extend(
+            row, worker=self.worker, now=now, lease_seconds=self.lease_seconds
         ):
             raise LeaseLost
         # Count what reached the wire: not a request the budget refused, but a resend after a
@@ -415,45 +496,74 @@ class _Drain:
 
     # -- contacts ---------------------------------------------------------------------------
 
+    def prepare(self, rows: list[SyncState]) -> None:
+        """Read, plan and bind a claimed batch before any request (three queries and one
+        commit for the batch, not per row): the users in one query, the addresses bound in
+        one short transaction (:func:`identity.bind_many`). A row that cannot bind records
+        its wait inside that transaction and is done."""
+        users = self.user_model._default_manager.in_bulk([r.user_id for r in rows])
+        binds: list[tuple[SyncState, str]] = []
+        for row in rows:
+            prepared = self.prepared[row.pk] = _Prepared(users.get(row.user_id))
+            if prepared.user is None:  # deleted since the claim; the cascade removes the row
+                continue
+            try:
+                prepared.plan = plan_contact(
+                    prepared.user,
+                    self.adapter,
+                    consent_sent_at=row.consent_sent_at,
+                    is_new=not row.contact_id,
+                )
+                prepared.verified = not prepared.plan.skip_reason and bool(
+                    self.adapter.is_email_verified(prepared.user)
+                )
+            except Exception as exc:
+                # Recorded when the row's turn comes (with backoff), not for the whole pass.
+                logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
+                prepared.error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
+                continue
+            if not prepared.plan.skip_reason:
+                binds.append((row, prepared.plan.email))
+        if binds:
+            outcomes = identity.bind_many(
+                binds, unbound=lambda row, outcome: self._wait_for_address(row, outcome.value)
+            )
+            for (row, _), outcome in zip(binds, outcomes, strict=True):
+                self.prepared[row.pk].binding = outcome
+
     def sync_row(self, row: SyncState) -> None:
-        user = self.user_model._default_manager.filter(pk=row.user_id).first()
+        prepared = self.prepared.pop(row.pk, None)
+        if prepared is None:  # not claimed by a round (the bulk sync's single rows)
+            self.prepare([row])
+            prepared = self.prepared.pop(row.pk)
+        user, plan, verified = prepared.user, prepared.plan, prepared.verified
         if user is None:  # deleted between claim and now; the cascade removes the row
             return
-        try:
-            plan = plan_contact(
-                user,
-                self.adapter,
-                consent_sent_at=row.consent_sent_at,
-                is_new=not row.contact_id,
-            )
-            verified = not plan.skip_reason and bool(self.adapter.is_email_verified(user))
-        except Exception as exc:
+        if prepared.error is not None:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
-            logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
-            error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
-            self.signal_failed(row, user, error, self.failed(row, error))
+            self.signal_failed(row, user, prepared.error, self.failed(row, prepared.error))
             return
+        if prepared.binding not in (None, identity.Binding.BOUND):
+            return  # waits for its address (recorded when binding)
         rows = SyncState.objects.filter(pk=row.pk)
         release = {"lease_until": None, "lease_owner": ""}
         if plan.skip_reason in (SkipReason.NO_EMAIL, SkipReason.INVALID_EMAIL):
             identity.release(row)  # the user no longer has the address it owned
-        if not plan.skip_reason:
-            binding = identity.bind(row, plan.email)
-            if binding is not identity.Binding.BOUND:
-                self._wait_for_address(row, binding.value)
-                return
         if plan.skip_reason:
             self.result.skipped[plan.skip_reason] += 1
-            cleared = rows.filter(generation=row.generation).update(
-                dirty=False,
-                state=SyncState.State.SKIPPED,
-                reason=plan.skip_reason,
-                attempts=0,
-                last_error="",
-                **release,
+            self.record(
+                lambda: (
+                    rows.filter(generation=row.generation).update(
+                        dirty=False,
+                        state=SyncState.State.SKIPPED,
+                        reason=plan.skip_reason,
+                        attempts=0,
+                        last_error="",
+                        **release,
+                    )
+                    or rows.update(**release)
+                )
             )
-            if not cleared:
-                rows.update(**release)
             return
         if (
             plan.consent is None
@@ -462,11 +572,14 @@ class _Drain:
             and plan.payload_hash == row.payload_hash
         ):
             self.result.unchanged += 1
-            cleared = rows.filter(generation=row.generation).update(
-                dirty=False, state=SyncState.State.SYNCED, attempts=0, **release
+            self.record(
+                lambda: (
+                    rows.filter(generation=row.generation).update(
+                        dirty=False, state=SyncState.State.SYNCED, attempts=0, **release
+                    )
+                    or rows.update(**release)
+                )
             )
-            if not cleared:
-                rows.update(**release)
             return
         if not self.gate_allows(row):
             return
@@ -527,19 +640,24 @@ class _Drain:
         }
         if plan.consent is not None:
             done["consent_sent_at"] = plan.consent.at
-        cleared = rows.filter(generation=row.generation).update(
-            dirty=False,
-            state=SyncState.State.SYNCED,
-            reason=reason,
-            attempts=0,
-            synced_at=timezone.now(),
-            **done,
-        )
-        if not cleared:  # a newer save arrived while the request was in flight: send again
-            rows.update(next_attempt_at=timezone.now(), **done)
+        answered_at = timezone.now()
+
+        def write() -> None:
+            cleared = rows.filter(generation=row.generation).update(
+                dirty=False,
+                state=SyncState.State.SYNCED,
+                reason=reason,
+                attempts=0,
+                synced_at=answered_at,
+                **done,
+            )
+            if not cleared:  # a newer save arrived while the request was in flight: again
+                rows.update(next_attempt_at=timezone.now(), **done)
+
         self.result.synced += 1
         # An upsert says whether it created the contact (201); a PATCH changed an existing one.
-        self.signal_synced(row, user, contact_id, created=getattr(result, "created", False))
+        created = getattr(result, "created", False)
+        self.record(write, lambda: self.signal_synced(row, user, contact_id, created=created))
 
     # -- signals (sent after the outcome is saved; see django_omnisend.signals) ---------------
 
