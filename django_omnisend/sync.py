@@ -246,6 +246,8 @@ class _Drain:
         #: Outcomes saved later, together (see :meth:`record`); None: save each at once.
         self.pending: list[tuple[Callable[[], Any], Callable[[], Any] | None]] | None = None
         self.pending_since = 0.0
+        #: Connection keys with a request that got through since the last :meth:`flush`.
+        self.successes: set[str] = set()
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -331,14 +333,19 @@ class _Drain:
     def flush(self, *, older_than: float | None = None) -> None:
         """Save the waiting outcomes in one transaction (only if the oldest is older than
         ``older_than`` seconds, when given), then run what waited for them."""
-        if not self.pending:
+        if not self.pending and not self.successes:
             return
         if older_than is not None and time.monotonic() - self.pending_since < older_than:
             return
-        pending, self.pending = self.pending, []
+        pending = self.pending or []
+        if self.pending is not None:
+            self.pending = []
+        successes, self.successes = self.successes, set()
         with transaction.atomic():
             for write, _ in pending:
                 write()
+            for key in sorted(successes):
+                delivery.record_success(key)
         for _, then in pending:
             if then is not None:
                 then()
@@ -409,8 +416,18 @@ class _Drain:
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
+    def succeeded(self, key: str) -> None:
+        """A request for ``key`` got through: close its breaker (with the batch's outcomes)."""
+        if self.pending is None:
+            delivery.record_success(key)
+        else:
+            self.successes.add(key)
+
     def failed(self, row, exc: Exception) -> str:
         """Record a failed request; returns the row's new state."""
+        # The successes before this failure count first (the breaker counts failures in a
+        # row, and a success saved after this one would undo it).
+        self.flush()
         key = row.connection_key
         model = type(row)
         rows = model._default_manager.filter(pk=row.pk)
@@ -622,7 +639,7 @@ class _Drain:
             error = exceptions.TransportError(_error_text(exc), kind="transport")
             self.signal_failed(row, user, error, self.failed(row, error))
             raise
-        delivery.record_success(row.connection_key)
+        self.succeeded(row.connection_key)
         sent_status = body["identifiers"][0].get("channels", {}).get("email", {}).get("status")
         if sent_status == "subscribed" and result.get("status") not in (None, "subscribed"):
             # Omnisend kept a status dated after the opt-in (its status-date rule): say so
