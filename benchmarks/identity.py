@@ -5,13 +5,14 @@ index is full size. Then ``--rows`` users change their name and get a fresh addr
 drain sends them to the emulator: each row takes the whole path (claim, read the user, bind
 the new address under the unique constraint, look for a pending erasure, upsert, record).
 Figures, per drained row, summed over every SQL statement the drain ran (a Django
-``execute_wrapper``; HTTP time is not counted):
+``execute_wrapper``) and every ``COMMIT`` of its transactions (Django sends those outside any
+statement); HTTP time is not counted:
 
 * the drain's database time (target ≤ 2 ms);
 * beside it, the old design's ownership check in the same database: the user-table query
   ``email__iexact=… AND is_active AND pk < …`` it ran for every drained row (no index can
   serve a case-insensitive comparison), timed for the same users, and the drain figure with
-  today's ownership statements swapped for it.
+  today's ownership work (``identity.bind_many``, timed whole) swapped for it.
 
 Run from the repository root::
 

@@ -6,6 +6,12 @@ number of drains may run at once (cron, ``omnisend_drain --loop``, django.tasks 
 several machines): leases keep one request in flight per user, and a row is cleared only if
 no newer save arrived while its request was in flight.
 
+The database work is per claimed batch where a durable commit would otherwise be paid per
+row: a batch's users are read in one query, its addresses bound in one short transaction
+before any request, its outcomes saved in one transaction (never more than a second after an
+answer), and a lease is renewed only when it is getting short. No transaction is ever open
+across a request.
+
 Outcomes (see ``SECURITY-RELIABILITY.md`` R-RL-7): timeouts, resets, 5xx and unreadable 2xx
 are retried with exponential backoff and jitter; 400/422/409 fail the item for good with the
 API's reasons; 401/403/410 pause the whole connection without spending attempts; 429 cools
