@@ -243,6 +243,8 @@ class _Drain:
         self.result = DrainResult()
         self.clients = _Clients()
         self.blocked: set[str] = set()
+        #: When each connection's gate was last read open (see :meth:`gate_allows`).
+        self.open_gates: dict[str, float] = {}
         self.adapter = get_adapter()
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
@@ -359,12 +361,21 @@ class _Drain:
     # -- gates ----------------------------------------------------------------------------
 
     def gate_allows(self, row) -> bool:
-        """Check the connection's switches; defer ``row`` (no attempt spent) if closed."""
-        gate = delivery.gate(
-            row.connection_key, credential=self.clients.credential(row.connection_key)
-        )
-        if gate.open:
+        """Check the connection's switches; defer ``row`` (no attempt spent) if closed.
+
+        An open gate is read again after :data:`RECORD_WINDOW`, not for every row: a switch
+        another worker throws is seen within a second (this worker's own failures block the
+        connection at once), and a batch of fast requests does not read it 25 times.
+        """
+        key = row.connection_key
+        read_at = self.open_gates.get(key)
+        if read_at is not None and time.monotonic() - read_at < RECORD_WINDOW:
             return True
+        gate = delivery.gate(key, credential=self.clients.credential(key))
+        if gate.open:
+            self.open_gates[key] = time.monotonic()
+            return True
+        self.open_gates.pop(key, None)
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
         self.result.held[row.connection_key] = Hold(gate.kind, gate.reason, gate.until)
