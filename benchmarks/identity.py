@@ -5,13 +5,14 @@ index is full size. Then ``--rows`` users change their name and get a fresh addr
 drain sends them to the emulator: each row takes the whole path (claim, read the user, bind
 the new address under the unique constraint, look for a pending erasure, upsert, record).
 Figures, per drained row, summed over every SQL statement the drain ran (a Django
-``execute_wrapper``; HTTP time is not counted):
+``execute_wrapper``) and every ``COMMIT`` of its transactions (Django sends those outside any
+statement); HTTP time is not counted:
 
 * the drain's database time (target ≤ 2 ms);
 * beside it, the old design's ownership check in the same database: the user-table query
   ``email__iexact=… AND is_active AND pk < …`` it ran for every drained row (no index can
   serve a case-insensitive comparison), timed for the same users, and the drain figure with
-  today's ownership statements swapped for it.
+  today's ownership work (``identity.bind_many``, timed whole) swapped for it.
 
 Run from the repository root::
 
@@ -22,6 +23,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -36,9 +38,12 @@ TARGET_SECONDS = 0.002
 
 
 class SqlTimer:
-    """An ``execute_wrapper`` that sums statement time (autocommit statements include their
-    commit); :meth:`timing_bind` adds the whole of ``identity.bind`` (its transaction's
-    ``COMMIT`` runs outside any statement) and keeps it apart as the ownership figure."""
+    """Sums the database time of a drain: every statement (an ``execute_wrapper``; autocommit
+    statements include their commit) and every ``COMMIT``/``ROLLBACK`` of a transaction
+    (which Django sends outside any statement, see :meth:`timing_transactions`).
+
+    :meth:`timing_bind` times ``identity.bind_many`` as a whole (statements, savepoints,
+    commit and the Python between them) and keeps it apart as the ownership figure."""
 
     def __init__(self) -> None:
         self.total = 0.0
@@ -46,6 +51,7 @@ class SqlTimer:
         #: The ownership statements alone, without their transaction's commit.
         self.ownership_statements = 0.0
         self.statements = 0
+        self.commits = 0
         self._in_bind = False
 
     def __call__(self, execute, sql, params, many, context):
@@ -59,14 +65,14 @@ class SqlTimer:
             else:
                 self.total += time.perf_counter() - started
 
-    def timing_bind(self, bind):
-        """``identity.bind`` timed as a whole: every statement, savepoint and commit."""
+    def timing_bind(self, bind_many):
+        """``identity.bind_many`` timed as a whole: every statement, savepoint and commit."""
 
-        def timed(row, address):
+        def timed(pairs, **kwargs):
             self._in_bind = True
             started = time.perf_counter()
             try:
-                return bind(row, address)
+                return bind_many(pairs, **kwargs)
             finally:
                 spent = time.perf_counter() - started
                 self._in_bind = False
@@ -74,6 +80,29 @@ class SqlTimer:
                 self.ownership += spent
 
         return timed
+
+    @contextlib.contextmanager
+    def timing_transactions(self, connection):
+        """Add the time of each transaction's ``COMMIT`` and ``ROLLBACK`` (not statements)."""
+
+        def timed(method):
+            def call():
+                started = time.perf_counter()
+                try:
+                    return method()
+                finally:
+                    self.commits += 1
+                    if not self._in_bind:  # inside bind_many its wall time counts already
+                        self.total += time.perf_counter() - started
+
+            return call
+
+        commit, rollback = connection._commit, connection._rollback
+        connection._commit, connection._rollback = timed(commit), timed(rollback)
+        try:
+            yield
+        finally:
+            del connection._commit, connection._rollback
 
 
 def bind_everyone() -> None:
@@ -130,13 +159,13 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
             dirty=True, address=None, email="", payload_hash=""
         )
         timer = SqlTimer()
-        bind = identity.bind
-        identity.bind = timer.timing_bind(bind)
+        bind_many = identity.bind_many
+        identity.bind_many = timer.timing_bind(bind_many)
         try:
-            with connection.execute_wrapper(timer):
+            with connection.execute_wrapper(timer), timer.timing_transactions(connection):
                 result = drain()
         finally:
-            identity.bind = bind
+            identity.bind_many = bind_many
         old = SqlTimer()
         with connection.execute_wrapper(old):
             for user in users:
@@ -150,6 +179,7 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
         "synced": result.synced,
         "requests": requests,
         "statements_per_row": timer.statements / rows_n,
+        "commits_per_row": timer.commits / rows_n,
         "drain_db_per_row": new_per_row,
         "ownership_per_row": timer.ownership / rows_n,
         "ownership_statements_per_row": timer.ownership_statements / rows_n,

@@ -321,20 +321,23 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
     """A drain request must end before its lease does (else another worker sends too)."""
     if not _settings_ok():
         return []
-    from .sync import request_seconds_bound
+    from .sync import LEASE_FLOOR, request_seconds_bound
 
     lease = float(omnisend_settings.get("LEASE_SECONDS"))
     timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
     bound = request_seconds_bound(timeout)
-    if timeout > 0 and lease > bound:
+    # A request starts with at least LEASE_FLOOR of a lease ahead of it (see _Drain.send).
+    if timeout > 0 and lease * LEASE_FLOOR > bound:
         return []
+    needed = bound / LEASE_FLOOR
     return [
         checks.Error(
             f'OMNISEND["LEASE_SECONDS"] = {lease:g} does not outlast one drain request: with '
             f'OMNISEND["REQUEST_TIMEOUT"] = {timeout:g} a request can take up to {bound:g} s '
             "(waiting for the rate budget, connecting, reading, and after a 401 a token "
-            "refresh and one resend).",
-            hint=f'Raise OMNISEND["LEASE_SECONDS"] above {bound:g} (the default is '
+            "refresh and one resend), and starts with at least "
+            f"{LEASE_FLOOR:.0%} of a lease ahead of it.",
+            hint=f'Raise OMNISEND["LEASE_SECONDS"] above {needed:g} (the default is '
             f'{DEFAULTS["LEASE_SECONDS"]}) or lower OMNISEND["REQUEST_TIMEOUT"] (must be '
             "positive): a lease that ends mid-request lets another worker send the row too.",
             id=_id("E", 16),

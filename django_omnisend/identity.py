@@ -14,6 +14,7 @@ drain passes instead of ending dead.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -51,12 +52,24 @@ def address_hash(address: str) -> str:
 
 def erasure_pending(connection_key: str, address: str) -> bool:
     """Whether an erasure of ``address`` on ``connection_key`` has not been settled yet."""
-    return OutboxItem.objects.filter(
+    return bool(pending_erasures({(connection_key, address)}))
+
+
+def pending_erasures(wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which ``(connection_key, address)`` pairs of ``wanted`` have an unsettled erasure.
+
+    One indexed query whatever the number of pairs (a claimed batch checks them together).
+    """
+    if not wanted:
+        return set()
+    by_hash = {(key, address_hash(address)): (key, address) for key, address in wanted}
+    found = OutboxItem.objects.filter(
         kind=OutboxItem.Kind.ERASURE,
         state=OutboxItem.State.PENDING,
-        connection_key=connection_key,
-        email_hash=address_hash(address),
-    ).exists()
+        connection_key__in={key for key, _ in by_hash},
+        email_hash__in={digest for _, digest in by_hash},
+    ).values_list("connection_key", "email_hash")
+    return {by_hash[pair] for pair in found if pair in by_hash}
 
 
 def bind(row: SyncState, address: str) -> Binding:
@@ -64,42 +77,88 @@ def bind(row: SyncState, address: str) -> Binding:
 
     A row that owned another address releases it first, whatever the outcome: a user who
     moved away from an address no longer holds it (so swaps cannot deadlock).
-
-    One ``UPDATE`` (the unique constraint decides races) between two reads: a write lock is
-    held for that statement only, which matters on SQLite with many drains.
     """
-    if row.address == address:
-        return Binding.BOUND
-    previous = row.address
-    rows = SyncState.objects.filter(pk=row.pk)
-    outcome = Binding.BOUND
-    if erasure_pending(row.connection_key, address):
-        outcome = Binding.ERASURE_PENDING
-    else:
-        try:
-            with transaction.atomic():  # a savepoint only when the caller is in a transaction
-                rows.update(address=address, wanted_address="")
-        except IntegrityError:
-            outcome = Binding.TAKEN
-        else:
-            # Checked again once bound: a deletion that committed its erasure released the
-            # address (cascade) in the same transaction, so an erasure queued since is seen.
-            if erasure_pending(row.connection_key, address):
-                outcome = Binding.ERASURE_PENDING
-    if outcome is Binding.BOUND:
-        row.address, row.wanted_address = address, ""
-    else:
-        rows.update(address=None, wanted_address=address)
-        row.address, row.wanted_address = None, address
-    if previous:
-        wake_waiters(row.connection_key, previous)
-    return outcome
+    return bind_many([(row, address)])[0]
 
 
-def wake_waiters(connection_key: str, address: str) -> int:
-    """Make rows waiting for ``address`` due now (it was released or its erasure settled)."""
+def bind_many(
+    pairs: Sequence[tuple[SyncState, str]],
+    *,
+    unbound: Callable[[SyncState, Binding], Any] | None = None,
+) -> list[Binding]:
+    """:func:`bind` each ``(row, address)`` of a claimed batch, with one commit for them all.
+
+    Each binding is one ``UPDATE`` in its own savepoint, so a row the unique constraint
+    refuses does not undo the others; a row that cannot bind gives up its previous address
+    at once, so a later row of the batch may take it. Pending erasures are looked up for the
+    whole batch before (one query) and again once bound (one query, inside the transaction):
+    a deletion that committed its erasure released the address (cascade) in the same
+    transaction, so an erasure queued since is seen. ``unbound(row, outcome)`` runs inside
+    the transaction for each row that could not bind (the drain records its wait there).
+    Only then, after the commit, are the rows waiting for a released address woken, so a
+    wait recorded here never overrides a wake-up. Rows are bound in address order, so two
+    drains binding crossing addresses wait for each other in one order and never deadlock.
+    The transaction holds no request: it is a handful of indexed writes.
+    """
+    outcomes = [Binding.BOUND] * len(pairs)
+    todo = sorted(
+        (i for i, (row, address) in enumerate(pairs) if row.address != address),
+        key=lambda i: (pairs[i][0].connection_key, pairs[i][1], pairs[i][0].pk),
+    )
+    if not todo:
+        return outcomes
+    previous = {i: pairs[i][0].address for i in todo}
+    pending = pending_erasures({(pairs[i][0].connection_key, pairs[i][1]) for i in todo})
+    with transaction.atomic():
+        bound = []
+        for i in todo:
+            row, address = pairs[i]
+            if (row.connection_key, address) in pending:
+                outcomes[i] = Binding.ERASURE_PENDING
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: the others stay bound
+                        _rows(row).update(address=address, wanted_address="")
+                except IntegrityError:
+                    outcomes[i] = Binding.TAKEN
+                else:
+                    bound.append(i)
+                    row.address, row.wanted_address = address, ""
+                    continue
+            _wait_for(row, address)
+        late = pending_erasures({(pairs[i][0].connection_key, pairs[i][1]) for i in bound})
+        for i in bound:
+            row, address = pairs[i]
+            if (row.connection_key, address) in late:
+                outcomes[i] = Binding.ERASURE_PENDING
+                _wait_for(row, address)
+        if unbound is not None:
+            for i in todo:
+                if outcomes[i] is not Binding.BOUND:
+                    unbound(pairs[i][0], outcomes[i])
+    released: dict[str, set[str]] = {}
+    for i in todo:
+        if previous[i]:
+            released.setdefault(pairs[i][0].connection_key, set()).add(previous[i])
+    for key, addresses in released.items():
+        wake_waiters(key, *addresses)
+    return outcomes
+
+
+def _rows(row: SyncState):
+    return SyncState.objects.filter(pk=row.pk)
+
+
+def _wait_for(row: SyncState, address: str) -> None:
+    """``row`` holds no address and waits for ``address``."""
+    _rows(row).update(address=None, wanted_address=address)
+    row.address, row.wanted_address = None, address
+
+
+def wake_waiters(connection_key: str, *addresses: str) -> int:
+    """Make rows waiting for ``addresses`` due now (released, or their erasure settled)."""
     return SyncState.objects.filter(
-        connection_key=connection_key, wanted_address=address, dirty=True
+        connection_key=connection_key, wanted_address__in=addresses, dirty=True
     ).update(next_attempt_at=timezone.now())
 
 

@@ -6,6 +6,12 @@ number of drains may run at once (cron, ``omnisend_drain --loop``, django.tasks 
 several machines): leases keep one request in flight per user, and a row is cleared only if
 no newer save arrived while its request was in flight.
 
+The database work is per claimed batch where a durable commit would otherwise be paid per
+row: a batch's users are read in one query, its addresses bound in one short transaction
+before any request, its outcomes saved in one transaction (never more than a second after an
+answer), and a lease is renewed only when it is getting short. No transaction is ever open
+across a request.
+
 Outcomes (see ``SECURITY-RELIABILITY.md`` R-RL-7): timeouts, resets, 5xx and unreadable 2xx
 are retried with exponential backoff and jitter; 400/422/409 fail the item for good with the
 API's reasons; 401/403/410 pause the whole connection without spending attempts; 429 cools
@@ -37,6 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -67,6 +74,12 @@ WAIT_CAP_SECONDS = 300.0
 DRAIN_MAX_WAIT = 5.0
 #: Rows claimed per round trip; small enough that a crash re-sends little.
 CLAIM_BATCH = 25
+#: A request starts with at least this share of a lease ahead of it; the lease is renewed
+#: (one write) only when less is left, not before every request.
+LEASE_FLOOR = 0.75
+#: Outcomes of a claimed batch are saved together, one commit per batch, but none waits
+#: longer than this (nor than an eighth of the lease) after its request got its answer.
+RECORD_WINDOW = 1.0
 #: How much of ``last_error`` is kept (sanitised, no secrets).
 MAX_ERROR_LENGTH = 1000
 
@@ -197,6 +210,19 @@ class DrainResult:
         )
 
 
+@dataclass
+class _Prepared:
+    """A claimed sync row's user, plan and binding, worked out before any request."""
+
+    user: Any
+    plan: Any = None
+    verified: bool = False
+    #: What the site's adapter raised instead of a plan.
+    error: Exception | None = None
+    #: None when the plan binds nothing (a skip); a row that could not bind is done.
+    binding: identity.Binding | None = None
+
+
 class _Clients:
     """One API client per connection key for the length of a drain (pooled connections)."""
 
@@ -269,10 +295,19 @@ class _Drain:
         self.result = DrainResult()
         self.clients = _Clients()
         self.blocked: set[str] = set()
+        #: When each connection's gate was last read open (see :meth:`gate_allows`).
+        self.open_gates: dict[str, float] = {}
         self.adapter = get_adapter()
         self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
         self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
         self.user_model = get_user_model()
+        #: The claimed batch's users, plans and bindings, by sync row primary key.
+        self.prepared: dict[Any, _Prepared] = {}
+        #: Outcomes saved later, together (see :meth:`record`); None: save each at once.
+        self.pending: list[tuple[Callable[[], bool], Callable[[], Any] | None]] | None = None
+        self.pending_since = 0.0
+        #: Connection keys with a request that got through since the last :meth:`flush`.
+        self.successes: set[str] = set()
         self._claims = itertools.count(1)
 
     def claim_token(self) -> str:
@@ -312,16 +347,22 @@ class _Drain:
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
         token = self.claim_token()
+        limit = CLAIM_BATCH
+        if self.max_items is not None:  # claim no more than this pass may handle
+            limit = max(1, min(limit, self.max_items - self.result.processed))
         rows = claims.claim(
             model,
             due & Q(next_attempt_at__lte=now),
             worker=token,
-            limit=CLAIM_BATCH,
+            limit=limit,
             now=now,
             lease_seconds=self.lease_seconds,
         )
         handled: set = set()
+        self.pending = []
         try:
+            if model is SyncState:
+                self.prepare([r for r in rows if r.connection_key not in self.blocked])
             for row in rows:
                 if self.out_of_time():
                     break
@@ -329,24 +370,94 @@ class _Drain:
                     handle(row)
                     handled.add(row.pk)
         finally:
-            # Rows not reached, and rows deferred by a closed gate, go back; rows whose outcome
-            # was recorded already released their lease (release skips those).
-            claims.release(
-                model,
-                [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
-                worker=token,
-            )
+            try:
+                self.flush()
+            finally:
+                self.pending = None
+                self.prepared.clear()
+                # Rows not reached, and rows deferred by a closed gate, go back; rows whose
+                # outcome was recorded already released their lease (release skips those).
+                claims.release(
+                    model,
+                    [r.pk for r in rows if r.pk not in handled or r.connection_key in self.blocked],
+                    worker=token,
+                )
         return len(rows)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def save_outcome(
+        self,
+        row: SyncState,
+        clean: dict[str, Any],
+        newer: dict[str, Any],
+        *,
+        wrote: bool = False,
+        then: Callable[[], Any] | None = None,
+    ) -> None:
+        """Record ``row``'s outcome under its claim (:meth:`record`), then run ``then``.
+
+        Within a claimed batch the writes wait and are saved together in one transaction
+        (:meth:`flush`): a durable commit per row would cost more than all the row's queries.
+        The row keeps its lease (its fence token) until then, and each write still checks the
+        token and the generation, so a save that arrived meanwhile makes the row due again
+        exactly as before, and a lost lease records nothing (:meth:`lease_lost`). Nothing
+        waits across a request for long: :meth:`send` flushes first when the oldest waiting
+        outcome is older than :data:`RECORD_WINDOW`. ``then`` (signals, counters) runs after
+        the outcome is saved, unless the lease was lost.
+        """
+
+        def write() -> bool:
+            outcome = self.record(row, clean, newer)
+            if outcome == "lost":
+                self.lease_lost(row, wrote=wrote)
+            return outcome != "lost"  # "gone" (deleted with its user) still counts and signals
+
+        if self.pending is None:
+            if write() and then is not None:
+                then()
+            return
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append((write, then))
+
+    def flush(self, *, older_than: float | None = None) -> None:
+        """Save the waiting outcomes in one transaction (only if the oldest is older than
+        ``older_than`` seconds, when given), then run what waited for them."""
+        if not self.pending and not self.successes:
+            return
+        if older_than is not None and time.monotonic() - self.pending_since < older_than:
+            return
+        pending = self.pending or []
+        if self.pending is not None:
+            self.pending = []
+        successes, self.successes = self.successes, set()
+        with transaction.atomic():
+            saved = [write() for write, _ in pending]
+            for key in sorted(successes):
+                delivery.record_success(key)
+        for (_, then), recorded in zip(pending, saved, strict=True):
+            if recorded and then is not None:
+                then()
 
     # -- gates ----------------------------------------------------------------------------
 
     def gate_allows(self, row) -> bool:
-        """Check the connection's switches; defer ``row`` (no attempt spent) if closed."""
-        gate = delivery.gate(
-            row.connection_key, credential=self.clients.credential(row.connection_key)
-        )
-        if gate.open:
+        """Check the connection's switches; defer ``row`` (no attempt spent) if closed.
+
+        An open gate is read again after :data:`RECORD_WINDOW`, not for every row: a switch
+        another worker throws is seen within a second (this worker's own failures block the
+        connection at once), and a batch of fast requests does not read it 25 times.
+        """
+        key = row.connection_key
+        read_at = self.open_gates.get(key)
+        if read_at is not None and time.monotonic() - read_at < RECORD_WINDOW:
             return True
+        gate = delivery.gate(key, credential=self.clients.credential(key))
+        if gate.open:
+            self.open_gates[key] = time.monotonic()
+            return True
+        self.open_gates.pop(key, None)
         self.blocked.add(row.connection_key)
         self.result.deferred += 1
         self.result.held[row.connection_key] = Hold(gate.kind, gate.reason, gate.until)
@@ -369,9 +480,17 @@ class _Drain:
             return None
 
     def send(self, row, call, *args, **kwargs):
-        """Make one request for ``row`` under a fresh lease (raises LeaseLost if it expired)."""
-        if not claims.extend(
-            row, worker=row.lease_owner, now=timezone.now(), lease_seconds=self.lease_seconds
+        """Make one request for ``row`` under its lease (raises LeaseLost if it was lost).
+
+        The request starts with at least :data:`LEASE_FLOOR` of a lease ahead of it: the
+        lease is renewed first when less is left (a lease we hold that far into the future
+        cannot have been taken over: claims only take expired leases).
+        """
+        self.flush(older_than=min(RECORD_WINDOW, self.lease_seconds / 8))
+        now = timezone.now()
+        left = (row.lease_until - now).total_seconds() if row.lease_until else 0.0
+        if left < self.lease_seconds * LEASE_FLOOR and not claims.extend(
+            row, worker=row.lease_owner, now=now, lease_seconds=self.lease_seconds
         ):
             raise LeaseLost
         # Count what reached the wire: not a request the budget refused, but a resend after a
@@ -450,6 +569,13 @@ class _Drain:
 
     # -- failures (shared by sync rows and outbox items) -----------------------------------
 
+    def succeeded(self, key: str) -> None:
+        """A request for ``key`` got through: close its breaker (with the batch's outcomes)."""
+        if self.pending is None:
+            delivery.record_success(key)
+        else:
+            self.successes.add(key)
+
     def failed(self, row, exc: Exception, *, written: str = "") -> str:
         """Record a failed request; returns the row's new state ("lost": nothing recorded).
 
@@ -457,6 +583,9 @@ class _Drain:
         unknown the write may have landed, so the row records that address as possibly
         written (a later move away from it tags it) and forgets its payload hash.
         """
+        # The successes before this failure count first (the breaker counts failures in a
+        # row, and a success saved after this one would undo it).
+        self.flush()
         key = row.connection_key
         model = type(row)
         rows = self.fenced(row)
@@ -570,36 +699,62 @@ class _Drain:
 
     # -- contacts ---------------------------------------------------------------------------
 
+    def prepare(self, rows: list[SyncState]) -> None:
+        """Read, plan and bind a claimed batch before any request (three queries and one
+        commit for the batch, not per row): the users in one query, the addresses bound in
+        one short transaction (:func:`identity.bind_many`). A row that cannot bind records
+        its wait inside that transaction and is done."""
+        users = self.user_model._default_manager.in_bulk([r.user_id for r in rows])
+        binds: list[tuple[SyncState, str]] = []
+        for row in rows:
+            prepared = self.prepared[row.pk] = _Prepared(users.get(row.user_id))
+            if prepared.user is None:  # deleted since the claim; the cascade removes the row
+                continue
+            try:
+                prepared.plan = plan_contact(
+                    prepared.user,
+                    self.adapter,
+                    consent_sent_at=row.consent_sent_at,
+                    is_new=not row.contact_id,
+                )
+                prepared.verified = not prepared.plan.skip_reason and bool(
+                    self.adapter.is_email_verified(prepared.user)
+                )
+            except Exception as exc:
+                # Recorded when the row's turn comes (with backoff), not for the whole pass.
+                logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
+                prepared.error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
+                continue
+            if not prepared.plan.skip_reason:
+                binds.append((row, prepared.plan.email))
+        if binds:
+            outcomes = identity.bind_many(
+                binds, unbound=lambda row, outcome: self._wait_for_address(row, outcome.value)
+            )
+            for (row, _), outcome in zip(binds, outcomes, strict=True):
+                self.prepared[row.pk].binding = outcome
+
     def sync_row(self, row: SyncState) -> None:
-        user = self.user_model._default_manager.filter(pk=row.user_id).first()
+        prepared = self.prepared.pop(row.pk, None)
+        if prepared is None:  # not claimed by a round (the bulk sync's single rows)
+            self.prepare([row])
+            prepared = self.prepared.pop(row.pk)
+        user, plan, verified = prepared.user, prepared.plan, prepared.verified
         if user is None:  # deleted since the claim, or hidden by the manager (a soft delete)
             self._not_loadable(row)
             return
-        try:
-            plan = plan_contact(
-                user,
-                self.adapter,
-                consent_sent_at=row.consent_sent_at,
-                is_new=not row.contact_id,
-            )
-            verified = not plan.skip_reason and bool(self.adapter.is_email_verified(user))
-        except Exception as exc:
+        if prepared.error is not None:
             # A bug in the site's adapter fails this user (with backoff), not the whole pass.
-            logger.exception("The Omnisend contact adapter failed for user %s.", row.user_id)
-            error = exceptions.AdapterError(f"The contact adapter raised {exc!r}.")
-            self.signal_failed(row, user, error, self.failed(row, error))
+            self.signal_failed(row, user, prepared.error, self.failed(row, prepared.error))
             return
+        if prepared.binding not in (None, identity.Binding.BOUND):
+            return  # waits for its address (recorded when binding)
         release = {"lease_until": None, "lease_owner": ""}
         if plan.skip_reason in (SkipReason.NO_EMAIL, SkipReason.INVALID_EMAIL):
             identity.release(row)  # the user no longer has the address it owned
-        if not plan.skip_reason:
-            binding = identity.bind(row, plan.email)
-            if binding is not identity.Binding.BOUND:
-                self._wait_for_address(row, binding.value)
-                return
         if plan.skip_reason:
             self.result.skipped[plan.skip_reason] += 1
-            self.record(
+            self.save_outcome(
                 row,
                 clean={
                     "dirty": False,
@@ -619,7 +774,7 @@ class _Drain:
             and plan.payload_hash == row.payload_hash
         ):
             self.result.unchanged += 1
-            self.record(
+            self.save_outcome(
                 row,
                 clean={"dirty": False, "state": SyncState.State.SYNCED, "attempts": 0, **release},
                 newer=release,
@@ -672,7 +827,7 @@ class _Drain:
             written = attempted[0] if attempted else ""
             self.signal_failed(row, user, error, self.failed(row, error, written=written))
             raise
-        delivery.record_success(row.connection_key)
+        self.succeeded(row.connection_key)
         sent_status = body["identifiers"][0].get("channels", {}).get("email", {}).get("status")
         if sent_status == "subscribed" and result.get("status") not in (None, "subscribed"):
             # Omnisend kept a status dated after the opt-in (its status-date rule): say so
@@ -691,7 +846,14 @@ class _Drain:
         if plan.consent is not None:
             done["consent_sent_at"] = plan.consent.at
         now = timezone.now()
-        outcome = self.record(
+        # An upsert says whether it created the contact (201); a PATCH changed an existing one.
+        created = getattr(result, "created", False)
+
+        def synced() -> None:
+            self.result.synced += 1
+            self.signal_synced(row, user, contact_id, created=created)
+
+        self.save_outcome(
             row,
             clean={
                 "dirty": False,
@@ -705,13 +867,9 @@ class _Drain:
             # payload hash, since a worker that lost its lease meanwhile (it moves the
             # generation too) may have written after us.
             newer={**done, "payload_hash": "", "next_attempt_at": now},
+            wrote=True,
+            then=synced,
         )
-        if outcome == "lost":
-            self.lease_lost(row, wrote=True)
-            return
-        self.result.synced += 1
-        # An upsert says whether it created the contact (201); a PATCH changed an existing one.
-        self.signal_synced(row, user, contact_id, created=getattr(result, "created", False))
 
     # -- signals (sent after the outcome is saved; see django_omnisend.signals) ---------------
 
@@ -804,7 +962,7 @@ class _Drain:
         identity.release(row)
         self.result.skipped[UNVERIFIED] += 1
         release = {"lease_until": None, "lease_owner": ""}
-        self.record(
+        self.save_outcome(
             row,
             clean={
                 "dirty": False,

@@ -127,8 +127,12 @@ def test_e016_names_the_settings_and_accepts_a_lease_that_outlasts_a_request():
     assert 'OMNISEND["LEASE_SECONDS"]' in message.hint
     assert 'OMNISEND["REQUEST_TIMEOUT"]' in message.hint
     assert "75" in message.msg
-    with override_settings(OMNISEND={**GOOD, "LEASE_SECONDS": 60, "REQUEST_TIMEOUT": 3}):
-        assert checks.check_lease() == []  # 2 * (5 + 2 * 3) + 25 = 47 s
+    # A request starts with three quarters of a lease ahead of it: 90 s leaves 67.5 s.
+    with override_settings(OMNISEND={**GOOD, "LEASE_SECONDS": 90}):
+        (message,) = checks.check_lease()
+    assert "above 100" in message.hint
+    with override_settings(OMNISEND={**GOOD, "LEASE_SECONDS": 65, "REQUEST_TIMEOUT": 3}):
+        assert checks.check_lease() == []  # 2 * (5 + 2 * 3) + 25 = 47 s < 0.75 * 65
 
 
 def test_unknown_key_hint_suggests_the_close_match():
