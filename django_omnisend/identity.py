@@ -17,7 +17,8 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -88,16 +89,18 @@ def bind_many(
 ) -> list[Binding]:
     """:func:`bind` each ``(row, address)`` of a claimed batch, with one commit for them all.
 
-    Each binding is one ``UPDATE`` in its own savepoint, so a row the unique constraint
-    refuses does not undo the others; a row that cannot bind gives up its previous address
-    at once, so a later row of the batch may take it. Pending erasures are looked up for the
+    All rows are bound by one ``UPDATE``; only if the unique constraint refuses it is each
+    bound by its own ``UPDATE`` in its own savepoint, so a row refused does not undo the
+    others, and a row that cannot bind gives up its previous address at once, so a later row
+    of the batch may take it. Pending erasures are looked up for the
     whole batch before (one query) and again once bound (one query, inside the transaction):
     a deletion that committed its erasure released the address (cascade) in the same
     transaction, so an erasure queued since is seen. ``unbound(row, outcome)`` runs inside
     the transaction for each row that could not bind (the drain records its wait there).
     Only then, after the commit, are the rows waiting for a released address woken, so a
-    wait recorded here never overrides a wake-up. Rows are bound in address order, so two
-    drains binding crossing addresses wait for each other in one order and never deadlock.
+    wait recorded here never overrides a wake-up. One by one, rows are bound in address order,
+    so two drains binding crossing addresses wait for each other in one order; the single
+    statement, whose order the database picks, falls back to that when it deadlocks.
     The transaction holds no request: it is a handful of indexed writes.
     """
     outcomes = [Binding.BOUND] * len(pairs)
@@ -110,22 +113,27 @@ def bind_many(
     previous = {i: pairs[i][0].address for i in todo}
     pending = pending_erasures({(pairs[i][0].connection_key, pairs[i][1]) for i in todo})
     with transaction.atomic():
-        bound = []
+        free = [i for i in todo if (pairs[i][0].connection_key, pairs[i][1]) not in pending]
         for i in todo:
-            row, address = pairs[i]
-            if (row.connection_key, address) in pending:
+            if i not in free:  # first: the addresses these rows give up are free for others
                 outcomes[i] = Binding.ERASURE_PENDING
-            else:
+                _wait_for(*pairs[i])
+        bound = _bind_all(pairs, free)
+        if bound is None:  # some address is taken: bind one by one to find which
+            bound = []
+            for i in free:
+                row, address = pairs[i]
                 try:
                     with transaction.atomic():  # a savepoint: the others stay bound
                         _rows(row).update(address=address, wanted_address="")
                 except IntegrityError:
                     outcomes[i] = Binding.TAKEN
+                    _wait_for(row, address)
                 else:
                     bound.append(i)
-                    row.address, row.wanted_address = address, ""
-                    continue
-            _wait_for(row, address)
+        for i in bound:
+            row, address = pairs[i]
+            row.address, row.wanted_address = address, ""
         late = pending_erasures({(pairs[i][0].connection_key, pairs[i][1]) for i in bound})
         for i in bound:
             row, address = pairs[i]
@@ -143,6 +151,22 @@ def bind_many(
     for key, addresses in released.items():
         wake_waiters(key, *addresses)
     return outcomes
+
+
+def _bind_all(pairs: Sequence[tuple[SyncState, str]], free: list[int]) -> list[int] | None:
+    """Bind every row of ``free`` in one ``UPDATE`` (in a savepoint); None if any address
+    is taken (the unique constraint refused the statement, and nothing was bound)."""
+    if not free:
+        return []
+    addresses = Case(*(When(pk=pairs[i][0].pk, then=Value(pairs[i][1])) for i in free))
+    try:
+        with transaction.atomic():
+            SyncState.objects.filter(pk__in=[pairs[i][0].pk for i in free]).update(
+                address=addresses, wanted_address=""
+            )
+    except (IntegrityError, OperationalError):  # taken, or a deadlock with another drain
+        return None
+    return free
 
 
 def _rows(row: SyncState):
