@@ -26,11 +26,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import claims, delivery, exceptions, identity
 from .conf import omnisend_settings
-from .models import SyncState
+from .models import OutboxItem, SyncState
 from .outbox import UPSERT_VENDORS, upsert_statement
 from .payloads import plan_contact
 from .signals import contact_sync_failed, contact_synced
@@ -178,9 +179,10 @@ class BatchSync(_Drain):
 
     def _send_round(self) -> int:
         now = timezone.now()
-        # Rows travelling in a batch are not due (their next_attempt_at is their lease's end):
-        # no batch_id condition, which would steer the planner off the due index.
-        due = Q(dirty=True, next_attempt_at__lte=now)
+        # A row travelling in a batch stays with it until the batch settles (``_resume``
+        # adopted it for polling): sending it again could land before the old batch does.
+        # Its next_attempt_at is its lease's end, so it does not crowd the due index.
+        due = Q(dirty=True, next_attempt_at__lte=now, batch_id="")
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
         rows = claims.claim(
@@ -355,120 +357,250 @@ class BatchSync(_Drain):
 
     def _abandon(self, batch_id: str) -> None:
         self.outstanding.pop(batch_id, None)
-        SyncState.objects.filter(batch_id=batch_id).update(
-            batch_id="",
-            batch_hash="",
-            lease_until=None,
-            lease_owner="",
-            dirty=True,
-            next_attempt_at=timezone.now(),
-        )
+        abandon(batch_id)
 
     def _settle(self, batch: dict[str, Any]) -> None:
-        batch_id = batch["batchID"]
-        key = self.outstanding.pop(batch_id)
-        rows = SyncState.objects.filter(batch_id=batch_id)
-        now = timezone.now()
-        # contact_synced needs each item's contact id and 201/200: one more request per batch,
-        # made only when a receiver listens.
-        to_synced = contact_synced.has_listeners(self.user_model)
-        listening = to_synced or contact_sync_failed.has_listeners(self.user_model)
-        if not batch.get("errorsCount") and batch.get("status") == "finished" and not to_synced:
-            # Every item succeeded: one statement settles the whole batch.
-            self.report.sent += self._mark_synced(rows, now)
-            delivery.record_success(key)
-            return
-        self.result.requests += 1
-        detail = self.clients.get(key).batches.items(batch_id)
-        outcomes: dict[str, tuple[int, Any]] = {}
-        for item in (detail.get("responses") or []) + (detail.get("errors") or []):
-            identifiers = (item.get("request") or {}).get("identifiers") or [{}]
-            email = str(identifiers[0].get("id") or "")
-            outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
-        ok = [email for email, (code, _) in outcomes.items() if 200 <= code < 300]
-        # Which row carried which address, read before the rows leave the batch.
-        carried = dict(rows.values_list("email", "pk")) if listening else {}
-        self.report.sent += self._mark_synced(rows.filter(email__in=ok), now)
-        for row in rows.exclude(email__in=ok):
-            code, response = outcomes.get(row.email, (0, None))
-            if code == 0:  # not processed (a stopped batch): due again, no attempt spent
-                SyncState.objects.filter(pk=row.pk).update(
-                    batch_id="",
-                    batch_hash="",
-                    lease_until=None,
-                    lease_owner="",
-                    dirty=True,
-                    next_attempt_at=now,
-                )
-                continue
-            # Out of the batch, due from now unless the outcome below schedules a retry.
-            SyncState.objects.filter(pk=row.pk).update(
-                batch_id="", batch_hash="", next_attempt_at=now
+        key = self.outstanding.pop(batch["batchID"])
+        settled = settle(self, key, batch)
+        self.report.sent += settled.sent
+        for row, error in settled.failures:
+            self._record_failure(row, error)
+
+
+# -- settlement (shared by the bulk run and the drain) --------------------------------------
+
+#: Batch statuses after which Omnisend does no more work on a batch.
+SETTLED = ("finished", "stopped")
+#: A drain that meets a batch Omnisend has not finished looks at it again this much later.
+BATCH_POLL_SECONDS = 60.0
+
+
+@dataclass
+class Settled:
+    """What settling one batch did: rows delivered, and failed items left to record."""
+
+    sent: int = 0
+    failures: list[tuple[SyncState, exceptions.OmnisendError]] = field(default_factory=list)
+
+
+def abandon(batch_id: str) -> int:
+    """Omnisend does not know ``batch_id`` (any more): its rows are due to be sent again."""
+    return SyncState.objects.filter(batch_id=batch_id).update(
+        batch_id="",
+        batch_hash="",
+        batch_consent_at=None,
+        lease_until=None,
+        lease_owner="",
+        dirty=True,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def settle(drain: _Drain, key: str, batch: dict[str, Any]) -> Settled:
+    """Take a finished (or stopped) batch's rows out of it, with each item's outcome.
+
+    Reads the batch's items (one request per 100 users): a delivered row is synced with its
+    contact id (from the item's response, or read by e-mail when the response lacks it) and
+    the consent it carried recorded as sent; a failed item is returned for the caller to
+    record; an item Omnisend never processed (a stopped batch) is due again, no attempt spent.
+    Settling twice is harmless: the second finds no row left in the batch.
+    """
+    batch_id = batch["batchID"]
+    rows = SyncState.objects.filter(batch_id=batch_id)
+    now = timezone.now()
+    client = drain.clients.get(key)
+    drain.result.requests += 1
+    detail = client.batches.items(batch_id)
+    outcomes: dict[str, tuple[int, Any]] = {}
+    for item in (detail.get("responses") or []) + (detail.get("errors") or []):
+        identifiers = (item.get("request") or {}).get("identifiers") or [{}]
+        email = str(identifiers[0].get("id") or "")
+        outcomes[email] = (int(item.get("responseCode") or 0), item.get("response"))
+    ok = [email for email, (code, _) in outcomes.items() if 200 <= code < 300]
+    # Which row carried which address, read before the rows leave the batch.
+    carried = dict(rows.values_list("email", "pk"))
+    contact_ids = _contact_ids(drain, client, ok, outcomes, carried)
+    _store_contact_ids(batch_id, contact_ids)
+    settled = Settled(sent=_mark_synced(rows.filter(email__in=ok), now))
+    for row in rows.exclude(email__in=ok):
+        code, response = outcomes.get(row.email, (0, None))
+        if code == 0:  # not processed (a stopped batch): due again, no attempt spent
+            SyncState.objects.filter(pk=row.pk, batch_id=batch_id).update(
+                batch_id="",
+                batch_hash="",
+                batch_consent_at=None,
+                lease_until=None,
+                lease_owner="",
+                dirty=True,
+                next_attempt_at=now,
             )
-            self._record_failure(row, _item_error(code, response))
-        if ok:
-            delivery.record_success(key)
-        if to_synced:
-            self._signal_synced(ok, outcomes, carried)
-        if listening:
-            self._signal_failed_deleted(outcomes, carried)
+            continue
+        # Out of the batch, due from now unless the recorded outcome schedules a retry.
+        if SyncState.objects.filter(pk=row.pk, batch_id=batch_id).update(
+            batch_id="", batch_hash="", batch_consent_at=None, next_attempt_at=now
+        ):
+            settled.failures.append((row, _item_error(code, response)))
+    if ok:
+        delivery.record_success(key)
+    user_model = drain.user_model
+    if contact_synced.has_listeners(user_model):
+        _signal_synced(user_model, ok, outcomes, carried, contact_ids)
+    if contact_sync_failed.has_listeners(user_model):
+        _signal_failed_deleted(user_model, outcomes, carried)
+    return settled
 
-    def _signal_synced(
-        self, ok: list[str], outcomes: dict[str, tuple[int, Any]], carried: dict[str, Any]
-    ) -> None:
-        """Send contact_synced for a batch's delivered items, with their rows as saved."""
-        saved = SyncState.objects.in_bulk([carried[e] for e in ok if e in carried])
-        users = self.user_model._default_manager.in_bulk({r.user_id for r in saved.values()})
-        for email in ok:
-            code, response = outcomes[email]
-            row = saved.get(carried.get(email))
-            contact_id = str(response.get("id") or "") if isinstance(response, dict) else ""
-            contact_synced.send_robust(
-                sender=self.user_model,
-                # No row: the user was deleted while the batch ran (the row goes with it).
-                user=users.get(row.user_id) if row is not None else None,
-                contact_id=contact_id or (row.contact_id if row is not None else ""),
-                created=code == 201,
-                sync_state=row,
-            )
 
-    def _signal_failed_deleted(
-        self, outcomes: dict[str, tuple[int, Any]], carried: dict[str, Any]
-    ) -> None:
-        """contact_sync_failed for failed items whose user was deleted while the batch ran.
+def _contact_ids(
+    drain: _Drain,
+    client: Any,
+    ok: list[str],
+    outcomes: dict[str, tuple[int, Any]],
+    carried: dict[str, Any],
+) -> dict[str, str]:
+    """Each delivered row's contact id: from its item's response, else read by e-mail.
 
-        (Failed items with a row were signalled as their failure was recorded.)
-        """
-        for email, (code, response) in outcomes.items():
-            if code and not 200 <= code < 300 and email not in carried:
-                contact_sync_failed.send_robust(
-                    sender=self.user_model,
-                    user=None,
-                    error=_item_error(code, response),
-                    permanent=True,  # no row is left to retry
-                    sync_state=None,
-                )
+    Omnisend's 2026 item ``response`` is undocumented; a row whose id cannot be learnt
+    keeps none (``omnisend_reconcile`` then sends it singly, which learns it).
+    """
+    found: dict[str, str] = {}
+    for email in ok:
+        response = outcomes[email][1]
+        if isinstance(response, dict) and response.get("id"):
+            found[email] = str(response["id"])
+    for email in ok:
+        if email in found or email not in carried:
+            continue
+        drain.result.requests += 1
+        try:
+            contact = client.contacts.get_by_email(email)
+        except exceptions.OmnisendError:
+            continue  # unknown for now; not worth failing a delivered row over
+        if contact and contact.get("id"):
+            found[email] = str(contact["id"])
+    return found
 
-    @staticmethod
-    def _mark_synced(rows: QuerySet, now: datetime) -> int:
-        """Settle delivered rows; a row stays dirty if a save moved it after it was read."""
-        return rows.update(
-            dirty=Case(
-                When(generation=F("batch_generation"), then=Value(False)), default=F("dirty")
-            ),
-            state=SyncState.State.SYNCED,
-            reason="",
-            attempts=0,
-            payload_hash=F("batch_hash"),
-            batch_id="",
-            batch_hash="",
-            last_status=200,
-            last_error="",
-            lease_until=None,
-            lease_owner="",
-            synced_at=now,
-            next_attempt_at=now,
+
+def _store_contact_ids(batch_id: str, contact_ids: dict[str, str]) -> None:
+    """Put each contact id on the row of ``batch_id`` that carried its address."""
+    if not contact_ids:
+        return
+    using = router.db_for_write(SyncState)
+    conn = connections[using]
+    quote = conn.ops.quote_name
+    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    sql = (
+        f"UPDATE {quote(SyncState._meta.db_table)} SET {column['contact_id']} = %s "  # noqa: S608
+        f"WHERE {column['batch_id']} = %s AND {column['email']} = %s"
+    )
+    params = [[cid, batch_id, email] for email, cid in contact_ids.items()]
+    with transaction.atomic(using=using), conn.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _mark_synced(rows: QuerySet, now: datetime) -> int:
+    """Settle delivered rows; a row stays dirty if a save moved it after it was read.
+
+    The consent the batch carried is recorded as sent, so the next sync does not repeat it.
+    """
+    return rows.update(
+        dirty=Case(When(generation=F("batch_generation"), then=Value(False)), default=F("dirty")),
+        state=SyncState.State.SYNCED,
+        reason="",
+        attempts=0,
+        payload_hash=F("batch_hash"),
+        consent_sent_at=Coalesce(F("batch_consent_at"), F("consent_sent_at")),
+        batch_id="",
+        batch_hash="",
+        batch_consent_at=None,
+        last_status=200,
+        last_error="",
+        lease_until=None,
+        lease_owner="",
+        synced_at=now,
+        next_attempt_at=now,
+    )
+
+
+def _signal_synced(
+    user_model: Any,
+    ok: list[str],
+    outcomes: dict[str, tuple[int, Any]],
+    carried: dict[str, Any],
+    contact_ids: dict[str, str],
+) -> None:
+    """Send contact_synced for a batch's delivered items, with their rows as saved."""
+    saved = SyncState.objects.in_bulk([carried[e] for e in ok if e in carried])
+    users = user_model._default_manager.in_bulk({r.user_id for r in saved.values()})
+    for email in ok:
+        code, response = outcomes[email]
+        row = saved.get(carried.get(email))
+        contact_id = contact_ids.get(email) or (
+            str(response.get("id") or "") if isinstance(response, dict) else ""
         )
+        contact_synced.send_robust(
+            sender=user_model,
+            # No row: the user was deleted while the batch ran (the row goes with it).
+            user=users.get(row.user_id) if row is not None else None,
+            contact_id=contact_id or (row.contact_id if row is not None else ""),
+            created=code == 201,
+            sync_state=row,
+        )
+
+
+def _signal_failed_deleted(
+    user_model: Any, outcomes: dict[str, tuple[int, Any]], carried: dict[str, Any]
+) -> None:
+    """contact_sync_failed for failed items whose user was deleted while the batch ran.
+
+    (Failed items with a row were signalled as their failure was recorded.)
+    """
+    for email, (code, response) in outcomes.items():
+        if code and not 200 <= code < 300 and email not in carried:
+            contact_sync_failed.send_robust(
+                sender=user_model,
+                user=None,
+                error=_item_error(code, response),
+                permanent=True,  # no row is left to retry
+                sync_state=None,
+            )
+
+
+def follow_batch(drain: _Drain, row: SyncState) -> None:
+    """The drain met ``row`` in a batch whose lease ran out: settle the batch if it is done.
+
+    The row is never sent on its own while its batch is open (a newer state sent now could
+    be overwritten by the batch landing later); a save made meanwhile is sent after the
+    batch settles. One request per batch and pass (``drain.followed_batches``), not per row.
+    """
+    followed = drain.followed_batches
+    batch_id = row.batch_id
+    if batch_id in followed or not drain.gate_allows(row):
+        claims.release(SyncState, [row.pk], worker=drain.worker)
+        return
+    client = drain.client(row)
+    if client is None:
+        return
+    followed.add(batch_id)
+    try:
+        batch = drain.send(row, client.batches.get, batch_id)
+        if batch.get("status") in SETTLED:
+            settled = settle(drain, row.connection_key, batch)
+            for failed_row, error in settled.failures:
+                drain.signal_failed(failed_row, None, error, drain.failed(failed_row, error))
+            drain.result.synced += settled.sent
+            return
+    except LeaseLost:
+        return
+    except exceptions.NotFound:
+        abandon(batch_id)  # Omnisend no longer knows it (records are kept for days): resend
+        return
+    except exceptions.OmnisendError:
+        pass  # no answer to go by: look again later, no attempt spent
+    # Still open at Omnisend: its rows (and their erasures) wait; look again later.
+    SyncState.objects.filter(batch_id=batch_id).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=BATCH_POLL_SECONDS)
+    )
+    claims.release(SyncState, [row.pk], worker=drain.worker)
 
 
 def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
@@ -486,6 +618,7 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
         "batch_id",
         "batch_hash",
         "batch_generation",
+        "batch_consent_at",
         "email",
         "lease_until",
         "lease_owner",
@@ -507,6 +640,7 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
             batch_id,
             plan.payload_hash,
             row.generation,
+            conn.ops.adapt_datetimefield_value(plan.consent.at) if plan.consent else None,
             plan.email,
             lease_until,
             owner,
@@ -517,6 +651,17 @@ def _record_batch(batch_id: str, items: list[tuple[SyncState, Any]]) -> None:
     ]
     with transaction.atomic(using=using), conn.cursor() as cursor:
         cursor.executemany(sql, params)
+    recorded = set(SyncState.objects.filter(batch_id=batch_id).values_list("pk", flat=True))
+    gone = [plan.email for row, plan in items if row.pk not in recorded]
+    if gone:
+        # Users deleted after their item was built: their erasures were queued without the
+        # batch, and must wait for it too, or the batch recreates what they erased.
+        OutboxItem.objects.filter(
+            kind=OutboxItem.Kind.ERASURE,
+            state=OutboxItem.State.PENDING,
+            connection_key=items[0][0].connection_key,
+            email__in=gone,
+        ).update(payload={"batch_id": batch_id})
 
 
 def _item_error(code: int, response: Any) -> exceptions.OmnisendError:

@@ -396,7 +396,9 @@ class Emulator:
         try:
             if endpoint == "contacts":
                 rec, created = contact_rules.upsert(self.state, brand_id, item, now, self.config)
-                response = contact_rules.to_response(rec) if self.config.batch_item_responses else None
+                response = (
+                    contact_rules.to_response(rec) if self.config.batch_item_responses else None
+                )
                 return (201 if created else 200), response
             if endpoint == "events":
                 event_rules.record_event(self.state, brand_id, item, now, self.config)

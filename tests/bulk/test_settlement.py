@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_omnisend.bulk import BatchSync, mark_users, select_users
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.sync import drain
+from django_omnisend.adapter import ContactAdapter
 from tests.sync.adapters import Consent, ConsentAdapter
 
 from .test_sync_contacts import batch_posts, existing_users, sync_contacts
@@ -166,3 +167,31 @@ def test_an_opt_out_carried_by_a_batch_is_not_sent_again(opted_out, emulator):
     drain()
     sent = [e for e in emulator.ledger[before:] if e.method == "POST"]
     assert len(sent) == 0, "unchanged profile, consent already sent"
+
+
+class DeletingAdapter(ContactAdapter):
+    """Deletes ``user1`` while the backfill plans ``user2``: after its item was built."""
+
+    def get_contact_fields(self, user):
+        if user.username == "user2":
+            User.objects.filter(username="user1").delete()
+        return super().get_contact_fields(user)
+
+
+def test_a_user_deleted_while_the_batch_is_built_is_erased_after_it(sync_settings, emulator):
+    existing_users(3)
+    emulator.configure(batch_processing="deferred", batch_delay=60)
+    with override_settings(
+        OMNISEND={**sync_settings, "ADAPTER": "tests.bulk.test_settlement.DeletingAdapter"}
+    ):
+        post_batches_and_stop()
+    sent = batch_posts(emulator)[0].json["items"]
+    assert "user1@example.com" in [item["identifiers"][0]["id"] for item in sent]
+    lease_expires()
+    drain()
+    erasure = OutboxItem.objects.get(kind=OutboxItem.Kind.ERASURE)
+    assert erasure.state == OutboxItem.State.PENDING
+    omnisend_processes_the_batches(emulator)
+    lease_expires()
+    drain()
+    assert "gdpr-erased" in emulator.get_contact("user1@example.com")["tags"]
