@@ -17,10 +17,10 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from django_omnisend.adapter import ContactAdapter
 from django_omnisend.bulk import BatchSync, mark_users, select_users
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.sync import drain
-from django_omnisend.adapter import ContactAdapter
 from tests.sync.adapters import Consent, ConsentAdapter
 
 from .test_sync_contacts import batch_posts, existing_users, sync_contacts
