@@ -45,7 +45,11 @@ MAX_OUTSTANDING = 200
 BATCH_LEASE_SECONDS = 1800.0
 #: Give up polling after this long; the rows keep their batch for the next run.
 POLL_TIMEOUT_SECONDS = 600.0
-MARK_CHUNK = 1000
+#: Rows marked per transaction: each chunk commits before the next is written, so a backfill
+#: never holds many row locks while web saves wait on them (or deadlock with them).
+MARK_CHUNK = 100
+#: Primary keys read per round trip while marking (reading takes no row locks).
+READ_CHUNK = 1000
 
 
 @dataclass
@@ -101,18 +105,21 @@ def chunked(pks: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 
 def mark_users(users: QuerySet, connection_key: Callable[[Any], str] | None = None) -> int:
-    """Mark ``users`` dirty, one ``executemany`` per chunk of 1,000 (flat memory).
+    """Mark ``users`` dirty, a short transaction per chunk of ``MARK_CHUNK`` (flat memory).
 
-    ``connection_key(user)`` is the adapter's; with the default adapter every user belongs to
-    ``"default"`` and only primary keys are read.
+    Users are taken in primary-key order, the order every chunk locks its rows in, and each
+    chunk commits on its own: no transaction spans the backfill (on PostgreSQL one that did
+    deadlocked against web saves). ``connection_key(user)`` is the adapter's; with the default
+    adapter every user belongs to ``"default"`` and only primary keys are read.
     """
     using = router.db_for_write(SyncState)
     conn = connections[using]
     marked = 0
+    users = users.order_by("pk")
     if connection_key is None:
-        rows = ((pk, "default") for pk in users.values_list("pk", flat=True).iterator(MARK_CHUNK))
+        rows = ((pk, "default") for pk in users.values_list("pk", flat=True).iterator(READ_CHUNK))
     else:
-        rows = ((u.pk, connection_key(u)) for u in users.iterator(MARK_CHUNK))
+        rows = ((u.pk, connection_key(u)) for u in users.iterator(READ_CHUNK))
     for chunk in chunked(rows, MARK_CHUNK):
         if conn.vendor in UPSERT_VENDORS:
             sql, params = upsert_statement(conn, chunk, timezone.now())
