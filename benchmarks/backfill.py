@@ -8,7 +8,8 @@ set far above what the run can use (``RATE_LIMIT`` 1,000,000 per 60 s), so neith
 the bottleneck: the figures are the app's own cost.
 
 P3  API requests that reached the emulator (its ledger; target ≤ 2,100 for 100,000 users:
-    1,000 batches of 100, a read of each batch's items for the contact ids, and the polls) and wall time of the command (target ≤ 60 s).
+    1,000 batches of 100, a read of each batch's items for the contact ids, and the polls)
+    and wall time of the command (target ≤ 60 s).
 P4  peak memory of the backfill process: its peak RSS (``VmHWM``) at 10,000 users and at
     100,000; the figure is the growth, peak at 100,000 ÷ peak at 10,000 (target ≤ 1.2x:
     memory must not grow with the number of users). The rise above the RSS just before the

@@ -5,13 +5,16 @@
    false, no channel status unless Django recorded a decision). Rows that need a single
    request (an e-mail change, an opt-in that must be checked against Omnisend first) go
    through the ordinary drain path instead.
-3. **Poll** the batch list (250 batches a page, so a whole backfill is a few requests), and
-   fetch ``/items`` only for batches that report errors, to put each item's outcome on its
-   user's row.
+3. **Poll** the batch list (250 batches a page, so a whole backfill is a few requests), then
+   **settle** each processed batch: read its ``/items`` and put each item's outcome, contact
+   id and the consent it carried on its user's row.
 
-Rows travelling in a batch carry ``batch_id``/``batch_hash`` and a long lease, so a run that
-is interrupted is resumed by the next one: it polls the batches it finds on the rows instead
-of sending them again.
+Rows travelling in a batch carry ``batch_id``/``batch_hash`` and stay with the batch until it
+settles: never sent on their own meanwhile (an old batch landing after a newer send would undo
+it), and a deleted user's erasure waits for it too. A run that is interrupted is resumed by the
+next one, which polls the batches it finds on the rows instead of sending them again; the
+drain, meeting such rows once their lease is over, settles their batch itself
+(:func:`follow_batch`).
 """
 
 from __future__ import annotations
