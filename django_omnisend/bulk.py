@@ -189,10 +189,10 @@ class BatchSync(_Drain):
 
     def _send_round(self) -> int:
         now = timezone.now()
-        # A row travelling in a batch stays with it until the batch settles (``_resume``
-        # adopted it for polling): sending it again could land before the old batch does.
-        # Its next_attempt_at is its lease's end, so it does not crowd the due index.
-        due = Q(dirty=True, next_attempt_at__lte=now, batch_id="")
+        # Rows travelling in a batch are not due until their lease ends (next_attempt_at is
+        # its end). No batch_id condition here: it would steer the planner off the due index
+        # (SQLite then walks every row with batch_id ""); a batch row is set aside below.
+        due = Q(dirty=True, next_attempt_at__lte=now)
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
         rows = claims.claim(
@@ -207,6 +207,14 @@ class BatchSync(_Drain):
             return 0
         by_key: dict[str, list[SyncState]] = {}
         for row in rows:
+            if row.batch_id:
+                # Its batch's lease ran out before the batch settled: the row stays with the
+                # batch (sending it again could land before the old batch does); poll it.
+                self.outstanding[row.batch_id] = row.connection_key
+                SyncState.objects.filter(pk=row.pk).update(
+                    next_attempt_at=now + timedelta(seconds=BATCH_LEASE_SECONDS)
+                )
+                continue
             by_key.setdefault(row.connection_key, []).append(row)
         try:
             for key, key_rows in by_key.items():

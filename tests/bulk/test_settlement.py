@@ -115,6 +115,23 @@ def test_the_drain_settles_an_abandoned_backfill(sync_settings, emulator):
     assert {r.email: r.contact_id for r in rows} == contacts
 
 
+def test_a_backfill_rerun_after_the_lease_polls_the_open_batch_instead_of_resending(
+    sync_settings, emulator
+):
+    existing_users(3)
+    emulator.configure(batch_processing="deferred", batch_delay=60)
+    post_batches_and_stop()
+    first = SyncState.objects.get(user__username="user0").batch_id
+    lease_expires()
+    post_batches_and_stop()  # the rows are due again by their lease, and their batch open
+    assert len(batch_posts(emulator)) == 1
+    assert set(SyncState.objects.values_list("batch_id", flat=True)) == {first}
+    omnisend_processes_the_batches(emulator)
+    sync_contacts()
+    assert len(batch_posts(emulator)) == 1
+    assert not SyncState.objects.filter(dirty=True).exists()
+
+
 def reconcile() -> str:
     out = StringIO()
     call_command("omnisend_reconcile", stdout=out)
