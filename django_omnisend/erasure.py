@@ -33,13 +33,28 @@ CLEARED_FIELDS = ("firstName", "lastName", "address", "city", "state", "postalCo
 TAGS_PER_REQUEST = 100
 
 
+#: Batch statuses after which Omnisend does no more work on a batch.
+SETTLED_BATCH = ("finished", "stopped")
+#: An erasure waiting for a batch looks at it again this much later.
+BATCH_WAIT_SECONDS = 60.0
+
+
+class BatchOpen(Exception):
+    """The erased address travels in a batch Omnisend has not processed yet: wait for it."""
+
+
 @dataclass(frozen=True)
 class Target:
-    """One contact to erase: the address the user synced or bound, and its id when known."""
+    """One contact to erase: the address the user synced or bound, and its id when known.
+
+    ``batch_id``: the backfill batch carrying the address when the user was deleted; the
+    erasure waits until that batch settles, or the batch would recreate the contact.
+    """
 
     connection_key: str
     email: str
     contact_id: str = ""
+    batch_id: str = ""
 
 
 def targets(user_pk: Any) -> list[Target]:
@@ -62,7 +77,8 @@ def targets(user_pk: Any) -> list[Target]:
             if owned_elsewhere:
                 continue
             contact_id = row.contact_id if address == row.email else ""
-            found.append(Target(row.connection_key, address, contact_id))
+            batch_id = row.batch_id if address == row.email else ""
+            found.append(Target(row.connection_key, address, contact_id, batch_id))
         if not addresses and row.contact_id:
             found.append(Target(row.connection_key, "", row.contact_id))
     return found
@@ -117,6 +133,15 @@ def erase(item: OutboxItem, client: Any, send: Callable[..., Any]) -> bool:
         ).exists()
     ):
         return False
+    batch_id = (item.payload or {}).get("batch_id")
+    if batch_id:
+        try:
+            batch = send(item, client.batches.get, batch_id)
+        except exceptions.NotFound:
+            batch = None  # Omnisend keeps batches for days only: this one settled long ago
+        if batch is not None and batch.get("status") not in SETTLED_BATCH:
+            # Not processed yet: a 404 for the contact now would not mean "no contact".
+            raise BatchOpen(batch_id)
     contact = None
     if item.contact_id:
         try:

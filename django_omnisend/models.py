@@ -236,6 +236,9 @@ class SyncState(models.Model):
     #: ``generation`` when the row was read for the batch: the row is clean afterwards only
     #: if no save moved it since.
     batch_generation = models.PositiveBigIntegerField(_("batch generation"), default=0)
+    #: When the consent the batch carries was given (None: it carries no channel status):
+    #: becomes ``consent_sent_at`` once the batch delivered the row, so it is sent once.
+    batch_consent_at = models.DateTimeField(_("batch consent at"), null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)

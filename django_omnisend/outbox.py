@@ -158,12 +158,18 @@ def _mark_dirty_portable(user_pk: Any, connection_key: str, using: str, now) -> 
 
 
 def add_erasure(
-    *, connection_key: str, email: str, contact_id: str = "", not_before=None
+    *,
+    connection_key: str,
+    email: str,
+    contact_id: str = "",
+    not_before=None,
+    batch_id: str = "",
 ) -> OutboxItem:
     """Queue the anonymisation of a deleted user's contact (never coalesced away).
 
     Keeps the address only until the erasure is settled; ``email_hash`` (a keyed HMAC, see
-    :func:`django_omnisend.identity.address_hash`) is the lasting record.
+    :func:`django_omnisend.identity.address_hash`) is the lasting record. ``batch_id``: a
+    backfill batch carrying the address, which the erasure waits for.
     """
     return OutboxItem.objects.create(
         kind=OutboxItem.Kind.ERASURE,
@@ -171,6 +177,7 @@ def add_erasure(
         email=email,
         email_hash=address_hash(email),
         contact_id=contact_id,
+        payload={"batch_id": batch_id} if batch_id else {},
         next_attempt_at=not_before or timezone.now(),
     )
 

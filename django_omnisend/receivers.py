@@ -80,9 +80,10 @@ def user_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
     if not omnisend_settings.sync_users:
         return
     now = timezone.now()
+    # A batch's lease is not an upsert in flight: that erasure waits for the batch instead.
     leases = {
         s.connection_key: s.lease_until
-        for s in SyncState.objects.filter(user_id=instance.pk, lease_until__gt=now)
+        for s in SyncState.objects.filter(user_id=instance.pk, lease_until__gt=now, batch_id="")
     }
     for target in erasure.targets(instance.pk):
         not_before = now
@@ -96,5 +97,6 @@ def user_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
             email=target.email,
             contact_id=target.contact_id,
             not_before=not_before,
+            batch_id=target.batch_id,
         )
     nudge_drain_on_commit()

@@ -309,6 +309,8 @@ class _Drain:
         #: Connection keys with a request that got through since the last :meth:`flush`.
         self.successes: set[str] = set()
         self._claims = itertools.count(1)
+        #: Backfill batches looked at in this pass (see :func:`bulk.follow_batch`).
+        self.followed_batches: set[str] = set()
 
     def claim_token(self) -> str:
         """A lease owner unique to one claim: this worker's id and a counter.
@@ -335,7 +337,7 @@ class _Drain:
         try:
             while not self.out_of_time():
                 worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
-                worked += self._round(SyncState, Q(dirty=True), self.sync_row)
+                worked += self._round(SyncState, Q(dirty=True), self.contact_row)
                 if not worked:
                     break
         finally:
@@ -362,7 +364,10 @@ class _Drain:
         self.pending = []
         try:
             if model is SyncState:
-                self.prepare([r for r in rows if r.connection_key not in self.blocked])
+                # Rows still in a backfill batch are settled with it, never sent alone.
+                self.prepare(
+                    [r for r in rows if r.connection_key not in self.blocked and not r.batch_id]
+                )
             for row in rows:
                 if self.out_of_time():
                     break
@@ -699,6 +704,15 @@ class _Drain:
 
     # -- contacts ---------------------------------------------------------------------------
 
+    def contact_row(self, row: SyncState) -> None:
+        """Sync ``row``, or settle the backfill batch it is still in (never sent past it)."""
+        if row.batch_id:
+            from .bulk import follow_batch  # bulk builds on this module
+
+            follow_batch(self, row)
+            return
+        self.sync_row(row)
+
     def prepare(self, rows: list[SyncState]) -> None:
         """Read, plan and bind a claimed batch before any request (three queries and one
         commit for the batch, not per row): the users in one query, the addresses bound in
@@ -1029,6 +1043,15 @@ class _Drain:
                 self.send(item, client.events.send, dict(item.payload))
         except LeaseLost:
             self.lease_lost(item, wrote=False)
+            return
+        except erasure.BatchOpen:
+            # The address travels in a backfill batch Omnisend has not processed: erasing now
+            # would find nothing and the batch would recreate the contact. No attempt spent.
+            self.fenced(item).update(
+                next_attempt_at=timezone.now() + timedelta(seconds=erasure.BATCH_WAIT_SECONDS),
+                lease_until=None,
+                lease_owner="",
+            )
             return
         except exceptions.OmnisendError as exc:
             if self.failed(item, exc) == "dead" and item.kind == OutboxItem.Kind.ERASURE:

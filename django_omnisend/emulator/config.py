@@ -51,6 +51,9 @@ class EmulatorConfig:
     batch_delay: float = 0.0
     #: Stop a batch (status ``stopped``) once this many items failed; None never stops.
     batch_stop_after_errors: int | None = None
+    #: Keep a succeeded contact item's ``response`` (the contact); False leaves it out, as
+    #: Omnisend may (its 2026 item response is undocumented, API.md §13 #20).
+    batch_item_responses: bool = True
     #: Seconds before a ``POST``/``DELETE /contacts/tags`` request takes effect.
     tags_delay: float = 0.0
 

@@ -396,7 +396,10 @@ class Emulator:
         try:
             if endpoint == "contacts":
                 rec, created = contact_rules.upsert(self.state, brand_id, item, now, self.config)
-                return (201 if created else 200), contact_rules.to_response(rec)
+                response = (
+                    contact_rules.to_response(rec) if self.config.batch_item_responses else None
+                )
+                return (201 if created else 200), response
             if endpoint == "events":
                 event_rules.record_event(self.state, brand_id, item, now, self.config)
                 return 202, None
