@@ -230,6 +230,7 @@ class BatchSync(_Drain):
             return
         users = self.user_model._default_manager.in_bulk([r.user_id for r in rows])
         items: list[tuple[SyncState, Any]] = []
+        planned: list[tuple[SyncState, Any, bool]] = []
         for row in rows:
             user = users.get(row.user_id)
             if user is None:
@@ -248,12 +249,29 @@ class BatchSync(_Drain):
                 self.sync_row(row)
                 self._count_single(before)
                 continue
-            if not plan.skip_reason:
-                binding = identity.bind(row, plan.email)
-                if binding is not identity.Binding.BOUND:
-                    self._wait_for_address(row, binding.value)
-                    self.report.skipped[binding.value] += 1
-                    continue
+            planned.append((row, plan, verified))
+        # Every address of the round bound in one transaction (see identity.bind_many).
+        binds = [(row, plan.email) for row, plan, _ in planned if not plan.skip_reason]
+        waiting: set[Any] = set()
+
+        def unbound(row: SyncState, outcome: identity.Binding) -> None:
+            self._wait_for_address(row, outcome.value)
+            self.report.skipped[outcome.value] += 1
+            waiting.add(row.pk)
+
+        if binds:
+            identity.bind_many(binds, unbound=unbound)
+        # A user deleted before its address was bound owned nothing, so no erasure follows
+        # it: its item must not be sent. (One deleted after binding is erased once the batch
+        # settled, see _record_batch.)
+        alive = set(
+            SyncState.objects.filter(pk__in=[row.pk for row, _, _ in planned]).values_list(
+                "pk", flat=True
+            )
+        )
+        for row, plan, verified in planned:
+            if row.pk in waiting or row.pk not in alive:
+                continue
             needs_single = (
                 (row.email and plan.email and row.email != plan.email)
                 or (plan.consent is not None and plan.consent.subscribed)

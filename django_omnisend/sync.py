@@ -747,6 +747,16 @@ class _Drain:
             )
             for (row, _), outcome in zip(binds, outcomes, strict=True):
                 self.prepared[row.pk].binding = outcome
+            # A user deleted before its address was bound owned nothing, so no erasure
+            # follows it: nothing may be sent for it (one deleted after binding is erased).
+            alive = set(
+                SyncState.objects.filter(pk__in=[row.pk for row, _ in binds]).values_list(
+                    "pk", flat=True
+                )
+            )
+            for row, _ in binds:
+                if row.pk not in alive:
+                    self.prepared[row.pk].user = None
 
     def sync_row(self, row: SyncState) -> None:
         prepared = self.prepared.pop(row.pk, None)

@@ -13,19 +13,22 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_omnisend import exceptions, identity
-from django_omnisend.models import DeliveryControl, SyncState
+from django_omnisend.adapter import ContactAdapter
+from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.sync import CLAIM_BATCH, _Drain, drain
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-#: Statements a fresh row adds to a pass: its binding (savepoint, UPDATE, release) and its
-#: outcome. Not counted: the gate's reads and transactions' BEGINs, whose number depends on
-#: the time a batch takes (both are repeated after a second at most).
+#: Statements a fresh row adds to a pass, at most: its binding (one UPDATE for the batch, or
+#: a savepoint, an UPDATE and a release each when an address is taken) and its outcome. Not
+#: counted: the gate's reads and transactions' BEGINs, whose number depends on the time a
+#: batch takes (both are repeated after a second at most).
 PER_ROW = 4
 
 
@@ -112,3 +115,31 @@ def test_successes_saved_with_the_batch_never_undo_a_later_failure(sync_settings
     control = DeliveryControl.objects.get(connection_key=key)
     assert control.consecutive_failures == 5
     assert control.breaker_open_until and control.breaker_open_until > timezone.now()
+
+
+class DeletingAdapter(ContactAdapter):
+    """Deletes the user ``victim`` while the drain plans a later user of the same batch."""
+
+    planned: list[str] = []
+
+    def get_contact_fields(self, user):
+        DeletingAdapter.planned.append(user.username)
+        if user.username != "victim" and "victim" in DeletingAdapter.planned:
+            User.objects.filter(username="victim").delete()
+        return super().get_contact_fields(user)
+
+
+def test_a_user_deleted_before_its_binding_is_never_sent(sync_settings, emulator):
+    # Planned (its body built), then deleted before the batch's addresses were bound: it
+    # owned nothing, so no erasure follows it, and nothing may be sent for it either.
+    User.objects.create_user("victim", "victim@example.com", "x")
+    make_users("later", 2)
+    DeletingAdapter.planned = []
+    adapter = "tests.sync.test_batching.DeletingAdapter"
+    with override_settings(OMNISEND={**sync_settings, "ADAPTER": adapter}):
+        drain()
+    assert DeletingAdapter.planned[0] == "victim"  # planned first, deleted by the next one
+    assert not User.objects.filter(username="victim").exists()
+    assert emulator.get_contact("victim@example.com") is None
+    assert emulator.get_contact("later0@example.com") and emulator.get_contact("later1@example.com")
+    assert not OutboxItem.objects.filter(kind=OutboxItem.Kind.ERASURE).exists()
