@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Apps whose tables live in the ``second`` database under :class:`UsersInSecond`.
-SECOND_APPS = {"auth", "django_omnisend"}
+from django.conf import settings
+
+#: Apps whose tables live in the ``second`` database under :class:`UsersInSecond`: the user
+#: model's (whatever AUTH_USER_MODEL is), auth's and ours.
+SECOND_APPS = {"auth", "django_omnisend", settings.AUTH_USER_MODEL.split(".")[0]}
 
 
 class UsersInSecond:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -61,5 +62,6 @@ def test_marking_locks_rows_in_primary_key_order(sync_settings):
     existing_users(30)
     with CaptureQueriesContext(connection) as ctx:
         mark_users(select_users().order_by("-pk"))
-    reads = [q["sql"] for q in ctx.captured_queries if "auth_user" in q["sql"]]
+    table = get_user_model()._meta.db_table
+    reads = [q["sql"] for q in ctx.captured_queries if table in q["sql"]]
     assert reads and all("ORDER BY" in sql and "DESC" not in sql for sql in reads), reads
