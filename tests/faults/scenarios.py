@@ -11,7 +11,8 @@ the client's own account:
 * 0 extra contacts (no contact without a user);
 * 0 re-subscriptions: a contact unsubscribed inside Omnisend stays unsubscribed, and no
   request sent after that carries a channel status for it (with the default adapter, which
-  gives no consent, no request carries a status at all);
+  gives no consent, no request carries a status at all); an erasure's ``unsubscribed`` is
+  not a re-subscription;
 * no dead rows except those the scenario expects;
 * the budget: at most ``BUDGET`` + 1 requests in any ``WINDOW`` (server-measured; the one is
   the request in flight, see :func:`budget_check`), for the single-process scenarios; the
@@ -27,10 +28,20 @@ The emulator's own limit is scaled with the same window (``configure(rate_limit=
 window_seconds=WINDOW)``), so it still answers 429 if we ever exceed it.
 
 Size: ``FAULT_MATRIX_USERS`` (default 200, CI) x 5 saves; 2,000 is the issue's full size.
+
+Beyond §4.3, issue 14 adds M21, an erasure during an unsettled batch: users backfilled by
+``omnisend_sync_contacts`` while Omnisend defers the batches (the emulator's
+``batch_processing="deferred"``), 10 % of them deleted and 10 % saved again before the batches
+are processed. Its batch lease and waits are module constants, not settings, so instead of
+scaling them it moves the schedules in the sync tables back (:func:`time_passes`). Besides
+the common invariants: nothing is written while the batches are open, each erasure waits for
+its batch and is sent after it, and no deleted user's contact keeps their data (it is absent,
+or anonymised, unsubscribed and tagged ``gdpr-erased``; such contacts are not "extra").
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -48,10 +59,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import update_last_login
 from django.core.management import call_command
 from django.db import transaction
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend.models import DeliveryControl, SyncState
+from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.signals import contact_synced
 from django_omnisend.sync import CLAIM_BATCH, drain
 
@@ -219,8 +231,20 @@ def email_of(entry) -> str:
 
 
 def carries_status(entry) -> bool:
+    """Whether ``entry`` sets a channel status other than ``unsubscribed`` (an erasure's).
+
+    Unsubscribing is never a re-subscription, whatever the adapter's consent.
+    """
     body = entry.json or {}
-    return any("channels" in ident for ident in body.get("identifiers") or [])
+    for ident in body.get("identifiers") or []:
+        if "channels" not in ident:
+            continue
+        channels = ident["channels"]
+        if not isinstance(channels, dict) or not channels:
+            return True  # not a shape we send: counted, to be looked at
+        if any((c or {}).get("status") != "unsubscribed" for c in channels.values()):
+            return True
+    return False
 
 
 def applied(entry) -> bool:
@@ -1067,6 +1091,150 @@ def m17_flip_flop(emulator, base: dict[str, Any]) -> Outcome:
     return out
 
 
+def time_passes(seconds: float) -> None:
+    """``seconds`` pass for the sync tables: every lease and scheduled retry ends that sooner.
+
+    The batch lease (``bulk.BATCH_LEASE_SECONDS``, 30 minutes) and the waits for an open batch
+    (``bulk.BATCH_POLL_SECONDS``, ``erasure.BATCH_WAIT_SECONDS``) are constants, not settings,
+    so M21 cannot shrink them as the other scenarios shrink theirs: it moves every schedule
+    back instead (as tests/bulk/test_settlement.py does), which is all the passing of that
+    time changes in our tables.
+    """
+    back = timedelta(seconds=seconds)
+    for model in (SyncState, OutboxItem):
+        model.objects.update(next_attempt_at=F("next_attempt_at") - back)
+        model.objects.exclude(lease_until=None).update(lease_until=F("lease_until") - back)
+
+
+def existing_users(count: int = USERS) -> list:
+    """``count`` users that existed before the app was installed (bulk-created: no mark)."""
+    User.objects.bulk_create(
+        User(username=f"user{n}", email=email_for(n), first_name=f"F{n}", last_name=f"L{n % 7}")
+        for n in range(count)
+    )
+    return list(User.objects.order_by("pk"))
+
+
+def erasures_left() -> int:
+    return OutboxItem.objects.filter(
+        kind=OutboxItem.Kind.ERASURE, state=OutboxItem.State.PENDING
+    ).count()
+
+
+def m21_erasure_in_open_batch(emulator, base: dict[str, Any]) -> Outcome:
+    """Users deleted and saved again while their backfill batches wait at Omnisend (issue 14).
+
+    ``omnisend_sync_contacts`` posts every user in batches that Omnisend leaves ``pending``
+    and stops at its deadline (an interrupted backfill). Then 10 % of the users are deleted
+    (a fifth of those saved just before), 10 % saved with newer names, and the batches'
+    leases run out: the drain must follow the batches, not send those rows alone, and the
+    erasures must wait. Omnisend then processes the batches, which create every contact, the
+    deleted users' included; the drain settles them, sends the newer names and erases.
+    """
+    from django_omnisend import bulk, erasure
+
+    out = Outcome("M21 erasure during an unsettled batch")
+    defer = 3600.0  # Omnisend's delay (emulator clock), moved past explicitly below
+    # The backfill's deadline: long enough to post every batch (the check below says when it
+    # was not); its polls until then only find the batches pending.
+    backfill_seconds = 2 + USERS / 250
+    with timed(out), override_settings(OMNISEND=scaled(base)):
+        users = existing_users()
+        limit_emulator(emulator)
+        emulator.configure(batch_processing="deferred", batch_delay=defer)
+        started = emulator.clock()
+        call_command(
+            "omnisend_sync_contacts",
+            "--no-progress",
+            "--max-seconds",
+            str(backfill_seconds),
+            stdout=io.StringIO(),
+        )
+        posts = [
+            e.time for e in api_entries(emulator) if (e.method, e.path) == ("POST", "/api/batches")
+        ]
+        last = max(posts, default=started) - started
+        out.note(
+            f"{len(posts)} batches, the last {last:.1f} s into a {backfill_seconds:g} s backfill"
+        )
+        in_batch = set(SyncState.objects.exclude(batch_id="").values_list("user_id", flat=True))
+        out.check(
+            "every user posted in a batch",
+            len(in_batch) == USERS,
+            f"{len(in_batch)} of {USERS} in a batch when the backfill stopped",
+        )
+        deleted = [u for u in users if u.pk in in_batch and u.pk % 10 == 0]
+        resaved = [u for u in users if u.pk in in_batch and u.pk % 10 == 5]
+        for user in deleted[::5]:  # a newer state, then the deletion
+            user.first_name = "Saved before deletion"
+            user.save()
+        for user in deleted:
+            user.delete()
+        edit(resaved, tag="newer")
+        gone = {u.email for u in deleted}
+        queued = OutboxItem.objects.filter(kind=OutboxItem.Kind.ERASURE)
+        waiting = sum(1 for item in queued if (item.payload or {}).get("batch_id"))
+        out.check(
+            "each erasure waits for its batch",
+            queued.count() == len(gone) == waiting,
+            f"{queued.count()} erasures, {waiting} waiting for a batch, {len(gone)} deleted",
+        )
+
+        # The batches' leases run out while Omnisend is still on them; the drain meets the
+        # rows and the erasures (twice: the waits for an open batch run out as well).
+        before = len(api_entries(emulator))
+        for wait in (bulk.BATCH_LEASE_SECONDS, bulk.BATCH_POLL_SECONDS):
+            time_passes(wait + 1)
+            drain()
+        early = writes_of(api_entries(emulator))
+        out.check("nothing written while the batches are open", not early, len(early))
+        out.check("no contact before Omnisend processes", not emulator.contacts(), "")
+        out.check("erasures still waiting", erasures_left() == len(gone), erasures_left())
+        follows = [e for e in api_entries(emulator)[before:] if e.path.startswith("/api/batches/")]
+        out.check("the drain followed the batches", bool(follows), "no batch read")
+
+        # Omnisend processes the batches (the deleted users' contacts are created now), and
+        # the drain settles them, sends the newer states and erases, one wait at a time.
+        emulator.advance_clock(2 * defer + 1)
+        emulator.tick()
+        for _ in range(10):
+            if not (SyncState.objects.filter(dirty=True).exists() or erasures_left()):
+                break
+            time_passes(max(bulk.BATCH_POLL_SECONDS, erasure.BATCH_WAIT_SECONDS) + 1)
+            drain_until_clean()
+            drain()  # the erasures (drain_until_clean looks at the sync rows only)
+        out.check("erasures sent", erasures_left() == 0, f"{erasures_left()} still pending")
+
+    finish(out, emulator)
+    # A deleted user's contact is either absent or anonymised, never theirs any more: so it
+    # is not an "extra" contact (the common check counts every contact without a user).
+    contacts = {c["email"]: c for c in emulator.contacts()}
+    extra = sorted(set(contacts) - {u.email for u in User.objects.all()} - gone)
+    out.extra = len(extra)
+    out.check("0 extra contacts", not extra, extra[:3])
+    personal = []
+    for email in sorted(gone):
+        contact = contacts.get(email)
+        if contact is None:
+            continue
+        if (
+            (contact["firstName"], contact["lastName"]) != ("", "")
+            or set(contact.get("tags") or []) - {erasure.ERASED_TAG}
+            or contact.get("status") != "unsubscribed"
+        ):
+            personal.append(email)
+    out.check("0 deleted users' data left", not personal, personal[:3])
+    erased = sum(1 for email in gone if email in contacts)
+    limited = Counter(f"{e.method} {e.path}" for e in api_entries(emulator) if e.status == 429)
+    if limited:  # which of Omnisend's limits (the tags endpoint has its own, 60 a minute)
+        out.note(f"429 from Omnisend: {dict(limited)}")
+    out.note(
+        f"{len(gone)} deleted ({erased} contacts anonymised), {len(resaved)} saved again, "
+        f"{len(in_batch)} users in open batches"
+    )
+    return out
+
+
 SCENARIOS: dict[str, Callable[..., Outcome]] = {
     "M1": m1_baseline,
     "M2": m2_flaky,
@@ -1085,6 +1253,7 @@ SCENARIOS: dict[str, Callable[..., Outcome]] = {
     "M15": m15_consent,
     "M16": m16_logins,
     "M17": m17_flip_flop,
+    "M21": m21_erasure_in_open_batch,
 }
 
 

@@ -105,3 +105,8 @@ def test_m16_logins_send_nothing(run_scenario):
 @db
 def test_m17_email_flip_flop_stays_bound(run_scenario):
     run_scenario("M17")
+
+
+@db
+def test_m21_erasure_during_an_unsettled_batch(run_scenario):
+    run_scenario("M21")
