@@ -38,6 +38,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "ADAPTER": (str,),
     "RATE_LIMIT": (int,),
     "RATE_LIMIT_WINDOW": (int, float),
+    "TAGS_RATE_LIMIT": (int,),
     "RATE_LIMIT_CACHE": (str,),
     "RETRY_AFTER_DEFAULT": (int, float),
     "RETRY_BACKOFF": (int, float),
@@ -59,6 +60,8 @@ URL_KEYS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_URL", "REDIRECT_URI
 
 #: Omnisend's documented ceiling; a budget above it only earns 429s.
 OMNISEND_RATE_LIMIT = 400
+#: Omnisend's own limit for /contacts/tags, per minute per brand.
+OMNISEND_TAGS_RATE_LIMIT = 60
 
 
 def _id(kind: str, number: int) -> str:
@@ -291,29 +294,35 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
 
 @checks.register("django_omnisend")
 def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
-    """The budget must be positive and not above Omnisend's own limit."""
+    """The budgets must be positive and not above Omnisend's own limits."""
     if not _settings_ok():
         return []
-    value = omnisend_settings.rate_limit
-    if value <= 0:
-        return [
-            checks.Error(
-                f'OMNISEND["RATE_LIMIT"] = {value} would never send a request.',
-                hint="Use a positive number of requests per minute; the default is 300.",
-                id=_id("E", 10),
+    messages = []
+    for name, limit, advice in (
+        ("RATE_LIMIT", OMNISEND_RATE_LIMIT, "ideally 300"),
+        ("TAGS_RATE_LIMIT", OMNISEND_TAGS_RATE_LIMIT, "ideally 50"),
+    ):
+        value = int(omnisend_settings.get(name))
+        default = DEFAULTS[name]
+        if value <= 0:
+            messages.append(
+                checks.Error(
+                    f'OMNISEND["{name}"] = {value} would never send a request.',
+                    hint=f"Use a positive number of requests per minute; the default is {default}.",
+                    id=_id("E", 10),
+                )
             )
-        ]
-    if value > OMNISEND_RATE_LIMIT:
-        return [
-            checks.Warning(
-                f'OMNISEND["RATE_LIMIT"] = {value} is above Omnisend\'s {OMNISEND_RATE_LIMIT} '
-                "requests per minute per brand.",
-                hint="Keep it at or below 400, ideally 300, to leave room for other apps on "
-                "the brand.",
-                id=_id("W", 4),
+        elif value > limit:
+            messages.append(
+                checks.Warning(
+                    f'OMNISEND["{name}"] = {value} is above Omnisend\'s {limit} requests per '
+                    "minute per brand.",
+                    hint=f"Keep it at or below {limit}, {advice}, to leave room for other apps "
+                    "on the brand.",
+                    id=_id("W", 4),
+                )
             )
-        ]
-    return []
+    return messages
 
 
 @checks.register("django_omnisend")

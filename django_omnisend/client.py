@@ -71,6 +71,8 @@ USER_AGENT = f"django-omnisend/{__version__} (+python-requests)"
 #: Sent as ``X-INTEGRATION-NAME`` / ``X-INTEGRATION-VERSION`` (Omnisend's plugins do the same).
 INTEGRATION_NAME = "django-omnisend"
 #: Statuses that are retried for safe requests.
+#: Omnisend limits this endpoint on its own (60 a minute): see ``tags_rate_limiter``.
+TAGS_PATH = "/contacts/tags"
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504, 524})
 
 
@@ -224,6 +226,8 @@ class OmnisendClient:
     :param max_retries: retries after the first attempt; default ``OMNISEND["MAX_RETRIES"]``.
     :param rate_limiter: a :class:`~django_omnisend.ratelimit.RateLimiter` every request is
         drawn from, or None for no client-side budget.
+    :param tags_rate_limiter: a second budget, for ``/contacts/tags`` alone (Omnisend allows
+        60 a minute there); those requests draw on both.
     :param rate_limit_key: the budget's key, normally the brand id; default the limiter's own
         ``key``, else the API key's brand prefix, else ``"default"``.
     :param on_unauthorized: ``callable(client, error) -> str | None`` called once on a 401; a
@@ -244,6 +248,7 @@ class OmnisendClient:
         max_retries: int | None = None,
         rate_limiter: Any = None,
         rate_limit_key: str | None = None,
+        tags_rate_limiter: Any = None,
         on_unauthorized: Callable[[OmnisendClient, AuthenticationError], str | None] | None = None,
         max_wait: float = 60.0,
         backoff_base: float = 0.5,
@@ -264,6 +269,7 @@ class OmnisendClient:
         self.max_retries = int(max_retries if max_retries is not None else _setting("MAX_RETRIES"))
         self.event_origin = event_origin or str(_setting("EVENT_ORIGIN"))
         self.rate_limiter = rate_limiter
+        self.tags_rate_limiter = tags_rate_limiter
         self.rate_limit_key = (
             rate_limit_key
             or getattr(rate_limiter, "key", None)
@@ -348,6 +354,8 @@ class OmnisendClient:
         reauthorized = False
         while True:
             attempt += 1
+            if self.tags_rate_limiter is not None and path.startswith(TAGS_PATH):
+                self.tags_rate_limiter.acquire(self.rate_limit_key, timeout=self.max_wait)
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire(self.rate_limit_key, timeout=self.max_wait)
             started = self.clock()

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": 300,
     # Seconds the RATE_LIMIT budget covers (Omnisend's window is a minute; tests scale it).
     "RATE_LIMIT_WINDOW": 60,
+    # Requests per RATE_LIMIT_WINDOW to /contacts/tags, which Omnisend limits to 60 a minute
+    # on its own (they count toward RATE_LIMIT too).
+    "TAGS_RATE_LIMIT": 50,
     # Django cache alias that holds the shared rate budget (needs atomic incr to be shared).
     "RATE_LIMIT_CACHE": "default",
     # Seconds per request (connect and read).

@@ -486,15 +486,17 @@ def _build_client(
     """
     from .client import OmnisendClient
 
-    limiter = None
+    limiter = tags_limiter = None
     if rate_limit_key is not False:
-        from .ratelimit import RateLimiter
+        from .ratelimit import RateLimiter, tags_rate_limiter
 
         limiter = RateLimiter()
+        tags_limiter = tags_rate_limiter()
     return OmnisendClient(
         auth=auth,
         on_unauthorized=on_unauthorized,
         rate_limiter=limiter,
+        tags_rate_limiter=tags_limiter,
         rate_limit_key=rate_limit_key or None,
         **kwargs,
     )

@@ -346,3 +346,16 @@ class RateLimiter:
         with self._local.lock:
             self._local.logs.pop(self._scoped(key), None)
             self._local.cooldowns.pop(self._cooldown_key(key), None)
+
+
+def tags_rate_limiter(**kwargs: Any) -> RateLimiter:
+    """The budget of ``/contacts/tags`` (``OMNISEND["TAGS_RATE_LIMIT"]`` per window).
+
+    Omnisend limits that endpoint to 60 requests a minute on its own; its requests draw on
+    this budget and on the brand's. Counted apart from the brand's (another cache prefix).
+    """
+    from .conf import omnisend_settings
+
+    kwargs.setdefault("budget", int(omnisend_settings.get("TAGS_RATE_LIMIT")))
+    kwargs.setdefault("prefix", "django_omnisend:rl-tags")
+    return RateLimiter(**kwargs)

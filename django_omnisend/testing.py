@@ -52,7 +52,7 @@ def omnisend(omnisend_emulator: Emulator) -> Iterator[Emulator]:
     from django.conf import settings
     from django.test import override_settings
 
-    from .ratelimit import RateLimiter
+    from .ratelimit import RateLimiter, tags_rate_limiter
 
     current = dict(getattr(settings, "OMNISEND", {}))
     redirect_uri = current.get("REDIRECT_URI")
@@ -74,7 +74,9 @@ def omnisend(omnisend_emulator: Emulator) -> Iterator[Emulator]:
     with override_settings(OMNISEND=values):
         # The budget lives in your cache, keyed by brand: one test's requests (or a 429
         # cooldown) must not slow the next test down.
-        limiter = RateLimiter()
-        limiter.reset(omnisend_emulator.default_brand_id)
+        limiters = [RateLimiter(), tags_rate_limiter()]
+        for limiter in limiters:
+            limiter.reset(omnisend_emulator.default_brand_id)
         yield omnisend_emulator
-        limiter.reset(omnisend_emulator.default_brand_id)
+        for limiter in limiters:
+            limiter.reset(omnisend_emulator.default_brand_id)

@@ -111,6 +111,12 @@ def test_manage_py_check_is_clean_with_good_settings(capsys):
         pytest.param({**GOOD, "API_KEYS": "k"}, False, ["django_omnisend.W002"], id="W002"),
         pytest.param({"API_KEY": "k"}, True, ["django_omnisend.W003"], id="W003"),
         pytest.param({**GOOD, "RATE_LIMIT": 500}, False, ["django_omnisend.W004"], id="W004"),
+        pytest.param(
+            {**GOOD, "TAGS_RATE_LIMIT": 61}, False, ["django_omnisend.W004"], id="W004-tags"
+        ),
+        pytest.param(
+            {**GOOD, "TAGS_RATE_LIMIT": 0}, False, ["django_omnisend.E010"], id="E010-tags"
+        ),
     ],
 )
 def test_each_check_id(omnisend, debug, expected):

@@ -179,3 +179,27 @@ def test_dead_erasures_forget_the_address_after_the_retention_period(sync_settin
     old.refresh_from_db()
     recent.refresh_from_db()
     assert old.email == "" and recent.email == "recent@example.com"
+
+
+def test_a_mass_deletion_stays_within_the_tags_budget(sync_settings, emulator):
+    # Every erasure removes the contact's tags through /contacts/tags, which Omnisend limits
+    # to 60 a minute on its own, apart from the brand's 400. Time is scaled: a 2 s window.
+    window = 2.0
+    scaled = {**sync_settings, "RATE_LIMIT_WINDOW": window, "RETRY_AFTER_DEFAULT": 0.05}
+    emulator.configure(rate_limit=400, tags_rate_limit=60, window_seconds=window)
+    with override_settings(OMNISEND=scaled):
+        users = [make_user(f"gone{n}", f"gone{n}@example.com") for n in range(80)]
+        drain_until_settled()
+        for user in users:
+            user.delete()
+        for _ in range(200):
+            if not OutboxItem.objects.filter(state=OutboxItem.State.PENDING).exists():
+                break
+            OutboxItem.objects.filter(state=OutboxItem.State.PENDING).update(
+                next_attempt_at=timezone.now()
+            )
+            drain()
+    tags = [e for e in emulator.ledger if e.path == "/api/contacts/tags"]
+    assert len(tags) >= 80
+    assert [e.status for e in tags if e.status == 429] == []
+    assert OutboxItem.objects.filter(state=OutboxItem.State.SENT).count() == 80
