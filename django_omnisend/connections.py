@@ -5,11 +5,16 @@
   OAuth rows get a Bearer token (refreshed first when it is about to expire), API-key rows and
   ``OMNISEND["API_KEY"]`` get the key. A 401 later triggers one refresh, else the connection is
   flagged "needs reconnect" (never a silent fall back to the API key, R-OA-14).
-* :func:`refresh_connection` is single flight: the row is locked with ``select_for_update`` and
-  re-read, so two workers racing on an expiring token make one token request. SQLite ignores
-  ``FOR UPDATE``, so a per-process lock serialises threads too; on PostgreSQL the row lock also
-  serialises processes. The token request runs while the row is locked on purpose (that is the
-  single flight); its timeout (``oauth.TOKEN_TIMEOUT``) bounds the wait.
+* :func:`refresh_connection` is single flight across threads and processes on every database:
+  its transaction starts with an ``UPDATE`` of the row (a no-op write), which takes the row's
+  lock on PostgreSQL and MySQL and the database's write lock on SQLite (where ``FOR UPDATE``
+  is ignored and a read-then-write transaction would fail with "database is locked" instead
+  of waiting: the write first is what ``BEGIN IMMEDIATE`` does, without asking the site for
+  ``OPTIONS["transaction_mode"]``). Only then is the row read again, so a worker that waited
+  finds the other's new token and makes no request. A per-process lock keeps threads from
+  polling SQLite's lock. The token request runs under the lock on purpose (that is the single
+  flight); its timeout (``oauth.TOKEN_TIMEOUT``) bounds the wait. A refused grant flags the row
+  only if it still holds the credential that was refused.
 * :func:`mark_needs_reconnect` and :func:`disconnect` change status for the views, admin and sync.
 """
 
@@ -20,7 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -231,17 +237,25 @@ def refresh_connection(
 ) -> Connection:
     """Refresh ``connection``'s access token, single flight; returns the (updated) row.
 
-    Under the row lock the row is read again: when it no longer expires soon (or, with
-    ``used_token``, when its access token already differs from the one that failed), another
-    worker has refreshed it and its token is reused without a request. A response without a
-    refresh token keeps the old one. A refused grant flags the connection and raises
-    :class:`NeedsReconnect`; a transient failure raises :class:`OAuthError`.
+    Under the row lock (see the module docstring) the row is read again: when it no longer
+    expires soon (or, with ``used_token``, when its access token already differs from the one
+    that failed), another worker has refreshed it and its token is reused without a request.
+    A response without a refresh token keeps the old one. A refused grant flags the connection
+    and raises :class:`NeedsReconnect`, unless another worker stored new tokens meanwhile
+    (then those are used); a transient failure raises :class:`OAuthError`.
+
+    On SQLite call it outside a transaction that has already read: a deferred transaction
+    cannot wait for the write lock, so SQLite would answer "database is locked" at once.
     """
     from .models import Connection
 
+    alias = router.db_for_write(Connection, instance=connection)
+    rows = Connection.objects.using(alias)
     failure = ""
-    with _process_lock(connection.pk), transaction.atomic():
-        row = Connection.objects.select_for_update().get(pk=connection.pk)
+    with _process_lock(connection.pk), transaction.atomic(using=alias):
+        # Write first: the lock is taken (and waited for) before anything is read.
+        rows.filter(pk=connection.pk).update(updated_at=F("updated_at"))
+        row = rows.select_for_update().get(pk=connection.pk)
         already = (used_token is not None and row.access_token != used_token) or (
             used_token is None and not force and not row.expires_soon()
         )
@@ -271,8 +285,20 @@ def refresh_connection(
                 row.refreshed_at = timezone.now()
                 row.save(update_fields=[*TOKEN_FIELDS, "updated_at"])
     if failure:
-        # Flagged after the row lock is released: mark_needs_reconnect logs and updates.
-        mark_needs_reconnect(row, failure)
+        # Flagged after the lock is released, and only if the row still holds the refused
+        # credential: a process that does not share the lock may have rotated it meanwhile.
+        if not mark_needs_reconnect(row, failure, fingerprint=row.fingerprint):
+            current = rows.get(pk=row.pk)
+            if (
+                current.status == Connection.Status.ACTIVE
+                and current.fingerprint != row.fingerprint
+                and current.access_token
+                and not current.undecryptable
+            ):
+                logger.info("Another worker refreshed the Omnisend token of %r.", current)
+                _copy_credentials(current, connection)
+                return connection
+            row = current
         _copy_credentials(row, connection)
         raise NeedsReconnect(_needs_reconnect_message(row))
     logger.info("Refreshed the Omnisend access token of %r.", row)
@@ -287,26 +313,30 @@ def _copy_credentials(source: Connection, target: Connection) -> None:
         setattr(target, name, getattr(source, name))
 
 
-def mark_needs_reconnect(connection: Connection, reason: str) -> bool:
+def mark_needs_reconnect(
+    connection: Connection, reason: str, *, fingerprint: str | None = None
+) -> bool:
     """Flag ``connection`` as "needs reconnect" with ``reason`` (shown in the admin).
 
     Returns True when the status changed; the warning is logged only then, so a flapping worker
-    logs once. ``reason`` must never contain a secret.
+    logs once. ``reason`` must never contain a secret. With ``fingerprint``, the row is flagged
+    only while its stored credential still has that fingerprint (the one that failed), so a
+    credential another worker stored meanwhile is not condemned with the old one.
     """
     from .models import Connection
 
     reason = (reason or "")[:255]
-    changed = (
-        Connection.objects.filter(pk=connection.pk)
-        .exclude(status=Connection.Status.NEEDS_RECONNECT)
-        .update(
-            status=Connection.Status.NEEDS_RECONNECT,
-            status_reason=reason,
-            updated_at=timezone.now(),
-        )
+    rows = Connection.objects.filter(pk=connection.pk)
+    if fingerprint is not None:
+        rows = rows.filter(fingerprint=fingerprint)
+    changed = rows.exclude(status=Connection.Status.NEEDS_RECONNECT).update(
+        status=Connection.Status.NEEDS_RECONNECT,
+        status_reason=reason,
+        updated_at=timezone.now(),
     )
-    connection.status = Connection.Status.NEEDS_RECONNECT
-    connection.status_reason = reason
+    if changed or fingerprint is None:
+        connection.status = Connection.Status.NEEDS_RECONNECT
+        connection.status_reason = reason
     if changed:
         logger.warning("Omnisend connection %r needs a reconnect: %s", connection, reason)
     return bool(changed)

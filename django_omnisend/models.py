@@ -21,6 +21,14 @@ class ConnectionQuerySet(models.QuerySet):
     def active(self) -> ConnectionQuerySet:
         return self.filter(status=Connection.Status.ACTIVE)
 
+    def in_use(self) -> ConnectionQuerySet:
+        """Rows that are the site's connection now: active or waiting for a reconnect.
+
+        Not pending (an unconfirmed switch) and not revoked. Replacing one of these with another
+        brand needs a confirmation: a flagged connection is still the site's brand.
+        """
+        return self.filter(status__in=[Connection.Status.ACTIVE, Connection.Status.NEEDS_RECONNECT])
+
 
 class Connection(models.Model):
     """One Omnisend brand the site talks to, by OAuth tokens or a stored API key."""

@@ -421,7 +421,10 @@ def _bind(
     tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any
 ) -> tuple[Connection, bool, list[tuple[str, str]]]:
     """Store the probed tokens: refresh the same brand's row, or add a row (pending if another
-    brand is active). Returns (connection, needs_confirmation, stale tokens to revoke)."""
+    brand's row is in use, active or waiting for a reconnect).
+
+    Returns (connection, needs_confirmation, stale tokens to revoke).
+    """
     brand_id = str(brand["brandID"])
     stale: list[tuple[str, str]] = []
     with transaction.atomic():
@@ -451,7 +454,8 @@ def _bind(
             needs_confirmation = False
         else:
             connection = Connection(brand_id=brand_id)
-            needs_confirmation = Connection.objects.active().exclude(brand_id=brand_id).exists()
+            # Any connection in use counts, also one waiting for a reconnect (issue 15).
+            needs_confirmation = Connection.objects.in_use().exclude(brand_id=brand_id).exists()
         connection.set_tokens(
             tokens.access_token,
             tokens.refresh_token or None,
@@ -509,8 +513,8 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
                 request,
                 title=_("Switch Omnisend brand?"),
                 pending=pending,
-                active_connections=list(
-                    Connection.objects.active().exclude(pk=pending.pk).order_by("-created_at")
+                current_connections=list(
+                    Connection.objects.in_use().exclude(pk=pending.pk).order_by("-created_at")
                 ),
             ),
         )
@@ -545,12 +549,13 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _switch(pending: Connection, user: Any) -> list[Connection]:
-    """Retire every other active connection and activate ``pending``, then revoke and signal."""
+    """Retire every other connection in use (active or flagged) and activate ``pending``, then
+    revoke and signal."""
     from .signals import disconnected
 
     tokens: list[tuple[str, str]] = []
     with transaction.atomic():
-        retired = list(Connection.objects.select_for_update().active().exclude(pk=pending.pk))
+        retired = list(Connection.objects.select_for_update().in_use().exclude(pk=pending.pk))
         for old in retired:
             tokens.extend(connections.retire(old, f"Replaced by the brand {pending.brand_id}."))
         pending.status = Connection.Status.ACTIVE

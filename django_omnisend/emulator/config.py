@@ -43,6 +43,9 @@ class EmulatorConfig:
     auto_deny: bool = False
     token_expires_in: int = 9223372036
     rotate_refresh_tokens: bool = False
+    #: With rotation: a rotated-out refresh token used again revokes its whole grant (every
+    #: access and refresh token issued from it), as RFC 9700 §4.14.2 advises servers to do.
+    refresh_reuse_revokes_grant: bool = False
     code_ttl: float = 600
 
     # Asynchronous work.

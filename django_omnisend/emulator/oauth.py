@@ -9,7 +9,9 @@
   ``code`` + ``state`` or ``error=access_denied`` + ``state``.
 * ``POST /oauth2/token``: ``authorization_code`` (single-use, expiring, bound to client,
   redirect URI and PKCE challenge; a reused code revokes what it issued) and ``refresh_token``
-  grants; ``client_secret_post`` or Basic; RFC 6749 §5.2 errors (401 ``invalid_client`` with
+  grants (``rotate_refresh_tokens`` issues a new refresh token each time; with
+  ``refresh_reuse_revokes_grant`` a rotated-out one used again revokes its grant);
+  ``client_secret_post`` or Basic; RFC 6749 §5.2 errors (401 ``invalid_client`` with
   ``WWW-Authenticate`` for Basic).
 * ``POST /oauth2/revoke`` (RFC 7009): 200 for any token; revoking a refresh token revokes the
   access tokens of its grant. ``POST /oauth2/register`` (RFC 7591) → 201.
@@ -438,7 +440,12 @@ def _refresh_grant(
     if not value:
         raise OAuthError("invalid_request", "refresh_token is required.")
     record = emu.state.refresh_tokens.get(value)
-    if record is None or record["revoked"] or record["client_id"] != client["client_id"]:
+    if record is None or record["client_id"] != client["client_id"]:
+        raise OAuthError("invalid_grant", "The refresh token is invalid or revoked.")
+    if record["revoked"]:
+        if record.get("rotated") and emu.config.refresh_reuse_revokes_grant:
+            # Reuse detection (RFC 9700 §4.14.2): someone holds a stale copy, so trust none.
+            revoke_grant(emu, record["grant"])
         raise OAuthError("invalid_grant", "The refresh token is invalid or revoked.")
     scopes = record["scopes"]
     if form.get("scope"):
@@ -457,7 +464,7 @@ def _refresh_grant(
         with_refresh=rotate,
     )
     if rotate:
-        record["revoked"] = True
+        record["revoked"] = record["rotated"] = True
     return body
 
 

@@ -86,6 +86,37 @@ def test_different_brand_needs_confirmation(manager_client, oauth_settings, emul
     assert events[1:] == [("disconnected", old.brand_id), ("connected", other["brandID"])]
 
 
+def test_switch_away_from_a_connection_needing_reconnect_asks_first(
+    manager_client, oauth_settings, emulator, events
+):
+    """Issue 15 #2: a flagged connection is still the site's; another brand must be confirmed."""
+    assert connect(manager_client, emulator).status_code == 302
+    old = Connection.objects.get()
+    Connection.objects.filter(pk=old.pk).update(status="needs_reconnect", status_reason="401")
+    other = emulator.add_brand(name="Other brand")
+    use_brand(emulator, other["brandID"])
+
+    response = connect(manager_client, emulator)
+    pending = Connection.objects.get(brand_id=other["brandID"])
+    assert pending.status == "pending"
+    assert response["Location"] == f"/omnisend/confirm/{pending.pk}/"
+    old.refresh_from_db()
+    assert old.status == "needs_reconnect" and old.refresh_token  # untouched until confirmed
+    assert events == [("connected", old.brand_id)]
+    page = manager_client.get(response["Location"]).content.decode()
+    assert old.brand_id in page and other["brandID"] in page and "Needs reconnect" in page
+
+    old_refresh = old.refresh_token
+    done = manager_client.post(response["Location"], {"action": "confirm"})
+    assert done.status_code == 302
+    old.refresh_from_db()
+    pending.refresh_from_db()
+    assert pending.status == "active"
+    assert old.status == "revoked" and old.refresh_token == ""  # the switch retires it
+    assert old_refresh in {form(e)["token"] for e in emulator.ledger_for("/oauth2/revoke")}
+    assert events[1:] == [("disconnected", old.brand_id), ("connected", other["brandID"])]
+
+
 def test_cancelling_a_brand_switch_keeps_the_old_one(manager_client, oauth_settings, emulator):
     assert connect(manager_client, emulator).status_code == 302
     old = Connection.objects.get()

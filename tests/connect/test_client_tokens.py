@@ -188,8 +188,7 @@ def test_401_when_the_refresh_token_is_dead_too(emulator, emulator_settings):
 def test_two_concurrent_refreshes_make_one_token_request(emulator, emulator_settings):
     """T-OA-28: both workers end up with the same new token; one request to the AS.
 
-    On SQLite ``select_for_update`` is a no-op, so the per-process lock in connections.py
-    serialises the threads; on PostgreSQL the row lock does (also across processes).
+    Threads of one process; two processes: tests/connect/test_refresh_processes.py.
     """
     connection, _token = oauth_connection(emulator, expires_in=30)
     emulator.add_fault(route="POST /oauth2/token", kind="latency", seconds=0.3)
@@ -220,6 +219,26 @@ def test_two_concurrent_refreshes_make_one_token_request(emulator, emulator_sett
     calls = emulator.ledger_for("/api/brands/current")
     assert len(calls) == 2
     assert {auth_header(c) for c in calls} == {f"Bearer {connection.access_token}"}
+
+
+@pytest.mark.django_db
+def test_a_refused_credential_does_not_condemn_a_newer_one(emulator, emulator_settings):
+    """Flagging after a failure names the credential that failed; a newer one stays active."""
+    from django_omnisend.connections import mark_needs_reconnect
+
+    connection, _token = oauth_connection(emulator)
+    refused = connection.fingerprint
+    newer = emulator.issue_token(client_id=emulator.demo_client_id)
+    stored = Connection.objects.get(pk=connection.pk)
+    stored.set_tokens(newer["access_token"], newer["refresh_token"])
+    stored.save()  # what another worker's refresh stores
+
+    assert mark_needs_reconnect(connection, "invalid_grant", fingerprint=refused) is False
+    stored.refresh_from_db()
+    assert stored.status == Connection.Status.ACTIVE
+    assert mark_needs_reconnect(stored, "invalid_grant", fingerprint=stored.fingerprint)
+    stored.refresh_from_db()
+    assert stored.status == Connection.Status.NEEDS_RECONNECT
 
 
 # -- undecryptable secrets ------------------------------------------------------------------

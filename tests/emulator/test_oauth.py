@@ -412,6 +412,28 @@ def test_refresh_grant_without_and_with_rotation(emulator, http):
     )
 
 
+def test_reused_rotated_refresh_token_revokes_the_grant(emulator, http):
+    """With reuse detection on, a stale refresh token kills every token of its grant."""
+    emulator.configure(rotate_refresh_tokens=True, refresh_reuse_revokes_grant=True)
+    token = exchange(http, emulator, get_code(http, emulator)).json()
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": token["refresh_token"],
+        "client_id": emulator.demo_client_id,
+        "client_secret": emulator.demo_client_secret,
+    }
+    rotated = http.post(emulator.token_url, data=form).json()
+    headers = {
+        "Authorization": f"Bearer {rotated['access_token']}",
+        "Omnisend-Version": "2026-03-15",
+    }
+    assert http.get(emulator.api_url + "/brands/current", headers=headers).status_code == 200
+    assert http.post(emulator.token_url, data=form).json()["error"] == "invalid_grant"
+    assert http.get(emulator.api_url + "/brands/current", headers=headers).status_code == 401
+    again = {**form, "refresh_token": rotated["refresh_token"]}
+    assert http.post(emulator.token_url, data=again).json()["error"] == "invalid_grant"
+
+
 def test_revoke(emulator, http):
     token = exchange(http, emulator, get_code(http, emulator)).json()
     creds = {"client_id": emulator.demo_client_id, "client_secret": emulator.demo_client_secret}
