@@ -352,6 +352,7 @@ class OmnisendClient:
                 self.rate_limiter.acquire(self.rate_limit_key, timeout=self.max_wait)
             started = self.clock()
             self.requests_sent += 1
+            failure: TransportError | None = None
             try:
                 response = self.session.request(
                     method,
@@ -363,20 +364,24 @@ class OmnisendClient:
                     allow_redirects=False,
                 )
             except requests.exceptions.RequestException as exc:
-                error = _transport_error(exc, method, target)
-                self._log(method, target, None, started, attempt, error.kind)
-                if error.retryable and safe and retries < self.max_retries:
+                failure = _transport_error(exc, method, target)
+            if failure is not None:
+                # Raised here, outside the ``except``, so it has no __context__: the requests
+                # and urllib3 exceptions hold the prepared request and their frames list the
+                # headers, Authorization included (DEBUG pages, error trackers).
+                self._log(method, target, None, started, attempt, failure.kind)
+                if failure.retryable and safe and retries < self.max_retries:
                     retries += 1
                     self.sleep(self.backoff(retries))
                     continue
-                raise error from exc
+                raise failure
             status = response.status_code
             self._log(method, target, status, started, attempt, "")
             if 200 <= status < 300:
                 try:
                     body = _decode(response) if expect_json else None
                 except ValueError as exc:
-                    error = TransportError(
+                    unreadable = TransportError(
                         f"Omnisend answered {status} to {method} {target} with an unreadable "
                         "body; the outcome is unknown.",
                         kind="bad_body",
@@ -387,14 +392,12 @@ class OmnisendClient:
                         retries += 1
                         self.sleep(self.backoff(retries))
                         continue
-                    raise error from exc
+                    raise unreadable from exc  # a JSON decoding error: no request in it
                 return ApiResponse(status, body, response.headers)
             error = _api_error(response, method, target)
-            if status == 401 and self.on_unauthorized is not None and not reauthorized:
+            if isinstance(error, AuthenticationError) and self.on_unauthorized and not reauthorized:
                 reauthorized = True
-                secret = self.on_unauthorized(self, error)
-                if secret:
-                    self.auth = self.auth.with_secret(secret)  # type: ignore[attr-defined]
+                if self._reauthorize(error):
                     continue
                 raise error
             if status == 429:
@@ -413,6 +416,19 @@ class OmnisendClient:
                 self.sleep(self.backoff(retries))
                 continue
             raise error
+
+    def _reauthorize(self, error: AuthenticationError) -> bool:
+        """Ask ``on_unauthorized`` for a new credential; True when the client now uses one.
+
+        A method of its own so the new secret never is a local of the request loop, whose
+        frame a DEBUG error page lists if the next attempt fails too.
+        """
+        assert self.on_unauthorized is not None
+        secret = self.on_unauthorized(self, error)
+        if not secret:
+            return False
+        self.auth = self.auth.with_secret(secret)  # type: ignore[assignment]
+        return True
 
     def _log(
         self, method: str, target: str, status: int | None, started: float, attempt: int, kind: str
@@ -484,7 +500,29 @@ def _transport_error(exc: requests.RequestException, method: str, target: str) -
         kind=kind,
         method=method,
         url=target,
+        causes=_cause_names(exc),
     )
+
+
+def _cause_names(exc: BaseException) -> frozenset[str]:
+    """The class names (bases included) of ``exc`` and every exception behind it.
+
+    Followed: ``__cause__``, ``__context__``, urllib3's ``reason`` and exceptions in ``args``
+    (requests wraps urllib3's ``MaxRetryError`` that way). Only names are kept, so
+    :mod:`~django_omnisend.reachability` can say "connection refused" without the objects.
+    """
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names.update(cls.__name__ for cls in type(current).__mro__)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo.extend(e for e in [*linked, *current.args] if isinstance(e, BaseException))
+    return frozenset(names)
 
 
 # -- resources ---------------------------------------------------------------------------------

@@ -5,6 +5,13 @@ API errors are parsed from Omnisend's RFC 9457 problem bodies and carry ``status
 ``instance``. HTTP errors subclass :class:`requests.HTTPError`, like django-anymail's, so code
 that already catches ``requests`` errors keeps working. ``str()`` of any of them is useful and
 never contains a credential: messages are built from the problem body and a redacted URL only.
+
+No exception holds a credential in its attributes either, so pickling one (a task queue, a
+cache) or printing its ``__dict__`` writes no secret: ``exc.request`` is None (the prepared
+request carried the ``Authorization`` header) and ``exc.response`` is a detached copy with
+the status, reason, headers and body but no request, no cookies and a URL without query
+values. Transport errors are raised without a ``__cause__``/``__context__``: the chained
+``requests``/``urllib3`` exceptions and their frames hold the request headers.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 
 class OmnisendError(Exception):
@@ -83,7 +91,7 @@ class OmnisendAPIError(OmnisendError, requests.HTTPError):
         self.instance = instance
         self.method = method
         self.url = url
-        super().__init__(message or self._default_message(), response=response)
+        super().__init__(message or self._default_message(), response=detached_response(response))
 
     def _default_message(self) -> str:
         head = f"Omnisend API error {self.status}" if self.status else "Omnisend API error"
@@ -101,6 +109,31 @@ class OmnisendAPIError(OmnisendError, requests.HTTPError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else self._default_message()
+
+
+def detached_response(response: requests.Response | None) -> requests.Response | None:
+    """A copy of ``response`` that holds no credential, for ``OmnisendAPIError.response``.
+
+    The original's ``request`` is the prepared request with the ``Authorization`` header, so
+    the copy has none (``request`` is None); cookies and ``Set-Cookie`` are dropped and the
+    URL loses its query (its values are often e-mail addresses). Status, reason, the other
+    headers and the body (Omnisend's problem document) stay for callers that inspect them.
+    """
+    if response is None:
+        return None
+    copy = requests.Response()
+    copy.status_code = response.status_code
+    copy.reason = response.reason
+    copy.headers = CaseInsensitiveDict(
+        (k, v) for k, v in response.headers.items() if k.lower() != "set-cookie"
+    )
+    copy._content = response.content
+    copy._content_consumed = True
+    copy.encoding = response.encoding
+    copy.elapsed = response.elapsed
+    copy.url = (response.url or "").split("?", 1)[0].split("#", 1)[0]
+    copy.request = None  # type: ignore[assignment]
+    return copy
 
 
 class ValidationError(OmnisendAPIError):
@@ -169,12 +202,24 @@ class TransportError(OmnisendError):
 
     retryable = True
 
-    def __init__(self, message: str, *, kind: str = "transport", method: str = "", url: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "transport",
+        method: str = "",
+        url: str = "",
+        causes: frozenset[str] = frozenset(),
+    ):
         super().__init__(message)
         #: ``timeout``, ``connection``, ``bad_body``, ``ssl`` or ``transport``.
         self.kind = kind
         self.method = method
         self.url = url
+        #: Class names (with their bases) of the ``requests``/``urllib3``/socket errors behind
+        #: this one, e.g. ``ConnectionRefusedError``. The exceptions themselves are not kept
+        #: (they hold the request and its headers); the names are enough to say what failed.
+        self.causes = causes
         # A TLS/certificate failure will fail the same way again (stripe-python agrees), so
         # it is the one transport error that is not worth resending.
         if kind == "ssl":

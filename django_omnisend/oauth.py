@@ -11,18 +11,23 @@
 Two plain ``requests.post`` calls instead of requests-oauthlib, whose DEBUG logging writes request
 bodies and tokens (R-OA-9). No message or exception raised here ever contains a token, a code, a
 verifier or the client secret; functions that hold them are marked ``sensitive_variables`` so
-Django's error reports hide their locals too.
+Django's error reports hide their locals too. Django ignores that marker when ``DEBUG`` is on,
+so :func:`exchange_code` and :func:`refresh` also re-raise their errors with a fresh traceback
+that starts above the frames holding the code, the tokens and the secret, and with no chained
+``requests`` exception (its frames hold the form).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -82,6 +87,32 @@ class TokenResponse:
     extra_scopes: tuple[str, ...] = ()
     #: Whether the response carried ``scope`` (RFC 6749: omitted means "as requested").
     scope_returned: bool = True
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _secret_free_errors(func: _F) -> _F:
+    """Re-raise ``func``'s errors without the frames (and chain) that hold its secrets.
+
+    The traceback of an error raised inside ``func`` lists the locals of every frame down to
+    the raise: the code, the verifier, the refresh token, the client secret and the form. A
+    DEBUG error page shows them all (``sensitive_variables`` only works with DEBUG off). The
+    error is re-raised from this wrapper with its traceback cut and outside the ``except``,
+    after the wrapper has dropped its own references to the arguments.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (OAuthError, ImproperlyConfigured) as exc:
+            error = exc
+        del args, kwargs
+        error.__cause__ = error.__context__ = None
+        raise error.with_traceback(None)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _setting(name: str) -> str:
@@ -169,6 +200,7 @@ def build_authorization_request(
     )
 
 
+@_secret_free_errors
 @sensitive_variables()
 def exchange_code(
     code: str,
@@ -200,6 +232,7 @@ def exchange_code(
     return _validate(payload, required_scopes)
 
 
+@_secret_free_errors
 @sensitive_variables()
 def refresh(
     refresh_token: str,
