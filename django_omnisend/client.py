@@ -59,6 +59,7 @@ from .exceptions import (
     OmnisendAPIError,
     PagingError,
     TransportError,
+    bounded_wait,
     exception_for_status,
     parse_problem,
 )
@@ -191,26 +192,25 @@ def _safe_target(path: str, params: Mapping[str, Any] | None) -> str:
 
 
 def _retry_after(response: requests.Response, problem: Mapping[str, Any]) -> float | None:
-    """Seconds to wait from ``Retry-After``, body ``retryAfter`` or ``X-Rate-Limit-Reset``."""
+    """Seconds to wait from ``Retry-After``, body ``retryAfter`` or ``X-Rate-Limit-Reset``.
+
+    Each is clamped to ``[0, MAX_RETRY_AFTER]`` (an hour); a non-finite or unreadable value
+    is ignored and the next source decides.
+    """
     header = response.headers.get("Retry-After")
     if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
+        seconds = bounded_wait(header)
+        if seconds is None:
             try:
                 when = email.utils.parsedate_to_datetime(header)
-                return max(0.0, when.timestamp() - time.time())
-            except (TypeError, ValueError):
+                seconds = bounded_wait(when.timestamp() - time.time())
+            except (TypeError, ValueError, OverflowError):
                 pass
+        if seconds is not None:
+            return seconds
     if problem.get("retry_after") is not None:
-        return max(0.0, float(problem["retry_after"]))
-    reset = response.headers.get("X-Rate-Limit-Reset")
-    if reset:
-        try:
-            return max(0.0, float(reset))
-        except ValueError:
-            pass
-    return None
+        return bounded_wait(problem["retry_after"])
+    return bounded_wait(response.headers.get("X-Rate-Limit-Reset"))
 
 
 class OmnisendClient:
@@ -478,7 +478,8 @@ def _api_error(response: requests.Response, method: str, target: str) -> Omnisen
         # A 429 that says nothing still means "come back later": RETRY_AFTER_DEFAULT (60 s,
         # Omnisend's window).
         retry_after = _retry_after(response, problem)
-        retry_after = float(_setting("RETRY_AFTER_DEFAULT")) if retry_after is None else retry_after
+        if retry_after is None:
+            retry_after = bounded_wait(_setting("RETRY_AFTER_DEFAULT")) or 0.0
     problem["retry_after"] = retry_after
     cls = exception_for_status(response.status_code)
     return cls(status=response.status_code, method=method, url=target, response=response, **problem)

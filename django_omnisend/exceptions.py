@@ -16,6 +16,7 @@ values. Transport errors are raised without a ``__cause__``/``__context__``: the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,6 +250,29 @@ class BudgetExhausted(OmnisendError):
         self.retry_after = retry_after
 
 
+#: The longest wait a 429 (``Retry-After``, ``retryAfter``, ``X-Rate-Limit-Reset``) can impose,
+#: in seconds. Omnisend's windows are a minute long; a larger value is a bug or a hostile
+#: answer, and unbounded it parked a brand for decades or overflowed ``datetime`` (issue 15).
+MAX_RETRY_AFTER = 3600.0
+
+
+def bounded_wait(value: Any) -> float | None:
+    """``value`` as seconds clamped to ``[0, MAX_RETRY_AFTER]``; None when it is no usable number.
+
+    Numbers and numeric strings are read; booleans, NaN, infinities and anything unparsable
+    give None, so the caller falls back to its next source or default.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+
+
 #: Status code -> exception class, for the error mapping in ``client.py``.
 STATUS_EXCEPTIONS: dict[int, type[OmnisendAPIError]] = {
     400: ValidationError,
@@ -297,13 +321,13 @@ def parse_problem(body: Any) -> dict[str, Any]:
             for message in messages if isinstance(messages, list) else [messages]:
                 errors.append(FieldError(field=str(field), code="", message=str(message)))
     retry_after = body.get("retryAfter")
-    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+    if not isinstance(retry_after, int | float):  # a string is not Omnisend's shape
         retry_after = None
     return {
         "problem_type": str(body.get("type") or ""),
         "title": str(body.get("title") or ""),
         "detail": str(body.get("detail") or body.get("error") or ""),
         "errors": errors,
-        "retry_after": float(retry_after) if retry_after is not None else None,
+        "retry_after": bounded_wait(retry_after),
         "instance": str(body.get("instance") or ""),
     }

@@ -23,6 +23,7 @@ import base64
 import functools
 import hashlib
 import logging
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -48,10 +49,18 @@ __all__ = [
     "expected_issuer",
     "refresh",
     "revoke",
+    "token_lifetime",
 ]
 
 #: (connect, read) seconds for token and revoke requests (R-OA-10).
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 20.0)
+
+#: The shortest token lifetime believed, in seconds. A token said to live less (0, negative,
+#: one second) would be refreshed on every ``get_client`` call, a refresh storm; if it really
+#: dies sooner, the 401 handler refreshes it once.
+MIN_TOKEN_LIFETIME = 120.0
+#: Lifetimes from ten years on (Omnisend's 9223372036 s, infinity) mean "does not expire".
+MAX_TOKEN_LIFETIME = 3650 * 86400.0
 
 #: OAuthError codes that mean "try again later" rather than "the grant is dead".
 TRANSIENT_CODES = frozenset({"token_unavailable", "token_timeout", "token_transport"})
@@ -396,13 +405,7 @@ def _validate(
             "Omnisend's token response has an unreadable refresh token.",
             code="token_bad_response",
         )
-    expires_in = payload.get("expires_in")
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str | None):
-        expires_in = None
-    try:
-        expires = float(expires_in) if expires_in is not None else None
-    except ValueError:
-        expires = None
+    expires = token_lifetime(payload.get("expires_in"))
 
     required = tuple(required_scopes if required_scopes is not None else omnisend_settings.scopes)
     granted = _parse_scopes(payload.get("scope"))
@@ -427,6 +430,25 @@ def _validate(
         extra_scopes=extra,
         scope_returned=scope_returned,
     )
+
+
+def token_lifetime(expires_in: Any) -> float | None:
+    """A token response's ``expires_in`` as seconds to keep the token, or None for no expiry.
+
+    Clamped to ``[MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME)``: negative, zero and tiny values
+    become ``MIN_TOKEN_LIFETIME``; ten years or more (and infinity) mean "does not expire",
+    which is how Omnisend describes authorization-code tokens. NaN and values that are not
+    a number (or numeric string) count as absent (RFC 6749 makes ``expires_in`` optional).
+    """
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str):
+        return None
+    try:
+        seconds = float(expires_in)
+    except (ValueError, OverflowError):
+        return None
+    if math.isnan(seconds) or seconds >= MAX_TOKEN_LIFETIME:
+        return None
+    return max(MIN_TOKEN_LIFETIME, seconds)
 
 
 def is_transient(exc: OAuthError) -> bool:
