@@ -8,6 +8,7 @@ happened and what to do. Ids are never reused for a different meaning.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -55,13 +56,34 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "TRUST_EMAILS": (bool,),
 }
 
-#: Keys that hold URLs which must be https outside DEBUG.
+#: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).
 URL_KEYS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_URL", "REDIRECT_URI")
 
 #: Omnisend's documented ceiling; a budget above it only earns 429s.
 OMNISEND_RATE_LIMIT = 400
 #: Omnisend's own limit for /contacts/tags, per minute per brand.
 OMNISEND_TAGS_RATE_LIMIT = 60
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` is ``http://`` to this machine: 127.0.0.0/8, ``::1`` or ``localhost``.
+
+    Only the exact name ``localhost`` counts (not ``localhost.example.com``), and addresses
+    only in their standard form (``127.0.0.1.nip.io`` and ``2130706433`` are other hosts as
+    far as this check knows). Loopback traffic never crosses a network, so http is safe there.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    host = parts.hostname.lower()  # without brackets, port or user info
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def _id(kind: str, number: int) -> str:
@@ -231,18 +253,19 @@ def _check_email_source(adapter: type) -> list:
 
 @checks.register("django_omnisend")
 def check_urls(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
-    """Outside DEBUG, tokens and codes only travel over https."""
+    """Outside DEBUG, tokens and codes only travel over https (or http to a loopback host)."""
     if settings.DEBUG or not _settings_ok():
         return []
     messages: list[checks.CheckMessage] = []
     for key in URL_KEYS:
         value = omnisend_settings.get(key)
-        if value and urlsplit(value).scheme != "https":
+        if value and urlsplit(value).scheme != "https" and not is_loopback_url(value):
             messages.append(
                 checks.Error(
                     f'OMNISEND["{key}"] = {value!r} is not an https URL.',
                     hint=f'Use https for OMNISEND["{key}"] when DEBUG is False; OAuth codes '
-                    "and tokens must not cross the network in clear text.",
+                    "and tokens must not cross the network in clear text (http is accepted "
+                    "only for 127.0.0.0/8, [::1] and localhost).",
                     id=_id("E", 5),
                 )
             )

@@ -59,6 +59,7 @@ from .exceptions import (
     OmnisendAPIError,
     PagingError,
     TransportError,
+    bounded_wait,
     exception_for_status,
     parse_problem,
 )
@@ -193,26 +194,25 @@ def _safe_target(path: str, params: Mapping[str, Any] | None) -> str:
 
 
 def _retry_after(response: requests.Response, problem: Mapping[str, Any]) -> float | None:
-    """Seconds to wait from ``Retry-After``, body ``retryAfter`` or ``X-Rate-Limit-Reset``."""
+    """Seconds to wait from ``Retry-After``, body ``retryAfter`` or ``X-Rate-Limit-Reset``.
+
+    Each is clamped to ``[0, MAX_RETRY_AFTER]`` (an hour); a non-finite or unreadable value
+    is ignored and the next source decides.
+    """
     header = response.headers.get("Retry-After")
     if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
+        seconds = bounded_wait(header)
+        if seconds is None:
             try:
                 when = email.utils.parsedate_to_datetime(header)
-                return max(0.0, when.timestamp() - time.time())
-            except (TypeError, ValueError):
+                seconds = bounded_wait(when.timestamp() - time.time())
+            except (TypeError, ValueError, OverflowError):
                 pass
+        if seconds is not None:
+            return seconds
     if problem.get("retry_after") is not None:
-        return max(0.0, float(problem["retry_after"]))
-    reset = response.headers.get("X-Rate-Limit-Reset")
-    if reset:
-        try:
-            return max(0.0, float(reset))
-        except ValueError:
-            pass
-    return None
+        return bounded_wait(problem["retry_after"])
+    return bounded_wait(response.headers.get("X-Rate-Limit-Reset"))
 
 
 class OmnisendClient:
@@ -360,6 +360,7 @@ class OmnisendClient:
                 self.rate_limiter.acquire(self.rate_limit_key, timeout=self.max_wait)
             started = self.clock()
             self.requests_sent += 1
+            failure: TransportError | None = None
             try:
                 response = self.session.request(
                     method,
@@ -371,20 +372,24 @@ class OmnisendClient:
                     allow_redirects=False,
                 )
             except requests.exceptions.RequestException as exc:
-                error = _transport_error(exc, method, target)
-                self._log(method, target, None, started, attempt, error.kind)
-                if error.retryable and safe and retries < self.max_retries:
+                failure = _transport_error(exc, method, target)
+            if failure is not None:
+                # Raised here, outside the ``except``, so it has no __context__: the requests
+                # and urllib3 exceptions hold the prepared request and their frames list the
+                # headers, Authorization included (DEBUG pages, error trackers).
+                self._log(method, target, None, started, attempt, failure.kind)
+                if failure.retryable and safe and retries < self.max_retries:
                     retries += 1
                     self.sleep(self.backoff(retries))
                     continue
-                raise error from exc
+                raise failure
             status = response.status_code
             self._log(method, target, status, started, attempt, "")
             if 200 <= status < 300:
                 try:
                     body = _decode(response) if expect_json else None
                 except ValueError as exc:
-                    error = TransportError(
+                    unreadable = TransportError(
                         f"Omnisend answered {status} to {method} {target} with an unreadable "
                         "body; the outcome is unknown.",
                         kind="bad_body",
@@ -395,14 +400,12 @@ class OmnisendClient:
                         retries += 1
                         self.sleep(self.backoff(retries))
                         continue
-                    raise error from exc
+                    raise unreadable from exc  # a JSON decoding error: no request in it
                 return ApiResponse(status, body, response.headers)
             error = _api_error(response, method, target)
-            if status == 401 and self.on_unauthorized is not None and not reauthorized:
+            if isinstance(error, AuthenticationError) and self.on_unauthorized and not reauthorized:
                 reauthorized = True
-                secret = self.on_unauthorized(self, error)
-                if secret:
-                    self.auth = self.auth.with_secret(secret)  # type: ignore[attr-defined]
+                if self._reauthorize(error):
                     continue
                 raise error
             if status == 429:
@@ -421,6 +424,19 @@ class OmnisendClient:
                 self.sleep(self.backoff(retries))
                 continue
             raise error
+
+    def _reauthorize(self, error: AuthenticationError) -> bool:
+        """Ask ``on_unauthorized`` for a new credential; True when the client now uses one.
+
+        A method of its own so the new secret never is a local of the request loop, whose
+        frame a DEBUG error page lists if the next attempt fails too.
+        """
+        assert self.on_unauthorized is not None
+        secret = self.on_unauthorized(self, error)
+        if not secret:
+            return False
+        self.auth = self.auth.with_secret(secret)  # type: ignore[assignment]
+        return True
 
     def _log(
         self, method: str, target: str, status: int | None, started: float, attempt: int, kind: str
@@ -470,7 +486,8 @@ def _api_error(response: requests.Response, method: str, target: str) -> Omnisen
         # A 429 that says nothing still means "come back later": RETRY_AFTER_DEFAULT (60 s,
         # Omnisend's window).
         retry_after = _retry_after(response, problem)
-        retry_after = float(_setting("RETRY_AFTER_DEFAULT")) if retry_after is None else retry_after
+        if retry_after is None:
+            retry_after = bounded_wait(_setting("RETRY_AFTER_DEFAULT")) or 0.0
     problem["retry_after"] = retry_after
     cls = exception_for_status(response.status_code)
     return cls(status=response.status_code, method=method, url=target, response=response, **problem)
@@ -492,7 +509,29 @@ def _transport_error(exc: requests.RequestException, method: str, target: str) -
         kind=kind,
         method=method,
         url=target,
+        causes=_cause_names(exc),
     )
+
+
+def _cause_names(exc: BaseException) -> frozenset[str]:
+    """The class names (bases included) of ``exc`` and every exception behind it.
+
+    Followed: ``__cause__``, ``__context__``, urllib3's ``reason`` and exceptions in ``args``
+    (requests wraps urllib3's ``MaxRetryError`` that way). Only names are kept, so
+    :mod:`~django_omnisend.reachability` can say "connection refused" without the objects.
+    """
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names.update(cls.__name__ for cls in type(current).__mro__)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo.extend(e for e in [*linked, *current.args] if isinstance(e, BaseException))
+    return frozenset(names)
 
 
 # -- resources ---------------------------------------------------------------------------------

@@ -137,11 +137,16 @@ def resume(key: str) -> None:
 
 
 def cool_down(key: str, seconds: float | None, now: datetime | None = None) -> datetime:
-    """Hold the whole brand for ``seconds`` (``RETRY_AFTER_DEFAULT`` when Omnisend gave none)."""
+    """Hold the whole brand for ``seconds`` (``RETRY_AFTER_DEFAULT`` when Omnisend gave none).
+
+    The hold is at most ``exceptions.MAX_RETRY_AFTER`` (an hour); a non-finite ``seconds``
+    counts as none given.
+    """
     now = now or timezone.now()
-    if seconds is None:
-        seconds = float(omnisend_settings.get("RETRY_AFTER_DEFAULT"))
-    until = now + timedelta(seconds=seconds)
+    bounded = exceptions.bounded_wait(seconds)
+    if bounded is None:
+        bounded = exceptions.bounded_wait(omnisend_settings.get("RETRY_AFTER_DEFAULT")) or 0.0
+    until = now + timedelta(seconds=bounded)
     control = _control(key)
     DeliveryControl.objects.filter(pk=control.pk).update(cooldown_until=until)
     return until

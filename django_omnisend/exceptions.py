@@ -5,14 +5,23 @@ API errors are parsed from Omnisend's RFC 9457 problem bodies and carry ``status
 ``instance``. HTTP errors subclass :class:`requests.HTTPError`, like django-anymail's, so code
 that already catches ``requests`` errors keeps working. ``str()`` of any of them is useful and
 never contains a credential: messages are built from the problem body and a redacted URL only.
+
+No exception holds a credential in its attributes either, so pickling one (a task queue, a
+cache) or printing its ``__dict__`` writes no secret: ``exc.request`` is None (the prepared
+request carried the ``Authorization`` header) and ``exc.response`` is a detached copy with
+the status, reason, headers and body but no request, no cookies and a URL without query
+values. Transport errors are raised without a ``__cause__``/``__context__``: the chained
+``requests``/``urllib3`` exceptions and their frames hold the request headers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 
 class OmnisendError(Exception):
@@ -83,7 +92,7 @@ class OmnisendAPIError(OmnisendError, requests.HTTPError):
         self.instance = instance
         self.method = method
         self.url = url
-        super().__init__(message or self._default_message(), response=response)
+        super().__init__(message or self._default_message(), response=detached_response(response))
 
     def _default_message(self) -> str:
         head = f"Omnisend API error {self.status}" if self.status else "Omnisend API error"
@@ -101,6 +110,31 @@ class OmnisendAPIError(OmnisendError, requests.HTTPError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else self._default_message()
+
+
+def detached_response(response: requests.Response | None) -> requests.Response | None:
+    """A copy of ``response`` that holds no credential, for ``OmnisendAPIError.response``.
+
+    The original's ``request`` is the prepared request with the ``Authorization`` header, so
+    the copy has none (``request`` is None); cookies and ``Set-Cookie`` are dropped and the
+    URL loses its query (its values are often e-mail addresses). Status, reason, the other
+    headers and the body (Omnisend's problem document) stay for callers that inspect them.
+    """
+    if response is None:
+        return None
+    copy = requests.Response()
+    copy.status_code = response.status_code
+    copy.reason = response.reason
+    copy.headers = CaseInsensitiveDict(
+        (k, v) for k, v in response.headers.items() if k.lower() != "set-cookie"
+    )
+    copy._content = response.content
+    copy._content_consumed = True
+    copy.encoding = response.encoding
+    copy.elapsed = response.elapsed
+    copy.url = (response.url or "").split("?", 1)[0].split("#", 1)[0]
+    copy.request = None  # type: ignore[assignment]
+    return copy
 
 
 class ValidationError(OmnisendAPIError):
@@ -169,12 +203,24 @@ class TransportError(OmnisendError):
 
     retryable = True
 
-    def __init__(self, message: str, *, kind: str = "transport", method: str = "", url: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "transport",
+        method: str = "",
+        url: str = "",
+        causes: frozenset[str] = frozenset(),
+    ):
         super().__init__(message)
         #: ``timeout``, ``connection``, ``bad_body``, ``ssl`` or ``transport``.
         self.kind = kind
         self.method = method
         self.url = url
+        #: Class names (with their bases) of the ``requests``/``urllib3``/socket errors behind
+        #: this one, e.g. ``ConnectionRefusedError``. The exceptions themselves are not kept
+        #: (they hold the request and its headers); the names are enough to say what failed.
+        self.causes = causes
         # A TLS/certificate failure will fail the same way again (stripe-python agrees), so
         # it is the one transport error that is not worth resending.
         if kind == "ssl":
@@ -202,6 +248,29 @@ class BudgetExhausted(OmnisendError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+#: The longest wait a 429 (``Retry-After``, ``retryAfter``, ``X-Rate-Limit-Reset``) can impose,
+#: in seconds. Omnisend's windows are a minute long; a larger value is a bug or a hostile
+#: answer, and unbounded it parked a brand for decades or overflowed ``datetime`` (issue 15).
+MAX_RETRY_AFTER = 3600.0
+
+
+def bounded_wait(value: Any) -> float | None:
+    """``value`` as seconds clamped to ``[0, MAX_RETRY_AFTER]``; None when it is no usable number.
+
+    Numbers and numeric strings are read; booleans, NaN, infinities and anything unparsable
+    give None, so the caller falls back to its next source or default.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 #: Status code -> exception class, for the error mapping in ``client.py``.
@@ -252,13 +321,13 @@ def parse_problem(body: Any) -> dict[str, Any]:
             for message in messages if isinstance(messages, list) else [messages]:
                 errors.append(FieldError(field=str(field), code="", message=str(message)))
     retry_after = body.get("retryAfter")
-    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+    if not isinstance(retry_after, int | float):  # a string is not Omnisend's shape
         retry_after = None
     return {
         "problem_type": str(body.get("type") or ""),
         "title": str(body.get("title") or ""),
         "detail": str(body.get("detail") or body.get("error") or ""),
         "errors": errors,
-        "retry_after": float(retry_after) if retry_after is not None else None,
+        "retry_after": bounded_wait(retry_after),
         "instance": str(body.get("instance") or ""),
     }

@@ -6,6 +6,7 @@ Secrets live only in :class:`~django_omnisend.fields.EncryptedTextField` columns
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
@@ -162,7 +163,9 @@ def expires_at_from(expires_in: float | None):
         return None
     try:
         seconds = float(expires_in)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if math.isnan(seconds):  # "unknown", not "now" or "never"
         return None
     if seconds <= 0:
         return timezone.now()

@@ -11,18 +11,24 @@
 Two plain ``requests.post`` calls instead of requests-oauthlib, whose DEBUG logging writes request
 bodies and tokens (R-OA-9). No message or exception raised here ever contains a token, a code, a
 verifier or the client secret; functions that hold them are marked ``sensitive_variables`` so
-Django's error reports hide their locals too.
+Django's error reports hide their locals too. Django ignores that marker when ``DEBUG`` is on,
+so :func:`exchange_code` and :func:`refresh` also re-raise their errors with a fresh traceback
+that starts above the frames holding the code, the tokens and the secret, and with no chained
+``requests`` exception (its frames hold the form).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
+import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -43,10 +49,18 @@ __all__ = [
     "expected_issuer",
     "refresh",
     "revoke",
+    "token_lifetime",
 ]
 
 #: (connect, read) seconds for token and revoke requests (R-OA-10).
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 20.0)
+
+#: The shortest token lifetime believed, in seconds. A token said to live less (0, negative,
+#: one second) would be refreshed on every ``get_client`` call, a refresh storm; if it really
+#: dies sooner, the 401 handler refreshes it once.
+MIN_TOKEN_LIFETIME = 120.0
+#: Lifetimes from ten years on (Omnisend's 9223372036 s, infinity) mean "does not expire".
+MAX_TOKEN_LIFETIME = 3650 * 86400.0
 
 #: OAuthError codes that mean "try again later" rather than "the grant is dead".
 TRANSIENT_CODES = frozenset({"token_unavailable", "token_timeout", "token_transport"})
@@ -82,6 +96,32 @@ class TokenResponse:
     extra_scopes: tuple[str, ...] = ()
     #: Whether the response carried ``scope`` (RFC 6749: omitted means "as requested").
     scope_returned: bool = True
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _secret_free_errors(func: _F) -> _F:
+    """Re-raise ``func``'s errors without the frames (and chain) that hold its secrets.
+
+    The traceback of an error raised inside ``func`` lists the locals of every frame down to
+    the raise: the code, the verifier, the refresh token, the client secret and the form. A
+    DEBUG error page shows them all (``sensitive_variables`` only works with DEBUG off). The
+    error is re-raised from this wrapper with its traceback cut and outside the ``except``,
+    after the wrapper has dropped its own references to the arguments.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (OAuthError, ImproperlyConfigured) as exc:
+            error = exc
+        del args, kwargs
+        error.__cause__ = error.__context__ = None
+        raise error.with_traceback(None)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _setting(name: str) -> str:
@@ -169,6 +209,7 @@ def build_authorization_request(
     )
 
 
+@_secret_free_errors
 @sensitive_variables()
 def exchange_code(
     code: str,
@@ -200,6 +241,7 @@ def exchange_code(
     return _validate(payload, required_scopes)
 
 
+@_secret_free_errors
 @sensitive_variables()
 def refresh(
     refresh_token: str,
@@ -363,13 +405,7 @@ def _validate(
             "Omnisend's token response has an unreadable refresh token.",
             code="token_bad_response",
         )
-    expires_in = payload.get("expires_in")
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str | None):
-        expires_in = None
-    try:
-        expires = float(expires_in) if expires_in is not None else None
-    except ValueError:
-        expires = None
+    expires = token_lifetime(payload.get("expires_in"))
 
     required = tuple(required_scopes if required_scopes is not None else omnisend_settings.scopes)
     granted = _parse_scopes(payload.get("scope"))
@@ -394,6 +430,25 @@ def _validate(
         extra_scopes=extra,
         scope_returned=scope_returned,
     )
+
+
+def token_lifetime(expires_in: Any) -> float | None:
+    """A token response's ``expires_in`` as seconds to keep the token, or None for no expiry.
+
+    Clamped to ``[MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME)``: negative, zero and tiny values
+    become ``MIN_TOKEN_LIFETIME``; ten years or more (and infinity) mean "does not expire",
+    which is how Omnisend describes authorization-code tokens. NaN and values that are not
+    a number (or numeric string) count as absent (RFC 6749 makes ``expires_in`` optional).
+    """
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | str):
+        return None
+    try:
+        seconds = float(expires_in)
+    except (ValueError, OverflowError):
+        return None
+    if math.isnan(seconds) or seconds >= MAX_TOKEN_LIFETIME:
+        return None
+    return max(MIN_TOKEN_LIFETIME, seconds)
 
 
 def is_transient(exc: OAuthError) -> bool:

@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .exceptions import BudgetExhausted
+from .exceptions import MAX_RETRY_AFTER, BudgetExhausted, bounded_wait
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +203,15 @@ class RateLimiter:
         return f"{self.prefix}:{key}:cooldown"
 
     def cooldown(self, key: str | None, seconds: float) -> None:
-        """Refuse requests for ``key`` in every process for ``seconds`` (never shortens one)."""
+        """Refuse requests for ``key`` in every process for ``seconds`` (never shortens one).
+
+        ``seconds`` is clamped to ``MAX_RETRY_AFTER`` (an hour); a non-finite value is ignored.
+        """
         key = self._key(key)
-        if seconds <= 0:
+        bounded = bounded_wait(seconds)
+        if not bounded:
             return
+        seconds = bounded
         until = self.clock() + seconds
         if self.shared:
             current = self.cache.get(self._cooldown_key(key))
@@ -230,7 +235,8 @@ class RateLimiter:
                 until = self._local.cooldowns.get(self._cooldown_key(key))
         if until is None:
             return 0.0
-        return max(0.0, float(until) - self.clock())
+        # Capped too: a deadline stored before waits were bounded must not park the brand.
+        return min(MAX_RETRY_AFTER, max(0.0, float(until) - self.clock()))
 
     # -- budget ---------------------------------------------------------------------------
 

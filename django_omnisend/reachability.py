@@ -2,9 +2,10 @@
 
 The client's :class:`~django_omnisend.exceptions.TransportError` names only the method and
 the path, because the underlying error's text carries the full URL with its query (often an
-e-mail address). The kind of failure is read from the exception chain instead, and the host
-from ``OMNISEND["API_URL"]``, so a command can say "connection refused by
-api.omnisend.com:443" rather than "connection failed".
+e-mail address). The kind of failure is read from the names of the exceptions behind it
+(``TransportError.causes``; the exceptions themselves are not kept because they hold the
+request headers) or from its chain, and the host from ``OMNISEND["API_URL"]``, so a command
+can say "connection refused by api.omnisend.com:443" rather than "connection failed".
 """
 
 from __future__ import annotations
@@ -60,14 +61,12 @@ def unreachable_reason(exc: BaseException, api_url: str | None = None) -> str:
     if not isinstance(exc, TransportError):
         return ""
     host = api_host(api_url)
-    causes = list(_chain(exc))
+    names = set(exc.causes)
+    for cause in _chain(exc):
+        names.update(cls.__name__ for cls in type(cause).__mro__)
 
     def found(*kinds: type[BaseException] | str) -> bool:
-        return any(
-            isinstance(c, k) if isinstance(k, type) else type(c).__name__ == k
-            for c in causes
-            for k in kinds
-        )
+        return any((k.__name__ if isinstance(k, type) else k) in names for k in kinds)
 
     if found(ConnectionRefusedError):
         return f"connection refused by {host}"

@@ -152,6 +152,47 @@ def test_http_urls_are_fine_in_debug():
         assert checks.check_urls() == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/api",
+        "http://127.0.0.5",
+        "http://127.255.255.254/api",
+        "http://[::1]:8000",
+        "http://[::1]/api",
+        "http://localhost",
+        "http://LOCALHOST:8000/api",
+    ],
+)
+def test_e005_allows_http_to_loopback_hosts_with_debug_off(url):
+    """Issue 15 item 12: loopback never crosses a network, so a staging site may talk to a
+    local Omnisend double over http without silencing the check."""
+    omnisend = {**GOOD, **dict.fromkeys(checks.URL_KEYS, url)}
+    with override_settings(OMNISEND=omnisend, DEBUG=False):
+        assert checks.check_urls() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1",
+        "http://192.168.1.10:8000/api",
+        "http://localhost.example.com",
+        "http://127.0.0.1.nip.io",
+        "http://localhost@evil.example.com/api",
+        "http://evil.example.com#@localhost",
+        "http://[::2]",
+        "http://0.0.0.0:8000",
+        "http://2130706433",
+        "ftp://localhost",
+        "//localhost/api",
+    ],
+)
+def test_e005_refuses_every_other_non_https_url(url):
+    with override_settings(OMNISEND={**GOOD, "API_URL": url}, DEBUG=False):
+        assert ids(checks.check_urls()) == ["django_omnisend.E005"]
+
+
 def test_redirect_uri_may_be_derived_in_debug():
     omnisend = {"ENCRYPTION_KEYS": [KEY], "CLIENT_ID": "id", "CLIENT_SECRET": "s"}
     with override_settings(OMNISEND=omnisend, DEBUG=True):

@@ -77,6 +77,48 @@ def test_retry_after_http_date_and_v3_reset_header(client, mocked, clock):
     assert 17 <= clock.sleeps[0] <= 21 and clock.sleeps[1] == 9.0
 
 
+#: (Retry-After header, body retryAfter, X-Rate-Limit-Reset) -> the wait RateLimited carries.
+#: Waits are clamped to [0, 3600] s; non-finite or unreadable values are ignored, so the next
+#: source (or the 60 s default) decides.
+RETRY_AFTER_BOUNDS = {
+    "huge_header": ("1000000000000", None, None, 3600.0),
+    "overflowing_header": ("1e999", 30, None, 30.0),
+    "nan_header": ("nan", 30, None, 30.0),
+    "inf_header": ("inf", None, None, 60.0),
+    "negative_header": ("-5", 30, None, 0.0),
+    "far_future_date": ("Fri, 31 Dec 9999 23:59:59 GMT", None, None, 3600.0),
+    "garbage_header": ("soon", 45, None, 45.0),
+    "huge_body": (None, 10**12, None, 3600.0),
+    "overflowing_body": (None, "1e999", None, 60.0),
+    "negative_body": (None, -7, None, 0.0),
+    "huge_reset": (None, None, "1e12", 3600.0),
+    "inf_reset": (None, None, "inf", 60.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RETRY_AFTER_BOUNDS))
+def test_retry_after_is_clamped_and_non_finite_values_are_ignored(case, client, mocked, clock):
+    header, body_value, reset, expected = RETRY_AFTER_BOUNDS[case]
+    headers = {}
+    if header is not None:
+        headers["Retry-After"] = header
+    if reset is not None:
+        headers["X-Rate-Limit-Reset"] = reset
+    problem: dict = {"type": "x", "title": "Rate limit exceeded", "status": 429}
+    raw = None
+    if body_value == "1e999":  # JSON with a number no float holds (reads as infinity)
+        raw = '{"title": "Rate limit exceeded", "status": 429, "retryAfter": 1e999}'
+    elif body_value is not None:
+        problem["retryAfter"] = body_value
+    kwargs = {"body": raw, "content_type": "application/json"} if raw else {"json": problem}
+    mocked.get(f"{API}/brands/current", status=429, headers=headers, **kwargs)
+    client.max_wait = -1  # raise at once, whatever the wait
+    with pytest.raises(RateLimited) as excinfo:
+        client.brands.current()
+    assert excinfo.value.retry_after == expected
+    assert clock.sleeps == []
+
+
 def test_problem_json_media_type_is_parsed(client, mocked):
     body = (
         '{"type":"https://problems.omnisend.com/validation-failed","title":"Validation failed",'

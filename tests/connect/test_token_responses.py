@@ -266,3 +266,47 @@ def test_successful_probe_redirects_to_the_list(
     stub_good_token(stub, emulator)
     _, response = callback_with_stub(manager_client, stub)
     assert response.status_code == 302 and response["Location"] == CHANGELIST_URL
+
+
+# -- expires_in bounds (issue 15 item 6) ------------------------------------------------------
+
+#: Raw ``expires_in`` JSON values -> the stored lifetime: None (no expiry) or seconds.
+#: Python's json accepts NaN/Infinity literals, and 1e999 reads as infinity.
+EXPIRES_IN = {
+    "nan": (b"NaN", None),
+    "infinity": (b"Infinity", None),
+    "minus_infinity": (b"-Infinity", oauth.MIN_TOKEN_LIFETIME),
+    "overflowing_float": (b"1e999", None),
+    "huge": (b"1e300", None),
+    "omnisend_never": (b"9223372036", None),
+    "negative": (b"-5", oauth.MIN_TOKEN_LIFETIME),
+    "zero": (b"0", oauth.MIN_TOKEN_LIFETIME),
+    "one_second": (b"1", oauth.MIN_TOKEN_LIFETIME),
+    "unparsable_string": (b'"soon"', None),
+    "numeric_string": (b'"7200"', 7200),
+    "ordinary": (b"3600", 3600),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPIRES_IN))
+def test_expires_in_is_bounded(case, manager_client, stub_token_settings, stub, emulator):
+    """Non-finite, negative, tiny or huge lifetimes neither crash the callback nor stick."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    raw, expected = EXPIRES_IN[case]
+    token = minted(emulator)
+    body = b'{"access_token": "%s", "expires_in": %s}' % (token["access_token"].encode(), raw)
+    stub.respond("/token", 200, body)
+    before = timezone.now()
+    _, response = callback_with_stub(manager_client, stub)
+    after = timezone.now()
+    assert response.status_code == 302, response.content[:400]
+    connection = Connection.objects.get()
+    assert connection.status == "active"
+    if expected is None:
+        assert connection.expires_at is None
+    else:
+        assert before + timedelta(seconds=expected) <= connection.expires_at
+        assert connection.expires_at <= after + timedelta(seconds=expected)

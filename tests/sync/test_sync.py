@@ -348,6 +348,27 @@ def test_429_cools_the_whole_brand_down(sync_settings, emulator):
     assert drain().requests == 0
 
 
+@pytest.mark.parametrize("retry_after", [10**9, 10**12], ids=["1e9", "1e12"])
+def test_absurd_retry_after_neither_crashes_nor_parks_the_brand(
+    sync_settings, emulator, retry_after
+):
+    """Issue 15 item 6: retryAfter 10**12 made every drain pass raise OverflowError, 10**9
+    cooled the brand down until 2058. Waits are clamped to an hour."""
+    from django_omnisend.ratelimit import RateLimiter
+
+    for n in range(3):
+        make_user(f"user{n}", f"user{n}@example.com")
+    emulator.add_fault(route="POST /api/contacts", kind="429", retry_after=retry_after)
+    limit = timezone.now() + timedelta(seconds=3600 + 5)
+    for _ in range(2):  # the second pass meets the stored cooldown
+        result = drain()
+        assert result.synced == 0
+    control = DeliveryControl.objects.get(connection_key="default")
+    assert timezone.now() < control.cooldown_until <= limit
+    assert all(s.next_attempt_at <= limit for s in SyncState.objects.all())
+    assert RateLimiter().cooldown_remaining(emulator.default_brand_id) <= 3600 + 5
+
+
 def test_events_go_through_the_outbox(sync_settings, emulator):
     from django_omnisend.events import send_event
 
