@@ -152,6 +152,11 @@ class ConnectionAdmin(admin.ModelAdmin):
         # Others with the view permission get a read-only page.
         return super().has_change_permission(request, obj) and can_manage(request.user)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        # Deleting ends the connection (its tokens are revoked at Omnisend), like "Disconnect":
+        # Django's delete permission alone must not be enough (the view and the bulk action).
+        return super().has_delete_permission(request, obj) and can_manage(request.user)
+
     def delete_model(self, request: HttpRequest, obj: Connection) -> None:
         # Deleting the row must not leave live tokens behind at Omnisend.
         tokens = connections._tokens_to_revoke(obj)
