@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from . import connections
+from . import connections, crypto
 from .conf import omnisend_settings
 from .exceptions import NeedsReconnect, OAuthError, OmnisendError
 from .models import Connection
@@ -66,6 +66,10 @@ class ConnectionForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("This is an OAuth connection; connect an API key as a new connection.")
             )
+        # Before asking Omnisend: a key that cannot be stored must be a form error, not a 500.
+        unconfigured = crypto.configuration_error()
+        if unconfigured:
+            raise forms.ValidationError(unconfigured)
         try:
             self._brand = connections.probe_credentials(api_key=key)
         except (OmnisendError, OAuthError) as exc:
@@ -196,9 +200,25 @@ class ConnectionAdmin(admin.ModelAdmin):
         self._flag_undecryptable()
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._flag_undecryptable()
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._flag_undecryptable()
+        return super().history_view(request, object_id, extra_context)
+
     @staticmethod
     def _flag_undecryptable() -> None:
-        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4)."""
+        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4).
+
+        Also when no key is configured at all: the field then loads every secret as
+        ``Undecryptable`` instead of raising, so every admin page renders.
+        """
         candidates = Connection.objects.exclude(
             status__in=[Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED]
         )
