@@ -23,10 +23,8 @@ from django.views.decorators.debug import sensitive_variables
 from . import connections, crypto
 from .conf import omnisend_settings
 from .exceptions import NeedsReconnect, OAuthError, OmnisendError
-from .models import Connection
+from .models import SECRET_FIELDS, Connection
 from .views import PERMISSION, can_manage
-
-SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
 
 
 class ConnectionForm(forms.ModelForm):

@@ -13,6 +13,8 @@ Security notes (SECURITY-RELIABILITY §1):
   read from the callback (R-OA-8).
 * The new token is probed with ``GET /brands/current`` before anything is activated, and a
   different brand than the active one waits for an explicit POST on the confirm page (R-OA-12).
+* Every page here sends ``X-Frame-Options: DENY`` itself (``xframe_options_deny``), so a site
+  without the clickjacking middleware cannot be framed into clicking "Connect" or "Confirm".
 * Callback and confirm responses carry ``Referrer-Policy: no-referrer`` and ``Cache-Control:
   no-store``, redirect to URLs without the code, and the callback catches its own errors: an
   unhandled exception would put ``request.GET`` (the code) into Django's error report (R-OA-9).
@@ -43,6 +45,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -181,6 +184,7 @@ def _message(request: HttpRequest, level: int, text: str) -> None:
 # -- connect ----------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_http_methods(["GET", "POST"])
 @_manager_required
 def connect(request: HttpRequest) -> HttpResponse:
@@ -252,6 +256,7 @@ def _age(record: dict[str, Any], now: float) -> float:
 # -- callback ---------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     """Omnisend sends the browser back here with ``code`` and ``state`` (or ``error``)."""
@@ -483,6 +488,7 @@ def _bind(
 # -- confirm a brand switch -------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_http_methods(["GET", "POST"])
 @_manager_required
 def confirm(request: HttpRequest, pk: int) -> HttpResponse:
@@ -566,6 +572,7 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
 # -- disconnect -------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_POST
 @_manager_required
 def disconnect(request: HttpRequest) -> HttpResponse:
