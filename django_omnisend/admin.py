@@ -4,7 +4,10 @@ No secret is ever rendered: the encrypted fields are excluded from every form, l
 read-only view; an API key is entered through a write-only ``PasswordInput`` where empty means
 "keep"; only the non-reversible :attr:`~django_omnisend.models.Connection.fingerprint` is shown.
 History (``LogEntry``) messages name changed fields, never values, and no URL carries a secret
-(R-ST-6). Sync-state admins live in another module.
+(R-ST-6). A new key follows the OAuth callback's brand rules (:mod:`~django_omnisend.binding`):
+the brand's existing row takes it, another brand waits for the confirm page, and a row never
+changes brand. Deleting a row ends it, so it takes the manage permission like disconnecting.
+Sync-state admins live in another module.
 """
 
 from __future__ import annotations
@@ -13,20 +16,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from . import connections
+from . import binding, connections, crypto
 from .conf import omnisend_settings
 from .exceptions import NeedsReconnect, OAuthError, OmnisendError
-from .models import Connection
+from .models import SECRET_FIELDS, Connection
 from .views import PERMISSION, can_manage
-
-SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
 
 
 class ConnectionForm(forms.ModelForm):
@@ -49,7 +52,8 @@ class ConnectionForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._brand: dict[str, Any] | None = None
+        #: The brand Omnisend answered for the new key (set by ``clean_new_api_key``).
+        self.brand: dict[str, Any] | None = None
         if self.instance.pk is None:
             self.fields["new_api_key"].required = True
             self.fields["new_api_key"].help_text = _(
@@ -66,28 +70,21 @@ class ConnectionForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("This is an OAuth connection; connect an API key as a new connection.")
             )
+        # Before asking Omnisend: a key that cannot be stored must be a form error, not a 500.
+        unconfigured = crypto.configuration_error()
+        if unconfigured:
+            raise forms.ValidationError(unconfigured)
         try:
-            self._brand = connections.probe_credentials(api_key=key)
+            brand = connections.probe_credentials(api_key=key)
         except (OmnisendError, OAuthError) as exc:
             raise forms.ValidationError(connections.describe_probe_error(exc)) from None
+        try:
+            # A row never changes brand (refused here, before anything is stored).
+            binding.check_target(self.instance, str(brand["brandID"]))
+        except binding.BrandMismatch as exc:
+            raise forms.ValidationError(str(exc)) from None
+        self.brand = brand
         return key
-
-    @sensitive_variables()
-    def save(self, commit: bool = True) -> Connection:
-        connection = super().save(commit=False)
-        key = self.cleaned_data.get("new_api_key")
-        if key:
-            connection.set_api_key(key)
-            brand = self._brand or {}
-            connection.brand_id = str(brand.get("brandID") or connection.brand_id)
-            connection.brand_name = str(brand.get("name") or connection.brand_name)[:255]
-            connection.brand_website = str(brand.get("website") or connection.brand_website)[:500]
-            connection.status = Connection.Status.ACTIVE
-            connection.status_reason = ""
-            connection.checked_at = timezone.now()
-        if commit:
-            connection.save()
-        return connection
 
 
 @admin.register(Connection)
@@ -152,6 +149,88 @@ class ConnectionAdmin(admin.ModelAdmin):
         # Others with the view permission get a read-only page.
         return super().has_change_permission(request, obj) and can_manage(request.user)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        # Deleting ends the connection (its tokens are revoked at Omnisend), like "Disconnect":
+        # Django's delete permission alone must not be enough (the view and the bulk action).
+        return super().has_delete_permission(request, obj) and can_manage(request.user)
+
+    # -- a new API key: the same brand rules as the OAuth callback ---------------------------
+
+    @sensitive_variables()
+    def save_model(
+        self, request: HttpRequest, obj: Connection, form: ConnectionForm, change: bool
+    ) -> None:
+        key = form.cleaned_data.get("new_api_key")
+        if not key or form.brand is None:
+            super().save_model(request, obj, form, change)
+            return
+        bound = binding.bind(
+            binding.Credential.from_api_key(key),
+            form.brand,
+            request.user,
+            row=obj if change else None,
+            # One brand per tenant: a new brand's key joins the others instead of replacing them.
+            alongside=binding.multi_tenant(),
+        )
+        # Tokens the key replaced are revoked once the admin's transaction has committed.
+        stale = bound.stale
+        transaction.on_commit(lambda: connections.revoke_tokens(stale))
+        request._omnisend_bound = bound  # type: ignore[attr-defined]
+        # Did the key land on another row than the one added or edited (the brand's own)?
+        request._omnisend_moved = bound.existing and bound.connection.pk != (  # type: ignore[attr-defined]
+            obj.pk if change else None
+        )
+        # The history entry and the redirect name the row that holds the key now.
+        obj.pk = bound.connection.pk
+        obj.refresh_from_db()
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if getattr(request, "_omnisend_moved", False):  # the brand's existing row took the key
+            return self.log_change(request, obj, [{"changed": {"fields": [str(_("API key"))]}}])
+        return super().log_addition(request, obj, message)
+
+    def response_add(
+        self, request: HttpRequest, obj: Connection, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        return self._bound_response(request) or super().response_add(
+            request, obj, post_url_continue
+        )
+
+    def response_change(self, request: HttpRequest, obj: Connection) -> HttpResponse:
+        return self._bound_response(request) or super().response_change(request, obj)
+
+    def _bound_response(self, request: HttpRequest) -> HttpResponse | None:
+        """Where a key that did not simply land on the edited row leads: the confirm page
+        (another brand is in use), or the list (the brand's existing row took it)."""
+        bound = getattr(request, "_omnisend_bound", None)
+        if bound is None:
+            return None
+        if bound.needs_confirmation:
+            self.message_user(
+                request,
+                _(
+                    "This API key belongs to the Omnisend brand %(brand)s, not to the one this "
+                    "site uses. Nothing has changed yet: confirm or cancel the switch."
+                )
+                % {"brand": bound.connection},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(
+                reverse("django_omnisend:confirm", args=[bound.connection.pk])
+            )
+        if getattr(request, "_omnisend_moved", False):
+            self.message_user(
+                request,
+                _(
+                    "The Omnisend brand %(brand)s was already connected; this API key now "
+                    "replaces its credentials."
+                )
+                % {"brand": bound.connection},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:django_omnisend_connection_changelist"))
+        return None
+
     def delete_model(self, request: HttpRequest, obj: Connection) -> None:
         # Deleting the row must not leave live tokens behind at Omnisend.
         tokens = connections._tokens_to_revoke(obj)
@@ -191,9 +270,25 @@ class ConnectionAdmin(admin.ModelAdmin):
         self._flag_undecryptable()
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._flag_undecryptable()
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._flag_undecryptable()
+        return super().history_view(request, object_id, extra_context)
+
     @staticmethod
     def _flag_undecryptable() -> None:
-        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4)."""
+        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4).
+
+        Also when no key is configured at all: the field then loads every secret as
+        ``Undecryptable`` instead of raising, so every admin page renders.
+        """
         candidates = Connection.objects.exclude(
             status__in=[Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED]
         )

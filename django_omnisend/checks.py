@@ -599,3 +599,40 @@ def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             id=_id("E", 14),
         )
     ]
+
+
+#: The session engine that keeps the whole session in the browser's cookie.
+SIGNED_COOKIES = "django.contrib.sessions.backends.signed_cookies"
+
+
+@checks.register("django_omnisend")
+def check_session_engine(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """With OAuth configured, the session must live on the server.
+
+    A started connection keeps its PKCE ``code_verifier`` and ``state`` in the session. With
+    ``signed_cookies`` they sit, signed but readable, in the browser's cookie, so whoever reads
+    that cookie (or the browser's storage) holds the verifier that PKCE assumes never left the
+    server.
+    """
+    if not _settings_ok() or not omnisend_settings.get("CLIENT_ID"):
+        return []
+    engine = str(getattr(settings, "SESSION_ENGINE", "") or "")
+    try:
+        from django.contrib.sessions.backends.signed_cookies import SessionStore as Signed
+
+        signed = engine == SIGNED_COOKIES or issubclass(
+            import_string(f"{engine}.SessionStore"), Signed
+        )
+    except (ImportError, TypeError):  # a broken engine: Django reports it when it is used
+        signed = False
+    if not signed:
+        return []
+    return [
+        checks.Warning(
+            f"SESSION_ENGINE is {engine!r}: the PKCE verifier of a started Omnisend connection "
+            "would be kept in the browser's cookie, not on the server.",
+            hint="Use a server-side session engine (the default database engine, cache or "
+            "cached_db) on the site that connects Omnisend.",
+            id=_id("W", 8),
+        )
+    ]

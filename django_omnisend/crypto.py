@@ -20,7 +20,15 @@ from django.conf import settings
 from .conf import omnisend_settings
 from .exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "decrypt", "encrypt", "fingerprint", "looks_encrypted", "rotate"]
+__all__ = [
+    "InvalidToken",
+    "configuration_error",
+    "decrypt",
+    "encrypt",
+    "fingerprint",
+    "looks_encrypted",
+    "rotate",
+]
 
 #: Every Fernet token starts with version byte 0x80, which base64url-encodes to "gAAAAA".
 _FERNET_PREFIX = "gAAAAA"
@@ -48,6 +56,15 @@ def _keys() -> tuple[str, ...]:
         'OMNISEND["ENCRYPTION_KEYS"] is empty, so Omnisend credentials cannot be stored. '
         "Set it to a list of Fernet keys (newest first); see the README's security notes."
     )
+
+
+def configuration_error() -> str:
+    """Why a new secret cannot be stored now ("" when it can): for a form error, not a 500."""
+    try:
+        _keys()
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return ""
 
 
 def encrypt(plaintext: str) -> str:

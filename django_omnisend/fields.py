@@ -5,7 +5,9 @@
   round-trips).
 * A value that no configured key opens loads as :class:`Undecryptable`, an empty string that
   remembers its ciphertext: reading it never raises (so no 500), ``Connection`` turns it into
-  "needs reconnect", and saving the row writes the original ciphertext back unchanged.
+  "needs reconnect", and saving the row writes the original ciphertext back unchanged. The same
+  holds when no key is configured at all (``DEBUG`` off, empty ``ENCRYPTION_KEYS``): reading
+  must not raise ``ImproperlyConfigured`` into an admin page; only storing a new secret does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from django.db import models
 
 from . import crypto
+from .exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +47,8 @@ class EncryptedTextField(models.TextField):
             return value
         try:
             return crypto.decrypt(value)
-        except crypto.InvalidToken:
-            # Log which column, never the ciphertext: a reconnect is the fix.
+        except (crypto.InvalidToken, ImproperlyConfigured):
+            # Log which column, never the ciphertext: a reconnect (or the right keys) is the fix.
             logger.warning(
                 "A stored %s.%s value cannot be decrypted with OMNISEND['ENCRYPTION_KEYS'].",
                 self.model.__name__,
@@ -59,7 +62,7 @@ class EncryptedTextField(models.TextField):
         if crypto.looks_encrypted(value):
             try:
                 return crypto.decrypt(value)
-            except crypto.InvalidToken:
+            except (crypto.InvalidToken, ImproperlyConfigured):
                 return Undecryptable(value)
         return value
 

@@ -17,6 +17,9 @@ from django.utils.translation import gettext_lazy as _
 from . import crypto
 from .fields import EncryptedTextField, Undecryptable
 
+#: The encrypted columns of :class:`Connection`: never shown, logged or pickled.
+SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
+
 
 class ConnectionQuerySet(models.QuerySet):
     def active(self) -> ConnectionQuerySet:
@@ -102,6 +105,20 @@ class Connection(models.Model):
             f"<Connection pk={self.pk} brand_id={self.brand_id!r} auth_type={self.auth_type!r} "
             f"status={self.status!r} fingerprint={self.fingerprint!r}>"
         )
+
+    def __getstate__(self) -> dict:
+        """Pickle (and ``copy``) without the secrets: a cache or task queue never holds them.
+
+        The unpickled row lacks its secret fields, which Django then treats as deferred: reading
+        ``access_token``, ``refresh_token`` or ``api_key`` re-reads it from the database (one
+        query each), and ``save()`` writes only the fields it carries, so it never blanks a
+        secret. An unpickled row must therefore be one that exists in the database; secrets set
+        on an unsaved instance do not survive pickling or copying.
+        """
+        state = super().__getstate__()
+        for name in SECRET_FIELDS:
+            state.pop(name, None)
+        return state
 
     # -- credentials -------------------------------------------------------------------
 

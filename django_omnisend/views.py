@@ -13,6 +13,8 @@ Security notes (SECURITY-RELIABILITY §1):
   read from the callback (R-OA-8).
 * The new token is probed with ``GET /brands/current`` before anything is activated, and a
   different brand than the active one waits for an explicit POST on the confirm page (R-OA-12).
+* Every page here sends ``X-Frame-Options: DENY`` itself (``xframe_options_deny``), so a site
+  without the clickjacking middleware cannot be framed into clicking "Connect" or "Confirm".
 * Callback and confirm responses carry ``Referrer-Policy: no-referrer`` and ``Cache-Control:
   no-store``, redirect to URLs without the code, and the callback catches its own errors: an
   unhandled exception would put ``request.GET`` (the code) into Django's error report (R-OA-9).
@@ -39,14 +41,14 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import connections, oauth
+from . import binding, connections, oauth
 from .conf import omnisend_settings
 from .exceptions import ImproperlyConfigured, OAuthError, OmnisendError
 from .models import Connection
@@ -181,6 +183,7 @@ def _message(request: HttpRequest, level: int, text: str) -> None:
 # -- connect ----------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_http_methods(["GET", "POST"])
 @_manager_required
 def connect(request: HttpRequest) -> HttpResponse:
@@ -252,6 +255,7 @@ def _age(record: dict[str, Any], now: float) -> float:
 # -- callback ---------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     """Omnisend sends the browser back here with ``code`` and ``state`` (or ``error``)."""
@@ -420,73 +424,16 @@ def _revocable(tokens: oauth.TokenResponse) -> list[tuple[str, str]]:
 def _bind(
     tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any
 ) -> tuple[Connection, bool, list[tuple[str, str]]]:
-    """Store the probed tokens: refresh the same brand's row, or add a row (pending if another
-    brand's row is in use, active or waiting for a reconnect).
-
-    Returns (connection, needs_confirmation, stale tokens to revoke).
-    """
-    brand_id = str(brand["brandID"])
-    stale: list[tuple[str, str]] = []
-    with transaction.atomic():
-        same = sorted(
-            Connection.objects.select_for_update().filter(
-                brand_id=brand_id,
-                status__in=[Connection.Status.ACTIVE, Connection.Status.NEEDS_RECONNECT],
-            ),
-            key=lambda c: (c.status != Connection.Status.ACTIVE, -c.pk),
-        )
-        # Earlier unconfirmed switches of this user are superseded by this one.
-        for old in Connection.objects.select_for_update().filter(
-            status=Connection.Status.PENDING, connected_by=user
-        ):
-            stale.extend(connections._tokens_to_revoke(old))
-            old.delete()
-        if same:
-            connection = same[0]
-            if connection.auth_type == Connection.AuthType.OAUTH:
-                stale.extend(
-                    (t, h)
-                    for t, h in connections._tokens_to_revoke(connection)
-                    if t not in (tokens.access_token, tokens.refresh_token)
-                )
-            connection.api_key = ""
-            connection.refresh_token = ""
-            needs_confirmation = False
-        else:
-            connection = Connection(brand_id=brand_id)
-            # Any connection in use counts, also one waiting for a reconnect (issue 15).
-            needs_confirmation = Connection.objects.in_use().exclude(brand_id=brand_id).exists()
-        connection.set_tokens(
-            tokens.access_token,
-            tokens.refresh_token or None,
-            expires_in=tokens.expires_in,
-            token_type=tokens.token_type,
-        )
-        connection.scopes = list(tokens.scopes)
-        connection.brand_name = str(brand.get("name") or "")[:255]
-        connection.brand_website = str(brand.get("website") or "")[:500]
-        connection.connected_by = user
-        connection.checked_at = timezone.now()
-        connection.status = (
-            Connection.Status.PENDING if needs_confirmation else Connection.Status.ACTIVE
-        )
-        connection.status_reason = ""
-        connection.save()
-        if not needs_confirmation:
-            # Inside the transaction: a receiver that raises leaves nothing activated.
-            connected.send(sender=Connection, connection=connection, user=user)
-    logger.info(
-        "Omnisend brand %s %s by user %s.",
-        brand_id,
-        "awaits confirmation" if needs_confirmation else "connected",
-        user.pk,
-    )
-    return connection, needs_confirmation, stale
+    """Store the probed tokens by the brand rules every credential follows (see
+    :mod:`~django_omnisend.binding`). Returns (connection, needs_confirmation, stale tokens)."""
+    bound = binding.bind(binding.Credential.from_tokens(tokens), brand, user)
+    return bound.connection, bound.needs_confirmation, bound.stale
 
 
 # -- confirm a brand switch -------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_http_methods(["GET", "POST"])
 @_manager_required
 def confirm(request: HttpRequest, pk: int) -> HttpResponse:
@@ -571,6 +518,7 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
 # -- disconnect -------------------------------------------------------------------------------
 
 
+@xframe_options_deny
 @require_POST
 @_manager_required
 def disconnect(request: HttpRequest) -> HttpResponse:
