@@ -36,7 +36,7 @@ VERIFY_MAX_AGE = 7 * 24 * 3600
 
 def _next_page(request: HttpRequest) -> HttpResponse:
     """After a sign-up or a confirmation: the contacts for staff, the home page for the rest."""
-    return redirect("contacts" if request.user.is_staff else "home")
+    return redirect("contacts" if getattr(request.user, "is_staff", False) else "home")
 
 
 def _mode() -> dict[str, Any]:

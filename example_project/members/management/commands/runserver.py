@@ -27,6 +27,7 @@ class Command(StaticRunserver):
     def run(self, **options: Any) -> None:
         """Refuse before anything binds when the parsed address is not loopback."""
         # handle() has parsed ADDRPORT into self.addr (brackets of an IPv6 address removed).
-        if not is_loopback(self.addr):
-            raise CommandError(NOT_LOOPBACK.format(host=self.addr))
+        addr: str = getattr(self, "addr", "")
+        if not is_loopback(addr):
+            raise CommandError(NOT_LOOPBACK.format(host=addr))
         super().run(**options)
