@@ -9,7 +9,8 @@ Modules, one job each: ``core`` (the :class:`Emulator` and its Python control AP
 ``state`` (data store + JSON persistence), ``contacts``/``events``/``batches`` (API semantics),
 ``validation``/``problems`` (RFC 9457 bodies), ``api`` (gateway and handlers), ``oauth``,
 ``ratelimit``, ``faults``, ``ledger``, ``times`` (advanceable clock), ``http``, ``app`` (WSGI
-routing), ``server`` (threaded wsgiref server), ``control`` (``/__emulator__``), ``__main__``.
+routing), ``server`` (threaded wsgiref server), ``control`` (``/__emulator__``), ``hosts`` (loopback
+names), ``__main__``.
 """
 
 from __future__ import annotations

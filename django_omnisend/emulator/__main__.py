@@ -81,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-requests", action="store_true", help="Print one line per request to stderr."
     )
+    parser.add_argument(
+        "--control-token",
+        default=None,
+        help="Require this token in the Emulator-Control-Token header of every /__emulator__ "
+        "request (default: none; the control API always needs a loopback Host and JSON).",
+    )
 
 
 def build(options: dict[str, Any]) -> Emulator:
@@ -108,7 +114,10 @@ def build(options: dict[str, Any]) -> Emulator:
     seed: Any = options.get("seed", "0")
     seed = int(seed) if str(seed).lstrip("-").isdigit() else seed
     return Emulator(
-        config=EmulatorConfig().replace(**fields), seed=seed, state_file=options.get("state_file")
+        config=EmulatorConfig().replace(**fields),
+        seed=seed,
+        state_file=options.get("state_file"),
+        control_token=options.get("control_token"),
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import api, control, oauth
 from .faults import FaultRule
+from .hosts import host_header_is_loopback
 from .http import Request, Response
 from .ledger import LedgerEntry
 from .problems import ApiError, FieldError, validation_error
@@ -121,6 +122,13 @@ class EmulatorApp:
         if handler is not None:
             return handler(self.emu, request)
         if path == "/" and request.method == "GET":
+            # It shows the demo client's secret and an API key: not to a DNS-rebinding page.
+            if not host_header_is_loopback(request.header("Host")):
+                return Response(
+                    403,
+                    b"The start page answers loopback Host headers only.\n",
+                    [("Content-Type", "text/plain; charset=utf-8")],
+                )
             return Response(
                 200,
                 self.emu.describe_text(oauth.base_url(request)).encode(),

@@ -19,13 +19,22 @@
 ========================  ==========================================================
 
 These endpoints are not recorded in the ledger, not rate limited and never faulted.
+
+They answer this machine's tools, not web pages (:func:`refusal`): any page can make a browser
+send a "simple" cross-site POST (``text/plain``, a form, or no body) to ``127.0.0.1``, and a
+DNS-rebinding page can read answers under its own name. So the ``Host`` header must be loopback
+(403 otherwise), every POST and every body must be ``Content-Type: application/json`` (415:
+a browser sends that cross-site only after a CORS preflight, which the emulator never grants),
+and when the emulator has a control token the :data:`TOKEN_HEADER` header must carry it (403).
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .hosts import host_header_is_loopback
 from .http import BodyError, Request, Response
 from .times import parse_rfc3339
 
@@ -33,8 +42,45 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core import Emulator
 
 
+#: The request header that carries the control token, when the emulator was given one.
+TOKEN_HEADER = "Emulator-Control-Token"
+
+
 class ControlError(Exception):
     """A bad control request (400)."""
+
+
+def refusal(emu: Emulator, request: Request) -> Response | None:
+    """The answer refusing a control request a web page could have sent, or None to serve it."""
+    if not host_header_is_loopback(request.header("Host")):
+        return Response.json(
+            403,
+            {
+                "error": "The control API answers loopback Host headers only "
+                "(127.0.0.1, [::1], localhost)."
+            },
+        )
+    token = emu.control_token
+    if token is not None:
+        sent = request.header(TOKEN_HEADER) or ""
+        # Constant time: the answer must not tell how much of a guess was right.
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            return Response.json(
+                403, {"error": f"The control API needs the control token in {TOKEN_HEADER}."}
+            )
+    if (request.method == "POST" or request.body) and not _is_json(request.header("Content-Type")):
+        return Response.json(
+            415,
+            {
+                "error": "Control requests with a body, and every POST, need "
+                "Content-Type: application/json."
+            },
+        )
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -50,7 +96,10 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def handle(emu: Emulator, request: Request) -> Response:
-    """Answer one control request."""
+    """Answer one control request (after :func:`refusal` let it through)."""
+    refused = refusal(emu, request)
+    if refused is not None:
+        return refused
     path = request.path[len("/__emulator__") :].rstrip("/") or "/"
     method = request.method
     q = request.query_first()

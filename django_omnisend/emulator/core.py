@@ -23,6 +23,7 @@ from .app import EmulatorApp
 from .batches import advance as advance_batch
 from .batches import to_batch
 from .config import EmulatorConfig
+from .control import TOKEN_HEADER
 from .faults import FaultInjector
 from .http import Request
 from .ledger import Ledger, LedgerEntry
@@ -38,7 +39,9 @@ class Emulator:
 
     ``Emulator(config=EmulatorConfig(...), seed=1234, state_file=None)`` builds state and the WSGI
     app (:attr:`wsgi_app`); :meth:`serve` runs it on a loopback port. ``seed`` makes fault
-    schedules reproducible; ``state_file`` keeps state in a JSON file across runs.
+    schedules reproducible; ``state_file`` keeps state in a JSON file across runs;
+    ``control_token``, when given, must come with every ``/__emulator__`` request in the
+    ``Emulator-Control-Token`` header (it is never stored, shown or reset).
     """
 
     def __init__(
@@ -46,7 +49,10 @@ class Emulator:
         config: EmulatorConfig | None = None,
         seed: int | str | None = 0,
         state_file: str | os.PathLike[str] | None = None,
+        control_token: str | None = None,
     ) -> None:
+        #: What ``/__emulator__`` requests must send in ``Emulator-Control-Token`` (None: nothing).
+        self.control_token = control_token or None
         self._initial_config = copy.deepcopy(config or EmulatorConfig())
         self._initial_config.validate()
         self.config = copy.deepcopy(self._initial_config)
@@ -537,6 +543,7 @@ class Emulator:
             "revoke_url": f"{base}/oauth2/revoke",
             "metadata_url": f"{base}/.well-known/oauth-authorization-server",
             "control_url": f"{base}/__emulator__",
+            "control_token_required": self.control_token is not None,
             "default_brand_id": self.default_brand_id,
             "demo_client": {
                 "client_id": self.demo_client_id,
@@ -561,7 +568,8 @@ class Emulator:
             f"  Token:         {d['token_url']}",
             f"  Revoke:        {d['revoke_url']}",
             f"  Metadata:      {d['metadata_url']}",
-            f"  Control:       {d['control_url']}/",
+            f"  Control:       {d['control_url']}/"
+            + (f"   (needs the {TOKEN_HEADER} header)" if self.control_token else ""),
             f"  Brand ID:      {d['default_brand_id']}",
             f"  Client ID:     {d['demo_client']['client_id']}",
             f"  Client secret: {d['demo_client']['client_secret']}",

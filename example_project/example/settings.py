@@ -20,7 +20,7 @@ if (BASE_DIR / ".env").is_file():
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-example-project-only")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -33,9 +33,10 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its `runserver` (loopback only) replaces the one staticfiles adds.
+    "members",
     "django.contrib.staticfiles",
     "django_omnisend",
-    "members",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,4 +1,4 @@
-"""Pages of the example: home, sign-up, and the contacts as Omnisend has them."""
+"""Pages of the example: home, sign-up, and (staff only) the contacts as Omnisend has them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import send_mail
@@ -31,6 +32,11 @@ MAX_CONTACTS = 200
 #: Signing salt and lifetime (seconds) of the e-mailed confirmation links.
 VERIFY_SALT = "members.verify-email"
 VERIFY_MAX_AGE = 7 * 24 * 3600
+
+
+def _next_page(request: HttpRequest) -> HttpResponse:
+    """After a sign-up or a confirmation: the contacts for staff, the home page for the rest."""
+    return redirect("contacts" if getattr(request.user, "is_staff", False) else "home")
 
 
 def _mode() -> dict[str, Any]:
@@ -72,7 +78,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             "worker sends it, not this request. Confirm your address with the link we e-mailed "
             "(printed on the server's console here): only then is a newsletter opt-in sent.",
         )
-        return redirect("contacts")
+        return _next_page(request)
     return render(request, "members/signup.html", {"form": form})
 
 
@@ -97,11 +103,15 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
         messages.error(request, "This address is no longer on an account here.")
         return redirect("home")
     messages.success(request, f"Thank you: {address} is confirmed.")
-    return redirect("contacts")
+    return _next_page(request)
 
 
+@staff_member_required
 def contacts(request: HttpRequest) -> HttpResponse:
-    """The contacts as Omnisend (or the emulator) has them, next to each user's sync state."""
+    """The contacts as Omnisend (or the emulator) has them, next to each user's sync state.
+
+    Staff only (others go to the admin's login): it lists every contact's e-mail address.
+    """
     error = ""
     remote: list[dict[str, Any]] = []
     try:

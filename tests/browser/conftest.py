@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.example.demo_site import ADMIN_PASSWORD, ADMIN_USER, DemoSite, running_demo
+from tests.example.demo_site import ADMIN_USER, DemoSite, running_demo
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -85,7 +85,7 @@ def browser_context(
             page = context.new_page()
             page.goto(f"{site.base_url}/admin/login/")
             page.fill("#id_username", ADMIN_USER)
-            page.fill("#id_password", ADMIN_PASSWORD)
+            page.fill("#id_password", site.admin_password)
             page.click("input[type=submit], button[type=submit]")
             page.wait_for_url(f"{site.base_url}/admin/")
             page.close()

@@ -26,7 +26,8 @@ MANAGE_PY = REPO / "example_project" / "manage.py"
 #: The last line of the banner `demo` prints once the site answers.
 READY_LINE = "Press Ctrl-C to stop."
 ADMIN_USER = "admin"
-ADMIN_PASSWORD = "demo-test-password"
+#: The banner's admin line; `demo` gives the superuser a new random password at each start.
+ADMIN_LINE = re.compile(rf"\(user {ADMIN_USER}, password (\S+)\)")
 #: Variables that would steer the example away from its embedded defaults.
 _STRIPPED = {"DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}
 
@@ -37,6 +38,8 @@ class DemoSite:
     emulator_url: str
     process: subprocess.Popen
     log_path: Path
+    #: The demo superuser's password, as the banner printed it.
+    admin_password: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -72,7 +75,6 @@ def running_demo(folder: Path, timeout: float = 90.0, **extra_env: str) -> Itera
         OMNISEND_USE_EMULATOR="true",  # whatever a developer's example_project/.env says
         OMNISEND_EMULATOR_URL=f"http://127.0.0.1:{emulator_port}",
         OMNISEND_EMULATOR_STATE=str(folder / "emulator_state.json"),
-        DEMO_ADMIN_PASSWORD=ADMIN_PASSWORD,
         PYTHONUNBUFFERED="1",
         **extra_env,
     )
@@ -97,6 +99,9 @@ def running_demo(folder: Path, timeout: float = 90.0, **extra_env: str) -> Itera
             if time.monotonic() > deadline:
                 pytest.fail(f"manage.py demo did not start within {timeout:.0f} s:\n{site.log()}")
             time.sleep(0.2)
+        found = ADMIN_LINE.search(site.log())
+        assert found, f"no admin password in the banner:\n{site.log()}"
+        site.admin_password = found.group(1)
         yield site
     finally:
         stop(site)

@@ -1,7 +1,8 @@
 """The README's first command keeps working: ``manage.py demo`` brings the example up end to end.
 
 It is run as a child process on free ports with a fresh database and emulator state: the site,
-its sign-up page and its contacts page answer, a sign-up reaches the emulator through the
+its sign-up page answers, its contacts page only to staff (the demo superuser, with the random
+password the banner prints), a sign-up reaches the emulator through the
 drain worker `demo` started (opted in: ``subscribed`` once the e-mailed confirmation link is
 opened, ``nonSubscribed`` before; not: no subscription), and SIGTERM stops
 the server, the worker and the emulator.
@@ -19,7 +20,6 @@ import pytest
 import requests
 
 from .demo_site import (
-    ADMIN_PASSWORD,
     ADMIN_USER,
     confirmation_link,
     port_is_closed,
@@ -29,7 +29,10 @@ from .demo_site import (
 pytestmark = pytest.mark.slow
 
 
-def _sign_up(session: requests.Session, base: str, email: str, newsletter: bool) -> None:
+def _sign_up(
+    session: requests.Session, base: str, email: str, newsletter: bool, lands_on: str = "/"
+) -> None:
+    """Sign up through the form; a visitor lands on the home page, staff on the contacts."""
     page = session.get(f"{base}/signup/", timeout=10)
     assert page.status_code == 200
     assert 'name="newsletter"' in page.text
@@ -47,7 +50,32 @@ def _sign_up(session: requests.Session, base: str, email: str, newsletter: bool)
         f"{base}/signup/", data=data, headers={"Referer": f"{base}/signup/"}, timeout=10
     )
     assert response.status_code == 200, response.text[:2000]
-    assert urlsplit(response.url).path == "/contacts/"
+    assert urlsplit(response.url).path == lands_on
+    assert f"Welcome, {email}!" in response.text
+
+
+def _log_in(session: requests.Session, base: str, username: str, password: str) -> bool:
+    """Log in through the admin's login form; True when it let the user in."""
+    session.get(f"{base}/admin/login/", timeout=10)
+    response = session.post(
+        f"{base}/admin/login/?next=/admin/",
+        data={
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "username": username,
+            "password": password,
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{base}/admin/login/"},
+        timeout=10,
+        allow_redirects=False,
+    )
+    return response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def _staff_session(site) -> requests.Session:
+    staff = requests.Session()
+    assert _log_in(staff, site.base_url, ADMIN_USER, site.admin_password), site.log()
+    return staff
 
 
 def _contact_status(html: str, email: str) -> str | None:
@@ -76,22 +104,32 @@ def test_demo_runs_the_example_end_to_end(tmp_path):
     with running_demo(tmp_path) as site:
         banner = site.log()
         assert f"{site.base_url}/admin/" in banner
-        assert f"user {ADMIN_USER}, password {ADMIN_PASSWORD}" in banner
+        # A random password, printed; the old well-known one lets nobody in.
+        assert f"user {ADMIN_USER}, password {site.admin_password}" in banner
+        assert len(site.admin_password) >= 16 and site.admin_password != "admin"
         assert site.emulator_url in banner
 
-        session = requests.Session()
-        home = session.get(f"{site.base_url}/", timeout=10)
+        visitor = requests.Session()
+        home = visitor.get(f"{site.base_url}/", timeout=10)
         assert home.status_code == 200
         assert "Omnisend emulator" in home.text
-        contacts = session.get(f"{site.base_url}/contacts/", timeout=10)
+        # Every contact's e-mail is on that page: visitors are sent to the admin's login.
+        contacts = visitor.get(f"{site.base_url}/contacts/", timeout=10, allow_redirects=False)
+        assert contacts.status_code == 302
+        assert contacts.headers["Location"] == "/admin/login/?next=/contacts/"
+        assert not _log_in(requests.Session(), site.base_url, ADMIN_USER, "admin")
+
+        session = _staff_session(site)
+        contacts = session.get(f"{site.base_url}/contacts/", timeout=10, allow_redirects=False)
         assert contacts.status_code == 200
         assert 'id="omnisend-contacts"' in contacts.text
         assert 'id="contacts-error"' not in contacts.text
-        login = session.get(f"{site.base_url}/admin/login/", timeout=10)
-        assert login.status_code == 200
 
-        _sign_up(session, site.base_url, "opted-in@example.com", newsletter=True)
-        _sign_up(session, site.base_url, "no-box@example.com", newsletter=False)
+        _sign_up(visitor, site.base_url, "opted-in@example.com", newsletter=True)
+        _sign_up(session, site.base_url, "no-box@example.com", False, lands_on="/contacts/")
+        # Signing up logs nobody in: the visitor still cannot see the contacts.
+        again = visitor.get(f"{site.base_url}/contacts/", timeout=10, allow_redirects=False)
+        assert again.status_code == 302
 
         # Before the address is confirmed, a ticked box subscribes nobody.
         unconfirmed = {
@@ -101,7 +139,9 @@ def test_demo_runs_the_example_end_to_end(tmp_path):
         assert _wait_for_statuses(session, site, unconfirmed) == unconfirmed, site.log()
         # The confirmation link the sign-up e-mailed (the console backend prints it).
         link = confirmation_link(site.log(), "opted-in@example.com")
-        assert session.get(link, timeout=10).status_code == 200
+        confirmed_page = visitor.get(link, timeout=10)
+        assert confirmed_page.status_code == 200
+        assert urlsplit(confirmed_page.url).path == "/"
         confirmed = {**unconfirmed, "opted-in@example.com": "subscribed"}
         assert _wait_for_statuses(session, site, confirmed) == confirmed, site.log()
 
@@ -118,9 +158,8 @@ def test_demo_with_trigger_marking_delivers_sign_ups(tmp_path):
     # MARK_WITH from the environment: demo's migrate installs the triggers, a sign-up's
     # saves are marked by them, and the demo's drain worker delivers the contact.
     with running_demo(tmp_path, OMNISEND_MARK_WITH="trigger") as site:
-        session = requests.Session()
-        session.get(f"{site.base_url}/", timeout=10)
-        _sign_up(session, site.base_url, "trigger@example.com", newsletter=True)
+        session = _staff_session(site)
+        _sign_up(session, site.base_url, "trigger@example.com", True, lands_on="/contacts/")
         session.get(confirmation_link(site.log(), "trigger@example.com"), timeout=10)
         wanted = {"trigger@example.com": "subscribed"}
         assert _wait_for_statuses(session, site, wanted) == wanted, site.log()
@@ -133,3 +172,13 @@ def test_demo_with_trigger_marking_delivers_sign_ups(tmp_path):
         "django_omnisend_mark_ins",
         "django_omnisend_mark_upd",
     ]
+
+
+def test_each_start_prints_a_new_password_and_the_old_one_stops_working(tmp_path):
+    with running_demo(tmp_path) as first:
+        old = first.admin_password
+    # The same database: the superuser exists, and still gets a new password, printed.
+    with running_demo(tmp_path) as second:
+        assert second.admin_password != old
+        assert not _log_in(requests.Session(), second.base_url, ADMIN_USER, old)
+        _staff_session(second)

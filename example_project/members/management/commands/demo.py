@@ -1,15 +1,18 @@
 """``manage.py demo``: the whole example in one command.
 
-Migrates, makes sure the demo superuser exists, starts the bundled Omnisend emulator in a
-thread of this process (when the settings point at it), then starts two child processes: an
-``omnisend_drain --loop`` worker and the development server (``runserver --noreload``: no
-autoreloader, so no second copy of this process and its threads). It prints the URLs to click
-once the site answers, and on Ctrl-C or SIGTERM stops the children and the emulator.
+Migrates, makes sure the demo superuser exists with a new random password (printed in the
+banner; the example must never have a well-known admin password), starts the bundled Omnisend
+emulator in a thread of this process (when the settings point at it), then starts two child
+processes: an ``omnisend_drain --loop`` worker and the development server (``runserver
+--noreload``: no autoreloader, so no second copy of this process and its threads). It prints
+the URLs to click once the site answers, and on Ctrl-C or SIGTERM stops the children and the
+emulator. The site and the emulator listen on loopback only (``--host`` refuses anything else).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,6 +30,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from django_omnisend.emulator import Emulator, EmulatorConfig
+from django_omnisend.emulator.hosts import is_loopback
+
+from .runserver import NOT_LOOPBACK
 
 MANAGE_PY = Path(__file__).resolve().parents[3] / "manage.py"
 
@@ -57,7 +63,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="Interface of the dev server.")
+        parser.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="Loopback interface of the dev server (127.0.0.1, ::1 or localhost).",
+        )
         parser.add_argument("--port", type=int, default=8000, help="Port of the dev server.")
         parser.add_argument(
             "--emulator-port",
@@ -70,8 +80,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--password",
-            default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"),
-            help="Password given to the demo superuser when it is created (default admin).",
+            default=None,
+            help="Password set on the demo superuser at this start (default: a new random one).",
         )
         parser.add_argument(
             "--idle-sleep",
@@ -82,11 +92,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        if not is_loopback(host):
+            raise CommandError(NOT_LOOPBACK.format(host=host))
+        host = host.strip("[]")  # ::1 may come as [::1]
         _require_free_port(host, port, "--port")
         call_command("migrate", interactive=False, verbosity=0)
-        self._superuser(options["username"], options["password"])
+        self._superuser(options["username"], options["password"] or secrets.token_urlsafe(18))
 
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEMO_PARENT_PID": str(os.getpid())}
+        allowed_name = f"[{host}]" if ":" in host else host
+        if allowed_name not in settings.ALLOWED_HOSTS:  # e.g. --host 127.0.0.2
+            child_env["ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, allowed_name])
         emulator = None
         emulator_cfg = getattr(settings, "EXAMPLE_EMULATOR", None)
         if emulator_cfg:
@@ -113,10 +129,9 @@ class Command(BaseCommand):
                     child_env,
                 )
             )
-            children.append(
-                _spawn(["runserver", f"{host}:{port}", "--noreload", "--skip-checks"], child_env)
-            )
-            base = f"http://{host}:{port}"
+            netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            children.append(_spawn(["runserver", netloc, "--noreload", "--skip-checks"], child_env))
+            base = f"http://{netloc}"
             _wait_until_up(base + "/", children)
             self._banner(base, emulator, options)
             while True:
@@ -135,11 +150,15 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _superuser(self, username: str, password: str) -> None:
+        """Create the demo superuser, or give the existing one ``password`` (new each start)."""
         users = get_user_model().objects
-        if users.filter(username=username).exists():
-            self._admin_note = f"user {username}, existing: password unchanged"
-            return
-        users.create_superuser(username, f"{username}@example.com", password)
+        user = users.filter(username=username).first()
+        if user is None:
+            users.create_superuser(username, f"{username}@example.com", password)
+        else:
+            # Each start prints the password that works now; an earlier run's is forgotten.
+            user.set_password(password)
+            user.save(update_fields=["password"])
         self._admin_note = f"user {username}, password {password}"
 
     def _start_emulator(
@@ -147,14 +166,17 @@ class Command(BaseCommand):
     ) -> tuple[Emulator, str]:
         parts = urlsplit(cfg["URL"])
         emu_host = parts.hostname or "127.0.0.1"
+        if not is_loopback(emu_host):
+            raise CommandError(f"OMNISEND_EMULATOR_URL: {NOT_LOOPBACK.format(host=emu_host)}")
         emu_port = options["emulator_port"] or parts.port or 8787
         _require_free_port(emu_host, emu_port, "--emulator-port")
         # The demo client accepts the callback on both names of this machine.
         redirect_uris = [
             f"http://{name}:{port}/omnisend/callback/" for name in ("127.0.0.1", "localhost")
         ]
-        if host not in ("127.0.0.1", "localhost", "0.0.0.0"):
-            redirect_uris.append(f"http://{host}:{port}/omnisend/callback/")
+        if host not in ("127.0.0.1", "localhost"):
+            netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            redirect_uris.append(f"http://{netloc}/omnisend/callback/")
         config = EmulatorConfig().replace(demo_redirect_uris=redirect_uris)
         emulator = Emulator(config=config, state_file=cfg["STATE_FILE"])
         emulator.add_api_key(cfg["API_KEY"])
@@ -186,7 +208,8 @@ def _raise_stop(signum: int, frame: Any) -> None:
 
 
 def _require_free_port(host: str, port: int, option: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
