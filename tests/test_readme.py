@@ -32,7 +32,7 @@ def test_readme_test_command_is_what_ci_runs():
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert ci_lines[-1] == readme_command
-    assert readme_command.endswith("python3 -m tox")
+    assert readme_command.endswith("python3 -m tox -p auto")
 
 
 def test_readme_first_command_runs_the_example_demo():
