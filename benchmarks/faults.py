@@ -15,9 +15,10 @@ installed::
 
     python benchmarks/faults.py [--users 2000] [--only M1,M5] [--json FILE]
 
-Expected runtime on a 2-core machine: about 20 minutes at 2,000 users (the budget is scaled
+Expected runtime on a 2-core machine: about 26 minutes at 2,000 users (the budget is scaled
 with the size, 300 per 5 s, so each single-process scenario drains at 60 requests/s), about
-2.5 minutes at 200. Not a test: it exits 0 when every scenario passed, 1 otherwise.
+3 minutes at 200 (M19 and M20 take about 3 minutes each at 2,000). Not a test: it exits 0
+when every scenario passed, 1 otherwise.
 """
 
 from __future__ import annotations
