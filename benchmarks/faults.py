@@ -1,23 +1,24 @@
 """The fault matrix at full size: 2,000 users x 5 saves through every scenario, one table.
 
-Runs the scenarios of ``tests/faults/scenarios.py`` (SECURITY-RELIABILITY.md §4.3, M1-M17; the
-M18 soak, ten minutes of real time, is not part of it) by running pytest on ``tests/faults`` in
-a child process with ``FAULT_MATRIX_USERS`` set, each scenario appending its measurements to a
-JSON-lines report, then prints one row per scenario: users, contact writes seen by the emulator,
-lost updates, re-subscriptions, dead rows, the most requests in any budget window
-(server-measured) against the most the budget allows there (the budget plus the requests in
-flight, see ``budget_check`` in the scenarios), pass/fail and seconds. It also checks M9's
-throughput against §4.3's target (110 of the 120 calls a minute 4 workers allow with every
-answer slow): a speed, so measured here and never asserted by the tests, which keep M9's exact
-checks (no transaction open while a call waits, 4 calls in flight at once). CI runs the same
+Runs the scenarios of ``tests/faults/scenarios.py`` (SECURITY-RELIABILITY.md §4.3, M1-M17; the M18
+soak, ten minutes of real time, is not part of it; and issue 14's lease scenarios, M19-M20) by
+running pytest on ``tests/faults`` in a child process with ``FAULT_MATRIX_USERS`` set, each
+scenario appending its measurements to a JSON-lines report, then prints one row per scenario:
+users, contact writes seen by the emulator, lost updates, re-subscriptions, dead rows, the most
+requests in any budget window (server-measured) against the most the budget allows there (the
+budget plus the requests in flight, see ``budget_check`` in the scenarios), pass/fail and seconds.
+It also checks M9's throughput against §4.3's target (110 of the 120 calls a minute 4 workers allow
+with every answer slow): a speed, so measured here and never asserted by the tests, which keep M9's
+exact checks (no transaction open while a call waits, 4 calls in flight at once). CI runs the same
 tests at 200 users (``tox -e faults``). Usage, from the repository root, with the test extras
 installed::
 
     python benchmarks/faults.py [--users 2000] [--only M1,M5] [--json FILE]
 
-Expected runtime on a 2-core machine: about 20 minutes at 2,000 users (the budget is scaled
+Expected runtime on a 2-core machine: about 26 minutes at 2,000 users (the budget is scaled
 with the size, 300 per 5 s, so each single-process scenario drains at 60 requests/s), about
-2.5 minutes at 200. Not a test: it exits 0 when every scenario passed, 1 otherwise.
+3 minutes at 200 (M19 and M20 take about 3 minutes each at 2,000). Not a test: it exits 0
+when every scenario passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def row(result: dict) -> dict[str, str]:
 def table(results: list[dict]) -> str:
     lines = ["  ".join(title.ljust(width) for _, title, width in COLUMNS)]
     lines.append("  ".join("-" * width for _, _, width in COLUMNS))
-    order = {f"M{n}": n for n in range(1, 19)}
+    order = {f"M{n}": n for n in range(1, 21)}
     for result in sorted(results, key=lambda r: order.get(r["scenario"].split()[0], 99)):
         cells = row(result)
         lines.append("  ".join(cells[key].ljust(width) for key, _, width in COLUMNS))

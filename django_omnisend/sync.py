@@ -1027,8 +1027,14 @@ class _Drain:
         one stays as it is apart from the tag, no longer synced by this user.
         ``attempted`` gets the address once the upsert is sent (its outcome may be unknown).
         """
-        attempted.append(plan.email)  # (a lease lost before sending just costs a resend)
-        result = self.send(row, client.contacts.upsert, body)
+        attempted.append(plan.email)
+        try:
+            result = self.send(row, client.contacts.upsert, body)
+        except LeaseLost:
+            # ``send`` raises it before the request: nothing of ours can land after the
+            # new owner's write, so its outcome stands (no new generation, no resend).
+            attempted.clear()
+            raise
         if row.email and row.email != plan.email:
             if row.contact_id:
                 selector = {"contact_ids": [row.contact_id]}

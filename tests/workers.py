@@ -48,16 +48,22 @@ def worker_env(overrides: dict[str, Any], sqlite_timeout: int | None = None) -> 
 
 
 def start_drain(
-    overrides: dict[str, Any], *args: str, sqlite_timeout: int | None = None, stderr: Any = None
+    overrides: dict[str, Any],
+    *args: str,
+    sqlite_timeout: int | None = None,
+    stderr: Any = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start ``manage.py omnisend_drain ARGS`` in a new process.
 
     ``stderr``: a file to write the worker's stderr to (default: a pipe, read by :func:`stop`).
+    ``env``: extra environment variables for this worker (e.g. libfaketime's, for a worker
+    whose clock runs ahead of the others).
     """
     return subprocess.Popen(
         # The emulator is plain http, which the https check (E005) rightly refuses outside DEBUG.
         [sys.executable, "-m", "django", "omnisend_drain", "--skip-checks", *args],
-        env=worker_env(overrides, sqlite_timeout),
+        env={**worker_env(overrides, sqlite_timeout), **(env or {})},
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if stderr is None else stderr,

@@ -35,7 +35,7 @@ def mark_with(request):
 
 @pytest.fixture
 def run_scenario(emulator, matrix_settings, mark_with):
-    """Run scenario ``name`` (M1…M17), report it, and fail with every broken invariant.
+    """Run scenario ``name`` (M1…M17, M19, M20), report it, and fail with every broken invariant.
 
     With ``mark_with`` "trigger" the user mark triggers are installed for the scenario and
     removed after it (the process scenarios commit, so nothing rolls them back).

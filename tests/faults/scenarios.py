@@ -1,4 +1,10 @@
-"""The fault matrix (SECURITY-RELIABILITY.md §4.3, M1-M17): one function per scenario.
+"""The fault matrix: one function per scenario.
+
+M1-M17 are SECURITY-RELIABILITY.md §4.3's (its M18, a ten-minute soak, is not here); M19 and
+M20 are issue 14's requests that outlive their leases: M19, for a while every answer slower
+than the lease, with 3 drain processes; M20, one of 3 drain processes with its clock ahead of
+the others' by more than the lease (libfaketime; skipped with a message where it is not
+installed, a failure in CI).
 
 Shared by ``tests/faults/test_matrix.py`` (marker ``faults``; ``tox -e faults`` runs it in CI
 at the reduced size) and ``benchmarks/faults.py`` (the full size, one table). Each scenario
@@ -1235,6 +1241,231 @@ def m21_erasure_in_open_batch(emulator, base: dict[str, Any]) -> Outcome:
     return out
 
 
+# -- M19/M20: requests that outlive their leases (issue 14's fencing) ---------------------------
+
+#: M19: the lease every worker holds its rows under, and how long every answer takes while
+#: the fault lasts (longer than the lease).
+SHORT_LEASE = 0.05
+LATE = 2 * SHORT_LEASE
+#: How long M19's answers stay slower than the lease: a scaled storm, as in M3-M5 (8 s at
+#: 200 users, 80 s at 2,000). While it lasts no row settles for good: every request outlives
+#: its lease, an idle worker takes the row over, and the late answer marks it again, so the
+#: taker's outcome never clears it (measured with the fault never ending: 4,653 writes for
+#: 200 users in 260 s, not drained). Check E016 keeps real settings out of that regime.
+SLOW_PHASE = USERS / 25
+#: Extra time a share of the answers take on top (both scenarios): answers then land out of
+#: the order their requests were sent in, so an older state can land after a newer one.
+STRAGGLE, STRAGGLE_RATE = SHORT_LEASE, 0.3
+#: Every answer's latency outside M19's storm: keeps requests in flight, shorter than a lease.
+QUICK = 0.005
+#: M20: every answer's latency (the lease is long; requests stay in flight a while).
+SKEWED_LATENCY = 0.02
+#: Users' profiles are edited again while the drains run, once at each of these shares of the
+#: storm (M19) or of the contacts created (M20): requests in flight then carry older states.
+EDIT_AT = (1 / 3, 2 / 3)
+#: libfaketime (Debian's ``faketime`` package; ``.ci/run`` installs it) for M20's worker.
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_env(ahead: float) -> dict[str, str]:
+    """The environment of a process whose clocks run ``ahead`` seconds ahead.
+
+    Leases are read from the wall clock (``time.time()``, ``datetime.now()``). libfaketime
+    moves the monotonic clock too: left real (``FAKETIME_DONT_FAKE_MONOTONIC``), its
+    ``clock_nanosleep`` fails every ``time.sleep`` with EINVAL (0.9.10). Faked, timed lock
+    waits hang instead; a drain worker makes none (it naps with ``time.sleep``).
+    """
+    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{ahead:g}s"}
+
+
+def clock_ahead(env: dict[str, str]) -> float:
+    """How far ahead a Python process started with ``env`` reads the wall clock (seconds).
+
+    The smaller of ``time.time()``'s and ``datetime.now()``'s lead, against this process's
+    clock read before the child starts (its start-up time is added, never subtracted).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import time, datetime; "
+        "print(time.time(), datetime.datetime.now(datetime.timezone.utc).timestamp())"
+    )
+    before = time.time()
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return min(float(value) for value in output.split()) - before
+
+
+def repeated_writes(entries: Iterable) -> int:
+    """Contact writes that sent a state already sent for that e-mail (same names).
+
+    With no fault that leaves an outcome unknown, a state is written twice only when a row
+    was taken over (its lease ran out, or looked run out) or marked again by a late answer.
+    """
+    seen: dict[str, set] = defaultdict(set)
+    repeated = 0
+    for entry in writes_of(entries):
+        body = entry.json or {}
+        state = (body.get("firstName"), body.get("lastName"))
+        repeated += state in seen[email_of(entry)]
+        seen[email_of(entry)].add(state)
+    return repeated
+
+
+def late_landings(entries: Iterable) -> int:
+    """Contact writes answered after a later-sent write for the same e-mail was answered.
+
+    Server-measured: with latency faults a write is applied at the end of its wait, so such
+    a write put an older state over a newer one (the fence must then send the newest again).
+    """
+    spans = defaultdict(list)
+    for entry in writes_of(entries):
+        spans[email_of(entry)].append((entry.time, entry.time + entry.duration))
+    late = 0
+    for intervals in spans.values():
+        intervals.sort()
+        for i, (_, end) in enumerate(intervals):
+            late += any(later_end < end for _, later_end in intervals[i + 1 :])
+    return late
+
+
+def _leases_overrun(
+    emulator,
+    base: dict[str, Any],
+    out: Outcome,
+    workers: list[tuple[dict[str, Any], dict[str, str] | None]],
+    *,
+    latency: float,
+    storm: float | None = None,
+    mid_request: bool = False,
+) -> None:
+    """Drain with ``workers`` (overrides, extra env) while users are edited; check M19/M20.
+
+    Every answer takes ``latency`` on top of ``QUICK`` (for ``storm`` seconds only, when
+    given), a share ``STRAGGLE`` more. ``mid_request``: two writes for one e-mail must have
+    been in flight at once (a takeover while a request was on its way). The workers run
+    until no row is dirty; an answer that lands after that with its lease lost marks its row
+    again, and the rows so marked are drained here once the workers stopped, as a running
+    worker would.
+    """
+    from tests.workers import start_drain, stop, wait_until
+
+    loop = ("--loop", "--max-seconds", "600", "--idle-sleep", "0.02")
+    outputs = []
+    with timed(out), override_settings(OMNISEND=scaled(base)):
+        users = make_users()
+        limit_emulator(emulator)
+        emulator.add_fault("/api/*", "latency", seconds=QUICK)
+        began = emulator.clock()
+        window = {} if storm is None else {"duration": storm}
+        emulator.add_fault("/api/*", "latency", seconds=latency, **window)
+        emulator.add_fault("/api/*", "latency", seconds=STRAGGLE, rate=STRAGGLE_RATE, **window)
+        procs = [start_drain(overrides, *loop, env=env) for overrides, env in workers]
+        edited = 0
+        try:
+            for r, share in enumerate(EDIT_AT):
+                if storm is None:
+                    moment = lambda s=share: len(emulator.contacts()) >= USERS * s  # noqa: E731
+                else:
+                    moment = lambda s=share: emulator.clock() >= began + storm * s  # noqa: E731
+                if wait_until(moment, HANG, interval=0.02):
+                    edit(users, tag=f"e{r}")
+                    edited += 1
+            done = wait_until(
+                lambda: not SyncState.objects.filter(dirty=True).exists(), HANG + USERS
+            )
+        finally:
+            outputs = [stop(p) for p in procs]
+        marked_late = SyncState.objects.filter(dirty=True).count()
+        drain_until_clean()
+    out.check("drained", done, "timed out")
+    out.check("edited while draining", edited == len(EDIT_AT), f"{edited}/{len(EDIT_AT)}")
+    for _, err in outputs:
+        out.check("no worker traceback", "Traceback" not in err, err[-500:])
+    per_worker = workers[0][0]["RATE_LIMIT"]
+    # Each process keeps its own share of the budget (LocMem) and has one request in flight.
+    finish(out, emulator, budget=len(workers) * per_worker, in_flight=len(workers))
+    entries = api_entries(emulator)
+    # The scenario's premise, measured on the emulator's side: two writes for one e-mail in
+    # flight at once happen only when a worker took a row over while another's request for
+    # it was still on its way (its lease ran out, or looked run out to a clock ahead).
+    overlaps = len(overlapping_writes(entries))
+    landed, repeated = late_landings(entries), repeated_writes(entries)
+    out.check("rows taken over", repeated > 0, "no state was ever written twice")
+    if mid_request:
+        out.check("rows taken over mid-request", overlaps > 0, "no two writes ever overlapped")
+    out.note(
+        f"{overlaps} takeovers mid-request, {repeated} states written again, "
+        f"{landed} answers landed after a newer write's, "
+        f"{marked_late} rows marked again by answers after the workers' last pass; "
+        f"{out.writes} writes for {USERS} users"
+    )
+
+
+def m19_lease_expiry(emulator, base: dict[str, Any]) -> Outcome:
+    """For ``SLOW_PHASE`` s every answer is slower than the lease; 3 drain processes.
+
+    A lease of ``SHORT_LEASE`` s (check E016 refuses it: the workers skip the checks) against
+    answers of ``LATE`` s or more: each request outlives its lease, another worker claims the
+    row and sends the newer state, and the late answer lands afterwards. Users are edited
+    meanwhile. Fencing must leave no row clean with an older state than the database's.
+    """
+    out = Outcome("M19 lease expiry, 3 workers")
+    per_worker = max(1, BUDGET // 3)
+    overrides = _worker_overrides(scaled(base), RATE_LIMIT=per_worker, LEASE_SECONDS=SHORT_LEASE)
+    _leases_overrun(
+        emulator,
+        base,
+        out,
+        [(overrides, None)] * 3,
+        latency=LATE,
+        storm=SLOW_PHASE,
+        mid_request=True,
+    )
+    slow = [e for e in writes_of(api_entries(emulator)) if e.duration > SHORT_LEASE]
+    out.check("answers slower than the lease", slow, "none")
+    out.note(f"{len(slow)} writes answered after more than the lease ({SHORT_LEASE:g} s)")
+    return out
+
+
+def m20_skewed_clock(emulator, base: dict[str, Any]) -> Outcome:
+    """One of 3 drain processes reads a wall clock ahead of the others by twice the lease.
+
+    The lease is long enough for check E016 (no request outlives it), so only the clock is
+    wrong: to the skewed worker (libfaketime, ``FAKETIME_LIB``) every lease the others hold
+    looks run out, so it claims their rows while their requests are on the way, and the rows
+    it claims look leased to them for far longer. Users are edited meanwhile.
+    """
+    from django_omnisend.sync import LEASE_FLOOR, request_seconds_bound
+
+    out = Outcome("M20 skewed-clock worker")
+    settings = scaled(base)
+    lease = request_seconds_bound(settings["REQUEST_TIMEOUT"]) / LEASE_FLOOR + 1
+    ahead = 2 * lease
+    skewed = faketime_env(ahead)
+    measured = clock_ahead(skewed)
+    # Fails, not skips, when the preload does not take: the scenario would prove nothing.
+    if not out.check(
+        "the skewed worker's clock runs ahead by more than the lease",
+        lease < measured < ahead + HANG,
+        f"{measured:.1f} s ahead (want {ahead:g}, lease {lease:g})",
+    ):
+        return out
+    per_worker = max(1, BUDGET // 3)
+    overrides = _worker_overrides(settings, RATE_LIMIT=per_worker, LEASE_SECONDS=lease)
+    workers = [(overrides, None), (overrides, None), (overrides, skewed)]
+    _leases_overrun(emulator, base, out, workers, latency=SKEWED_LATENCY)
+    out.note(f"lease {lease:g} s, one worker {ahead:g} s ahead")
+    return out
+
+
 SCENARIOS: dict[str, Callable[..., Outcome]] = {
     "M1": m1_baseline,
     "M2": m2_flaky,
@@ -1253,6 +1484,8 @@ SCENARIOS: dict[str, Callable[..., Outcome]] = {
     "M15": m15_consent,
     "M16": m16_logins,
     "M17": m17_flip_flop,
+    "M19": m19_lease_expiry,
+    "M20": m20_skewed_clock,
     "M21": m21_erasure_in_open_batch,
 }
 

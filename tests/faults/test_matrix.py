@@ -1,4 +1,4 @@
-"""The fault matrix, M1-M17 of SECURITY-RELIABILITY.md §4.3 (the M18 soak excepted).
+"""The fault matrix, M1-M17 of SECURITY-RELIABILITY.md §4.3 (the M18 soak excepted), M19-M20.
 
 Marked ``faults``: the normal suite deselects it and ``tox -e faults`` runs it, at
 ``FAULT_MATRIX_USERS`` users (default 200) x 5 saves. ``benchmarks/faults.py`` runs the same
@@ -8,7 +8,11 @@ one ends with are in ``tests/faults/scenarios.py``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from .scenarios import FAKETIME_LIB
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 db = pytest.mark.django_db
@@ -105,6 +109,21 @@ def test_m16_logins_send_nothing(run_scenario):
 @db
 def test_m17_email_flip_flop_stays_bound(run_scenario):
     run_scenario("M17")
+
+
+@processes
+def test_m19_answers_slower_than_the_lease(run_scenario):
+    run_scenario("M19")
+
+
+@processes
+def test_m20_a_worker_with_its_clock_ahead(run_scenario):
+    if not os.path.exists(FAKETIME_LIB):
+        reason = f"libfaketime is not installed ({FAKETIME_LIB})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run M20 (.ci/run installs faketime).")
+        pytest.skip(f"{reason}: apt-get install faketime.")
+    run_scenario("M20")
 
 
 @db

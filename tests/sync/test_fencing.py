@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -135,6 +136,39 @@ def test_a_response_that_outlived_its_lease_is_not_recorded(sync_settings, emula
     assert emulator.get_contact("jane@example.com")["firstName"] == "New"
     assert not state.dirty and state.payload_hash == current_hash(user)
     assert (state.lease_owner, state.lease_until) == ("", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_lost_before_the_request_marks_nothing(sync_settings, emulator, waits_end):
+    """A claimed row taken over before its request was sent: the taker's outcome stands.
+
+    (A batch longer than the lease: its last rows run out before their turn.) The first
+    worker sent nothing for that row, so nothing of it can land after the taker's write;
+    marking the row again would only cost the taker's outcome and one more write.
+    """
+    make_user(first_name="First")
+    second = make_user(username="joe", email="joe@example.com", first_name="Second")
+    # A lease shorter than the first request: the second row's has run out by its turn.
+    with override_settings(OMNISEND={**sync_settings, "LEASE_SECONDS": 0.01}):
+        emulator.add_fault(route="POST /api/contacts", kind="latency", times=1, seconds=60)
+        with drain_in_flight(emulator):
+
+            def meanwhile() -> None:
+                # Another worker takes both rows over (their leases ran out) and syncs them.
+                SyncState.objects.update(lease_until=timezone.now())
+                assert drain().synced == 2
+
+            end_latency_after(emulator, meanwhile)
+    # The first worker's late write for ``first`` may have landed after the taker's, so the
+    # row was marked and the same drain sent it again. It never sent ``second`` (that lease
+    # was gone at its turn), so the taker's outcome stands and ``second`` is written once.
+    writes = Counter(
+        e.json["identifiers"][0]["id"] for e in emulator.ledger_for("/api/contacts", "POST")
+    )
+    assert writes == {"jane@example.com": 3, "joe@example.com": 1}
+    state = SyncState.objects.get(user=second)
+    assert not state.dirty and state.payload_hash == current_hash(second)
+    assert emulator.get_contact("jane@example.com")["firstName"] == "First"
 
 
 # -- 2. unknown outcomes ------------------------------------------------------------------
