@@ -17,8 +17,7 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Case, Value, When
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -154,16 +153,25 @@ def bind_many(
 
 
 def _bind_all(pairs: Sequence[tuple[SyncState, str]], free: list[int]) -> list[int] | None:
-    """Bind every row of ``free`` in one ``UPDATE`` (in a savepoint); None if any address
-    is taken (the unique constraint refused the statement, and nothing was bound)."""
+    """Bind every row of ``free`` in one prepared ``UPDATE`` run for each row (in a savepoint);
+    None if any address is taken (the unique constraint refused it, and nothing was bound).
+
+    Raw SQL: the ORM's ``CASE`` for a hundred rows cost more to build than to run.
+    """
     if not free:
         return []
-    addresses = Case(*(When(pk=pairs[i][0].pk, then=Value(pairs[i][1])) for i in free))
+    using = router.db_for_write(SyncState)
+    conn = connections[using]
+    quote = conn.ops.quote_name
+    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    sql = (
+        f"UPDATE {quote(SyncState._meta.db_table)} "  # noqa: S608 - quoted names only
+        f"SET {column['address']} = %s, {column['wanted_address']} = '' WHERE {column['id']} = %s"
+    )
+    params = [(pairs[i][1], pairs[i][0].pk) for i in free]
     try:
-        with transaction.atomic():
-            SyncState.objects.filter(pk__in=[pairs[i][0].pk for i in free]).update(
-                address=addresses, wanted_address=""
-            )
+        with transaction.atomic(using=using), conn.cursor() as cursor:
+            cursor.executemany(sql, params)
     except (IntegrityError, OperationalError):  # taken, or a deadlock with another drain
         return None
     return free
