@@ -27,7 +27,11 @@ def main(argv: list[str]) -> int:
                     "OPTIONS": {"timeout": 30},
                 }
             },
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_omnisend"],
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "django_omnisend",
+            ],
             USE_TZ=True,
             OMNISEND={"API_URL": api_url},
         )

@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from django.db import connection
 
 from tests.faults.scenarios import budget_check
