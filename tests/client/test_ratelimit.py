@@ -242,3 +242,43 @@ def test_database_store_is_chosen_without_a_shared_cache_and_keys_are_bounded(cl
     assert all(len(row.key) <= 200 for row in RateBudgetSlot.objects.all())
     with pytest.raises(BudgetExhausted):
         limiter.acquire(timeout=0)
+
+
+def sessions_on_test_database() -> int:
+    """Connections to this test database, this test's own included (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        # pg_stat_activity is a snapshot taken once per transaction unless cleared.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_database_budget_inside_atomic_counts_at_once_and_leaves_no_connection_open(
+    clock, budget_key
+):
+    """Inside the test's transaction the budget uses a connection of its own, then closes it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL and MySQL count on a second connection inside atomic")
+    assert connection.in_atomic_block  # pytest-django's db: the test runs in a transaction
+    limiter = make_database(clock, budget=5, window=60)
+    before = sessions_on_test_database()
+    limiter.acquire(budget_key, timeout=0)
+    limiter.cooldown(budget_key, 1)
+    assert limiter.usage(budget_key) == 1
+    assert sessions_on_test_database() == before
+    # Committed already: a connection outside this transaction sees the count.
+    from django.db import connections
+
+    other = connections.create_connection(connection.alias)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                f"SELECT SUM(count) FROM {RateBudgetSlot._meta.db_table} "
+                "WHERE key LIKE %s AND slot_index >= 0",
+                [f"%:{budget_key}:%"],
+            )
+            assert cursor.fetchone()[0] == 1
+    finally:
+        other.close()
+    limiter.reset(budget_key)
