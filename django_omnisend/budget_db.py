@@ -21,8 +21,11 @@ this there: its snapshot is taken before it starts, so two concurrent ones would
 
 Statements run on the connection the router picks for writing ``RateBudgetSlot``, in
 autocommit. Inside a transaction (``atomic``), a count must still be visible to other
-processes at once, so PostgreSQL and MySQL use a second connection of the same alias, one per
-thread; SQLite keeps the same connection (a second one would wait for the transaction's own
+processes at once (and must not hold a row lock until the caller commits, nor vanish if it
+rolls back), so PostgreSQL and MySQL open a second connection of the same alias for that one
+operation and close it when the operation ends: a few milliseconds per request made inside a
+transaction (e.g. with ``ATOMIC_REQUESTS``), and no connection left open behind a thread or
+process. SQLite keeps the same connection (a second one would wait for the transaction's own
 write lock), so there a request made inside a transaction counts when it commits.
 
 Old sub-windows are deleted by the request that opens a new one (its upsert returned 1), so a
@@ -32,7 +35,8 @@ key keeps about ``k + 3`` rows; a key nobody uses any more keeps its last few ro
 from __future__ import annotations
 
 import hashlib
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: ``slot_index`` of the row holding a key's cooldown deadline (Unix ms in ``count``).
@@ -91,26 +95,33 @@ class DatabaseBudget:
         self.conditional = vendor == "sqlite" if conditional is None else bool(conditional)
         if self.conditional and vendor != "sqlite":
             raise ValueError("the one-statement budget is only safe on SQLite")
-        self._own = threading.local()
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """The connection for one operation's statements (module docstring: which, and why).
+
+        Inside ``atomic`` on PostgreSQL or MySQL that is a connection of its own, opened for
+        this operation and closed when it ends: nothing outlives the call, so no connection
+        is left open for a thread or process that never comes back (and a test database
+        can be dropped).
+        """
         from django.db import connections
 
         conn = connections[self.alias]
-        if conn.in_atomic_block and conn.vendor != "sqlite":
-            # Counts must be seen by other processes now, not when the caller commits.
-            own = getattr(self._own, "connection", None)
-            if own is None:
-                own = self._own.connection = connections.create_connection(self.alias)
-            return own
-        return conn
+        if not conn.in_atomic_block or conn.vendor == "sqlite":
+            yield conn
+            return
+        own = connections.create_connection(self.alias)
+        try:
+            yield own
+        finally:
+            own.close()
 
-    def _sql(self, sql: str, params: list[Any], fetch: bool = False) -> list[tuple]:
+    def _sql(self, conn: Any, sql: str, params: list[Any], fetch: bool = False) -> list[tuple]:
         from .models import RateBudgetSlot
 
-        conn = self._connection()
         ops = conn.ops
         names = {
             "t": ops.quote_name(RateBudgetSlot._meta.db_table),
@@ -122,17 +133,19 @@ class DatabaseBudget:
             cursor.execute(sql.format(**names), params)
             return list(cursor.fetchall()) if fetch else [(cursor.rowcount,)]
 
-    def _increment(self, key: str, index: int) -> int:
+    def _increment(self, conn: Any, key: str, index: int) -> int:
         """Add one to ``(key, index)`` (creating it); return the new count."""
         if self.vendor == "mysql":
             # rowcount: 1 for an insert, 2 for an update (MySQL's upsert has no RETURNING).
             ((rows,),) = self._sql(
+                conn,
                 "INSERT INTO {t} ({key}, {slot}, {count}) VALUES (%s, %s, 1) "
                 "ON DUPLICATE KEY UPDATE {count} = {count} + 1",
                 [key, index],
             )
             return 1 if rows == 1 else 2
         rows = self._sql(
+            conn,
             "INSERT INTO {t} ({key}, {slot}, {count}) VALUES (%s, %s, 1) "
             "ON CONFLICT ({key}, {slot}) DO UPDATE SET {count} = {t}.{count} + 1 "
             "RETURNING {count}",
@@ -152,10 +165,25 @@ class DatabaseBudget:
         read). Refused: ``counts`` are the sub-windows ``index-k .. index+1`` without this
         request, and the cooldown deadline if one is running (then the budget was not read).
         """
-        key, cooldown_key = row_key(key), row_key(cooldown_key)
+        with self._session() as conn:
+            return self._take(
+                conn, row_key(key), row_key(cooldown_key), index, subwindows, budget, now_ms
+            )
+
+    def _take(
+        self,
+        conn: Any,
+        key: str,
+        cooldown_key: str,
+        index: int,
+        subwindows: int,
+        budget: int,
+        now_ms: int,
+    ) -> tuple[bool, dict[int, int], int | None]:
         low, high = index - subwindows, index + 1
         if self.conditional:
             rows = self._sql(
+                conn,
                 "INSERT INTO {t} ({key}, {slot}, {count}) SELECT %s, %s, 1 WHERE "
                 "(SELECT COALESCE(SUM({count}), 0) FROM {t} "
                 " WHERE {key} = %s AND {slot} BETWEEN %s AND %s) < %s "
@@ -168,17 +196,18 @@ class DatabaseBudget:
             )
             if rows:
                 if int(rows[0][0]) == 1:
-                    self.prune(key, index - subwindows - 2)
+                    self._prune(conn, key, index - subwindows - 2)
                 return True, {}, None
-            counts, until = self._read(key, cooldown_key, low, high)
+            counts, until = self._read(conn, key, cooldown_key, low, high)
             return False, counts, until if until is not None and until > now_ms else None
-        if self._increment(key, index) == 1:
-            self.prune(key, index - subwindows - 2)
-        counts, until = self._read(key, cooldown_key, low, high)
+        if self._increment(conn, key, index) == 1:
+            self._prune(conn, key, index - subwindows - 2)
+        counts, until = self._read(conn, key, cooldown_key, low, high)
         cooling = until is not None and until > now_ms
         if not cooling and sum(counts.values()) <= budget:
             return True, {}, None
         self._sql(
+            conn,
             "UPDATE {t} SET {count} = {count} - 1 WHERE {key} = %s AND {slot} = %s",
             [key, index],
         )
@@ -186,9 +215,10 @@ class DatabaseBudget:
         return False, counts, until if cooling else None
 
     def _read(
-        self, key: str, cooldown_key: str, low: int, high: int
+        self, conn: Any, key: str, cooldown_key: str, low: int, high: int
     ) -> tuple[dict[int, int], int | None]:
         rows = self._sql(
+            conn,
             "SELECT {key}, {slot}, {count} FROM {t} WHERE ({key} = %s AND {slot} BETWEEN %s AND %s)"
             " OR ({key} = %s AND {slot} = %s)",
             [key, low, high, cooldown_key, COOLDOWN_SLOT],
@@ -205,48 +235,62 @@ class DatabaseBudget:
 
     def counts(self, key: str, low: int, high: int) -> dict[int, int]:
         """The counters of ``key`` in sub-windows ``low .. high`` (read only)."""
-        return self._read(row_key(key), "", low, high)[0]
+        with self._session() as conn:
+            return self._read(conn, row_key(key), "", low, high)[0]
 
     def prune(self, key: str, before: int) -> None:
         """Delete the sub-windows of ``key`` older than ``before`` (not its cooldown)."""
+        with self._session() as conn:
+            self._prune(conn, row_key(key), before)
+
+    def _prune(self, conn: Any, key: str, before: int) -> None:
         self._sql(
+            conn,
             "DELETE FROM {t} WHERE {key} = %s AND {slot} >= 0 AND {slot} < %s",
-            [row_key(key), before],
+            [key, before],
         )
 
     # -- cooldown -------------------------------------------------------------------------
 
     def set_cooldown(self, cooldown_key: str, until_ms: int) -> None:
         """Make ``cooldown_key``'s deadline at least ``until_ms`` (never earlier)."""
-        cooldown_key = row_key(cooldown_key)
+        with self._session() as conn:
+            self._set_cooldown(conn, row_key(cooldown_key), until_ms)
+
+    def _set_cooldown(self, conn: Any, cooldown_key: str, until_ms: int) -> None:
         raise_it = (
             "UPDATE {t} SET {count} = %s WHERE {key} = %s AND {slot} = %s AND {count} < %s",
             [until_ms, cooldown_key, COOLDOWN_SLOT, until_ms],
         )
-        ((updated,),) = self._sql(*raise_it)
+        ((updated,),) = self._sql(conn, *raise_it)
         if updated:
             return
         ignore = "INSERT IGNORE INTO" if self.vendor == "mysql" else "INSERT INTO"
         conflict = "" if self.vendor == "mysql" else " ON CONFLICT ({key}, {slot}) DO NOTHING"
         self._sql(
+            conn,
             ignore + " {t} ({key}, {slot}, {count}) VALUES (%s, %s, %s)" + conflict,
             [cooldown_key, COOLDOWN_SLOT, until_ms],
         )
         # Another process may have inserted an earlier deadline between the two statements.
-        self._sql(*raise_it)
+        self._sql(conn, *raise_it)
 
     def cooldown_until(self, cooldown_key: str) -> int | None:
         """The cooldown deadline of ``cooldown_key`` (Unix ms), or None."""
-        rows = self._sql(
-            "SELECT {count} FROM {t} WHERE {key} = %s AND {slot} = %s",
-            [row_key(cooldown_key), COOLDOWN_SLOT],
-            fetch=True,
-        )
+        with self._session() as conn:
+            rows = self._sql(
+                conn,
+                "SELECT {count} FROM {t} WHERE {key} = %s AND {slot} = %s",
+                [row_key(cooldown_key), COOLDOWN_SLOT],
+                fetch=True,
+            )
         return int(rows[0][0]) if rows else None
 
     def forget(self, key: str, cooldown_key: str) -> None:
         """Delete every counter of ``key`` and the cooldown of ``cooldown_key``."""
-        self._sql(
-            "DELETE FROM {t} WHERE {key} = %s OR ({key} = %s AND {slot} = %s)",
-            [row_key(key), row_key(cooldown_key), COOLDOWN_SLOT],
-        )
+        with self._session() as conn:
+            self._sql(
+                conn,
+                "DELETE FROM {t} WHERE {key} = %s OR ({key} = %s AND {slot} = %s)",
+                [row_key(key), row_key(cooldown_key), COOLDOWN_SLOT],
+            )
