@@ -1,10 +1,11 @@
 """One "process" of the shared-budget tests: N contact upserts through a shared budget.
 
 ``python -m tests.client.budget_worker API_URL API_KEY STORE KEY_PREFIX BRAND N BUDGET WINDOW``
-``STORE`` is a Redis URL (the budget lives in that Redis cache) or ``sqlite:///PATH`` (the
-budget lives in the ``RateBudgetSlot`` table of that SQLite file, already migrated, with a
-LocMem cache that shares nothing). Configures Django minimally, then sends N upserts and
-prints how many succeeded. Not collected by pytest (its name does not start with ``test_``).
+``STORE`` is a Redis URL (the budget lives in that Redis cache), ``sqlite:///PATH`` or
+``postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`` (the budget lives in the ``RateBudgetSlot``
+table of that database, already migrated, with a LocMem cache that shares nothing).
+Configures Django minimally, then sends N upserts and prints how many succeeded. Not
+collected by pytest (its name does not start with ``test_``).
 """
 
 from __future__ import annotations
@@ -12,21 +13,36 @@ from __future__ import annotations
 import sys
 
 
+def database_settings(url: str) -> dict:
+    """Django ``DATABASES`` entry for a ``sqlite:///PATH`` or ``postgres://...`` URL."""
+    if url.startswith("sqlite:///"):
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": url.removeprefix("sqlite:///"),
+            "OPTIONS": {"timeout": 30},
+        }
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+    }
+
+
 def main(argv: list[str]) -> int:
     api_url, api_key, store, key_prefix, brand, count, budget, window = argv
     import django
     from django.conf import settings
 
-    if store.startswith("sqlite:///"):
+    if store.startswith(("sqlite:///", "postgres://")):
         settings.configure(
             CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-            DATABASES={
-                "default": {
-                    "ENGINE": "django.db.backends.sqlite3",
-                    "NAME": store.removeprefix("sqlite:///"),
-                    "OPTIONS": {"timeout": 30},
-                }
-            },
+            DATABASES={"default": database_settings(store)},
             INSTALLED_APPS=[
                 "django.contrib.contenttypes",
                 "django.contrib.auth",
