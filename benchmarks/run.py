@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P7, P10) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P7) on SQLite and PostgreSQL and print one table.
 
 From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
 (127.0.0.1:6379) up::
@@ -16,7 +16,6 @@ one heavy benchmark loads the machine at a time:
 ``drain_budget.py``   P5 (four drains under a shared budget) and P6 (ten saves, one request)
 ``identity.py``       P7 (drain DB time per row with a million bound users; the old ownership
                       check beside it)
-``drain_budget_db.py`` P10 (four drains sharing a budget in the database, no Redis)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
 target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
@@ -48,7 +47,6 @@ SCRIPTS = (
     ("backfill.py", ("P3", "P4")),
     ("drain_budget.py", ("P5", "P6")),
     ("identity.py", ("P7",)),
-    ("drain_budget_db.py", ("P10",)),
 )
 
 
@@ -90,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
-        "--only",
-        help="comma-separated ids to run (P1..P7, P10; a script runs if one of its ids is)",
+        "--only", help="comma-separated ids to run (P1..P7; a script runs if one of its ids is)"
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None
