@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P7) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P8) on SQLite and PostgreSQL and print one table.
 
 From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
 (127.0.0.1:6379) up::
@@ -16,11 +16,13 @@ one heavy benchmark loads the machine at a time:
 ``drain_budget.py``   P5 (four drains under a shared budget) and P6 (ten saves, one request)
 ``identity.py``       P7 (drain DB time per row with a million bound users; the old ownership
                       check beside it)
+``reconcile.py``      P8 (``omnisend_reconcile --all`` at a million users: wall time, memory
+                      growth from a tenth of that; the old approach beside it)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
 target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
 with a note) when the server is unreachable. ``--json FILE`` writes the machine and every
-figure keyed ``P1``…``P7``, then by database, then by measurement.
+figure keyed ``P1``…``P8``, then by database, then by measurement.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ SCRIPTS = (
     ("backfill.py", ("P3", "P4")),
     ("drain_budget.py", ("P5", "P6")),
     ("identity.py", ("P7",)),
+    ("reconcile.py", ("P8",)),
 )
 
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
-        "--only", help="comma-separated ids to run (P1..P7; a script runs if one of its ids is)"
+        "--only", help="comma-separated ids to run (P1..P8; a script runs if one of its ids is)"
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None

@@ -35,7 +35,7 @@ from django.utils import timezone
 from . import claims, delivery, exceptions, identity
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
-from .outbox import UPSERT_VENDORS, upsert_statement
+from .outbox import mark_dirty_many
 from .payloads import plan_contact
 from .signals import contact_sync_failed, contact_synced
 from .sync import OWNER_LENGTH, LeaseLost, _Drain, _worker_id
@@ -116,7 +116,6 @@ def mark_users(users: QuerySet, connection_key: Callable[[Any], str] | None = No
     adapter every user belongs to ``"default"`` and only primary keys are read.
     """
     using = router.db_for_write(SyncState)
-    conn = connections[using]
     marked = 0
     users = users.order_by("pk")
     if connection_key is None:
@@ -124,16 +123,8 @@ def mark_users(users: QuerySet, connection_key: Callable[[Any], str] | None = No
     else:
         rows = ((u.pk, connection_key(u)) for u in users.iterator(READ_CHUNK))
     for chunk in chunked(rows, MARK_CHUNK):
-        if conn.vendor in UPSERT_VENDORS:
-            sql, params = upsert_statement(conn, chunk, timezone.now())
-            with transaction.atomic(using=using), conn.cursor() as cursor:
-                cursor.executemany(sql, params)
-        else:  # pragma: no cover - other vendors take the portable path
-            from .outbox import mark_dirty
-
-            with transaction.atomic(using=using):
-                for pk, key in chunk:
-                    mark_dirty(pk, key)
+        with transaction.atomic(using=using):
+            mark_dirty_many(chunk, using)
         marked += len(chunk)
     return marked
 

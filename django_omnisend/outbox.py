@@ -138,6 +138,27 @@ def mark_dirty(user_pk: Any, connection_key: str = "default") -> None:
     _mark_dirty_portable(user_pk, connection_key, using, now)
 
 
+def mark_dirty_many(rows: list[tuple[Any, str]], using: str | None = None) -> None:
+    """Mark ``(user_pk, connection_key)`` pairs dirty: one batched statement where it can be.
+
+    For many users at once (a backfill, a reconcile): ``executemany`` of the same upsert as
+    :func:`mark_dirty` on SQLite and PostgreSQL, one call per pair elsewhere. Run it inside
+    the caller's transaction, with pairs in primary-key order (the order rows get locked in).
+    """
+    if not rows:
+        return
+    using = using or router.db_for_write(SyncState)
+    conn = connections[using]
+    if conn.vendor in UPSERT_VENDORS:
+        sql, params = upsert_statement(conn, rows, timezone.now())
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, params)
+        return
+    now = timezone.now()
+    for user_pk, connection_key in rows:
+        _mark_dirty_portable(user_pk, connection_key, using, now)
+
+
 def _mark_dirty_portable(user_pk: Any, connection_key: str, using: str, now) -> None:
     rows = SyncState.objects.using(using).filter(user_id=user_pk, connection_key=connection_key)
     update = {

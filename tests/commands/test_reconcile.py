@@ -206,3 +206,36 @@ def test_reads_users_in_chunks(sync_settings, emulator):
         if q["sql"].startswith('SELECT "django_omnisend_syncstate"') and " IN (" in q["sql"]
     ]
     assert len(row_lookups) == 3
+
+
+def test_queries_grow_with_chunks_not_with_users(sync_settings, emulator):
+    """Reading, comparing and marking cost a few statements per chunk, none per user (issue 17).
+
+    Twice the users in the same number of chunks run the same number of statements, whether
+    a user is marked because their profile changed or because they have no sync row yet.
+    """
+
+    def run(chunk: int) -> tuple[str, int]:
+        User.objects.update(first_name=f"Changed {chunk}")
+        # Users that existed before the app: bulk_create sends no post_save, so no row.
+        n = User.objects.count()
+        User.objects.bulk_create(
+            [User(username=f"old{n}-{i}", email=f"old{n}-{i}@example.com") for i in range(2)]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            output = reconcile("--chunk-size", str(chunk))
+        assert not SyncState.objects.filter(dirty=False).exists()
+        drain()
+        return output, len(queries)
+
+    make_users(8, prefix="a")
+    drain()
+    small_output, small = run(10)
+    assert "checked 10, marked dirty 10" in small_output
+    make_users(8, prefix="b")
+    drain()
+    large_output, large = run(20)
+    assert "checked 20, marked dirty 20" in large_output
+    assert large == small
+    # A handful per chunk: users, their sync rows, the marks, the transaction around them.
+    assert small <= 8

@@ -10,16 +10,23 @@ a consent decision is waiting to be sent; a skipped user would now be sent (e.g.
 fixed by ``update()``) or skipped for another reason; a synced user would now be skipped; or
 a user who should sync has no sync row yet. Rows already pending are left as they are, and
 dead rows too (retry them in the admin): rebuilding them would only fail again.
+
+It runs in chunks of ``--chunk-size`` users with flat memory and a fixed number of statements
+per chunk, whatever the number of users: the users by keyset pagination (``pk > last ORDER BY
+pk LIMIT n``, no cursor held open between chunks), their sync rows in one query (only the
+columns the comparison reads), and the marks as one batched upsert in a short transaction.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
+from django.db.models import QuerySet
 
 from django_omnisend import outbox
 from django_omnisend.adapter import ContactAdapter
@@ -28,6 +35,19 @@ from django_omnisend.conf import omnisend_settings
 from django_omnisend.models import SyncState
 from django_omnisend.payloads import plan_contact
 from django_omnisend.wakeup import nudge_drain_on_commit
+
+#: The sync-row columns :func:`verdict` reads (the rest, e.g. ``last_error``, is never loaded).
+VERDICT_FIELDS = (
+    "user_id",
+    "connection_key",
+    "dirty",
+    "state",
+    "reason",
+    "consent_sent_at",
+    "contact_id",
+    "email",
+    "payload_hash",
+)
 
 #: Labels of the outcomes that leave a user alone.
 UNCHANGED = "unchanged"
@@ -68,6 +88,24 @@ def verdict(user: Any, row: SyncState | None, adapter: ContactAdapter) -> tuple[
         if with_consent.payload_hash == row.payload_hash:
             return False, UNCHANGED
     return True, "profile changed"
+
+
+def pages(queryset: QuerySet, size: int) -> Iterator[list[Any]]:
+    """``queryset``'s rows in primary-key order, ``size`` per query (keyset pagination).
+
+    Each page is ``pk > <last pk of the previous page> ORDER BY pk LIMIT size``: an index range
+    read costing the same on the last page as on the first, with no server-side cursor held
+    open for the whole run (which a connection pooler in transaction mode would break).
+    """
+    queryset = queryset.order_by("pk")
+    last = None
+    while True:
+        page = list((queryset if last is None else queryset.filter(pk__gt=last))[:size])
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1].pk
 
 
 class Command(BaseCommand):
@@ -119,24 +157,22 @@ class Command(BaseCommand):
         # Otherwise every user: those never synced (created while SYNC_USERS was off, or by
         # bulk_create/raw SQL) have no row to start from, and are exactly the ones to find.
 
+        # Looked up once per run, not per user.
         self.adapter = get_adapter()
+        self.using = router.db_for_write(SyncState)
         self.dry_run = options["dry_run"]
         self.outcomes: Counter[str] = Counter()
         self.marked = 0
-        chunk: list[Any] = []
-        for user in users.iterator(chunk_size=chunk_size):
-            chunk.append(user)
-            if len(chunk) >= chunk_size:
-                self._reconcile(chunk)
-                chunk = []
-        if chunk:
+        for chunk in pages(users, chunk_size):
             self._reconcile(chunk)
         self._report()
 
     def _reconcile(self, users: list[Any]) -> None:
         rows = {
             (row.user_id, row.connection_key): row
-            for row in SyncState.objects.filter(user_id__in=[u.pk for u in users])
+            for row in SyncState.objects.using(self.using)
+            .filter(user_id__in=[u.pk for u in users])
+            .only(*VERDICT_FIELDS)
         }
         to_mark: list[tuple[Any, str]] = []
         for user in users:
@@ -148,10 +184,9 @@ class Command(BaseCommand):
         self.marked += len(to_mark)
         if self.dry_run or not to_mark:
             return
-        with transaction.atomic(using=router.db_for_write(SyncState)):
-            for pk, key in to_mark:
-                outbox.mark_dirty(pk, key)
-            nudge_drain_on_commit()
+        with transaction.atomic(using=self.using):
+            outbox.mark_dirty_many(to_mark, self.using)
+            nudge_drain_on_commit(self.using)
 
     def _report(self) -> None:
         checked = sum(self.outcomes.values())
