@@ -292,13 +292,19 @@ class SyncState(models.Model):
         indexes = [
             # The claim's index (claims.candidates): only dirty rows, in the claim's order
             # (next_attempt_at, then id), so a claim of 100 reads 100 index entries even when
-            # 10⁵ due rows share one next_attempt_at. It replaced ``django_omnisend_due_idx``
-            # (next_attempt_at alone), over which PostgreSQL sorted every such row per claim.
+            # 10⁵ due rows share one next_attempt_at. Over ``django_omnisend_due_idx``
+            # (next_attempt_at alone) PostgreSQL sorted every such row per claim; that one is
+            # kept because migrations here are additive only.
             models.Index(
                 fields=["next_attempt_at", "id"],
                 condition=models.Q(dirty=True),
                 name="django_omnisend_due_id_idx",
-            )
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(dirty=True),
+                name="django_omnisend_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -354,15 +360,20 @@ class OutboxItem(models.Model):
         verbose_name_plural = _("outbox items")
         ordering = ["pk"]
         indexes = [
-            # The claim's index, as SyncState's: pending items in the claim's order. It
-            # replaced ``django_omnisend_outbox_due_idx`` (next_attempt_at alone). ``state``
-            # leads although it is constant here: SQLite (with no statistics) otherwise
-            # prefers the plain index on ``state`` for ``state = 'pending'`` and sorts.
+            # The claim's index, as SyncState's: pending items in the claim's order (the older
+            # ``django_omnisend_outbox_due_idx``, next_attempt_at alone, is kept: additive
+            # migrations). ``state`` leads although it is constant here: SQLite (with no
+            # statistics) otherwise prefers the plain index on ``state`` and sorts.
             models.Index(
                 fields=["state", "next_attempt_at", "id"],
                 condition=models.Q(state="pending"),
                 name="django_omnisend_outbox_due_id",
-            )
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="django_omnisend_outbox_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,10 +3,8 @@
 A claim reads ``ORDER BY next_attempt_at, id LIMIT 100``. Over an index on
 ``next_attempt_at`` alone PostgreSQL read and sorted every due row sharing the first
 timestamp (10⁵ after an admin "retry now": a sequential scan and sort, ~1 s per claim);
-over ``(next_attempt_at, id)`` it reads 100 index entries. The old indexes are a prefix of the
-new ones, so nothing can need them any more: each is dropped only after its replacement is
-built (a claim always has an index), and ``migrate`` back to 0004 rebuilds them. The
-outbox's leads with its (constant) ``state``: without statistics SQLite otherwise prefers the
+over ``(next_attempt_at, id)`` it reads 100 index entries. The old indexes stay (migrations
+are additive only), though each is a prefix of its replacement. The outbox's leads with its (constant) ``state``: without statistics SQLite otherwise prefers the
 plain ``state`` index for ``state = 'pending'`` and sorts every pending item.
 
 Databases without partial indexes (MySQL/MariaDB) get neither, as before.
@@ -37,6 +35,4 @@ class Migration(migrations.Migration):
                 name="django_omnisend_outbox_due_id",
             ),
         ),
-        migrations.RemoveIndex(model_name="syncstate", name="django_omnisend_due_idx"),
-        migrations.RemoveIndex(model_name="outboxitem", name="django_omnisend_outbox_due_idx"),
     ]
