@@ -60,6 +60,9 @@ def test_postgresql_claim_is_an_index_scan_without_sort(model, due, index):
         # shows whether the index fits the query, whatever the table's size.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
+        # The older prefix index (kept: migrations are additive) gives the order only up to
+        # next_attempt_at; an incremental sort over it would sort each run of equal times.
+        cursor.execute("SET LOCAL enable_incremental_sort = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         plan = claim_query(model, due).explain()
     assert f"Index Scan using {index}" in plan, plan
