@@ -423,17 +423,22 @@ class Settled:
     failures: list[tuple[SyncState, exceptions.OmnisendError]] = field(default_factory=list)
 
 
+def _due_again(now: datetime) -> dict[str, Any]:
+    """The fields that take a row out of its batch, unleased and due to be sent again."""
+    return {
+        "batch_id": "",
+        "batch_hash": "",
+        "batch_consent_at": None,
+        "lease_until": None,
+        "lease_owner": "",
+        "dirty": True,
+        "next_attempt_at": now,
+    }
+
+
 def abandon(batch_id: str) -> int:
     """Omnisend does not know ``batch_id`` (any more): its rows are due to be sent again."""
-    return SyncState.objects.filter(batch_id=batch_id).update(
-        batch_id="",
-        batch_hash="",
-        batch_consent_at=None,
-        lease_until=None,
-        lease_owner="",
-        dirty=True,
-        next_attempt_at=timezone.now(),
-    )
+    return SyncState.objects.filter(batch_id=batch_id).update(**_due_again(timezone.now()))
 
 
 def settle(drain: _Drain, key: str, batch: dict[str, Any]) -> Settled:
@@ -465,15 +470,7 @@ def settle(drain: _Drain, key: str, batch: dict[str, Any]) -> Settled:
     for row in rows.exclude(email__in=ok):
         code, response = outcomes.get(row.email, (0, None))
         if code == 0:  # not processed (a stopped batch): due again, no attempt spent
-            SyncState.objects.filter(pk=row.pk, batch_id=batch_id).update(
-                batch_id="",
-                batch_hash="",
-                batch_consent_at=None,
-                lease_until=None,
-                lease_owner="",
-                dirty=True,
-                next_attempt_at=now,
-            )
+            SyncState.objects.filter(pk=row.pk, batch_id=batch_id).update(**_due_again(now))
             continue
         # Out of the batch, due from now unless the recorded outcome schedules a retry.
         if SyncState.objects.filter(pk=row.pk, batch_id=batch_id).update(
