@@ -56,9 +56,11 @@ def test_four_drains_while_saves_continue(sync_settings, emulator):
         assert "Traceback" not in err, err
     assert overlapping_writes(api_entries(emulator)) == []
     assert_emulator_matches_database(emulator)
-    # Coalescing: far fewer writes than the 300 saves.
-    writes = [e for e in emulator.ledger if e.method == "POST"]
-    assert len(writes) < 300
+    # Never more writes than changes (60 creations + 300 saves). How many saves coalesce here
+    # depends on how fast the drains keep up, so coalescing itself is checked where it is
+    # deterministic: test_sync.test_ten_saves_make_one_request_with_the_final_state and M1.
+    writes = [e for e in emulator.ledger if e.method == "POST" and e.status < 300]
+    assert len(writes) <= 360, len(writes)
 
 
 def test_sigkill_mid_batch_loses_nothing(sync_settings, emulator):
