@@ -1,11 +1,15 @@
 """Validate request and response bodies against Omnisend's OpenAPI contract (shared test helper).
 
 The contract is read from the repository, ``tests/openapi_facts/`` (``contacts.json``,
-``events.json``, ``batches.json``, ``brands.json``): a facts-only derivative of Omnisend's
+``events.json``, ``batches.json``, ``brands.json``, ``products.json``,
+``product-categories.json``, ``event-metadata.json``): a facts-only derivative of Omnisend's
 OpenAPI files (paths, methods, parameters, schemas with types, enums, required fields, formats
 and limits, status codes; no descriptions or examples).
 ``tests/openapi_facts/derive.py`` regenerates it by hand from Omnisend's files; the suite never
 reads those, so these checks run the same from any clone and never skip.
+``tests/openapi_facts/corrections.json`` then sets the few facts Omnisend documents elsewhere
+(API.md §0): the ``null``s and ``gender: ""`` of live contact responses, and the ``brandID``
+body of ``POST /brands/current``.
 
 Public helpers::
 
@@ -45,7 +49,15 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_NAMES = ("contacts", "events", "batches", "brands")
+SPEC_NAMES = (
+    "contacts",
+    "events",
+    "batches",
+    "brands",
+    "products",
+    "product-categories",
+    "event-metadata",
+)
 FACTS_DIR = Path(__file__).resolve().parent / "openapi_facts"
 PROBLEM_KEYS = ("type", "title", "status", "detail", "instance")
 
@@ -54,11 +66,21 @@ __all__ = ["FACTS_DIR", "load_specs", "validate_request", "validate_response"]
 
 @functools.cache
 def load_specs() -> dict[str, dict[str, Any]]:
-    """The committed facts-only specs by name (parsed once; treat them as read-only)."""
-    return {
+    """The committed facts-only specs by name, corrected (parsed once; treat as read-only)."""
+    specs = {
         name: json.loads((FACTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
         for name in SPEC_NAMES
     }
+    corrections = json.loads((FACTS_DIR / "corrections.json").read_text(encoding="utf-8"))
+    for fix in corrections["corrections"]:
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in fix["pointer"].split("/")[1:]
+        ]
+        node = specs[fix["spec"]]
+        for part in parents:
+            node = node[part]
+        node[last] = fix["value"]
+    return specs
 
 
 def _to_json_schema(node: Any, strict: bool) -> Any:

@@ -62,8 +62,13 @@ def test_the_checks_read_the_committed_facts_and_ignore_the_environment(tmp_path
     monkeypatch.setenv("CI", "true")
     specs = openapi.load_specs()
     assert set(specs) == set(openapi.SPEC_NAMES)
-    assert all(spec["x-derived-from"]["source"] == f"{n}.json" for n, spec in specs.items())
+    assert all(spec["x-derived-from"]["source"] == _source(n) for n, spec in specs.items())
     openapi.validate_response("GET", "/api/contacts/abc", 200, {"id": "abc"})
+
+
+def _source(name):
+    """The Omnisend file a committed spec is derived from."""
+    return derive.EXTRA_SPECS.get(name, f"{name}.json")
 
 
 #: Keys whose value maps names (fields, paths, components, statuses) to objects: their keys are
@@ -125,9 +130,9 @@ def test_the_committed_facts_carry_no_prose():
 def test_the_committed_facts_record_their_source_and_api_version():
     for name, spec in openapi.load_specs().items():
         origin = spec["x-derived-from"]
-        assert origin["source"] == f"{name}.json"
+        assert origin["source"] == _source(name)
         assert origin["apiVersion"] == spec["info"]["version"]
-        assert re.fullmatch(r"20\d\d(-\d\d-\d\d)?", origin["apiVersion"]), origin
+        assert re.fullmatch(r"20\d\d(-\d\d-\d\d|-preview)?", origin["apiVersion"]), origin
         assert re.fullmatch(r"[0-9a-f]{64}", origin["sourceSha256"]), origin
         assert origin["derivedBy"] == "tests/openapi_facts/derive.py"
         assert "Facts-only" in origin["note"]
@@ -144,6 +149,39 @@ def test_the_facts_keep_the_limits_and_enums_the_checks_enforce():
     openapi.validate_request("POST", "/api/batches", batch)
     with pytest.raises(AssertionError, match="is not one of"):  # enum
         openapi.validate_request("POST", "/api/batches", {**batch, "method": "PATCH"})
+
+
+def test_the_corrections_from_omnisends_other_documents_apply():
+    # Live contacts carry nulls and gender "" (API.md section 0) that the spec does not declare.
+    live = {"id": "a", "customProperties": None, "phone": None, "gender": ""}
+    openapi.validate_response("GET", "/api/contacts/a", 200, live, strict=True)
+    with pytest.raises(AssertionError, match="gender"):
+        openapi.validate_response("GET", "/api/contacts/a", 200, {**live, "gender": "x"})
+    # POST /brands/current answers brandID; an empty 200 no longer passes.
+    openapi.validate_response("POST", "/api/brands/current", 200, {"brandID": "b"}, strict=True)
+    with pytest.raises(AssertionError, match="empty"):
+        openapi.validate_response("POST", "/api/brands/current", 200, b"")
+
+
+def test_the_new_specs_route_and_hold_their_limits():
+    product = {"id": "p1", "title": "T", "url": "https://s/p1", "currency": "EUR"}
+    openapi.validate_request("POST", "/api/products", {**product, "status": "inStock"})
+    with pytest.raises(AssertionError, match="'status' is a required property"):
+        openapi.validate_request("POST", "/api/products", product)
+    product["status"] = "inStock"
+    with pytest.raises(AssertionError, match="too long"):  # id maxLength 100
+        openapi.validate_request("PUT", "/api/products/p1", {**product, "id": "x" * 101})
+    openapi.validate_request("PATCH", "/api/product-categories/c1", {"title": "Shoes"})
+    with pytest.raises(AssertionError, match="categoryID"):
+        openapi.validate_request("POST", "/api/product-categories", {"title": "Shoes"})
+    declared = {"name": "signed up", "origin": "api", "properties": {"plan": {"type": "string"}}}
+    openapi.validate_request("POST", "/api/event-metadata", declared)
+    with pytest.raises(AssertionError, match="is not one of"):
+        openapi.validate_request(
+            "PUT", "/api/event-metadata", {**declared, "properties": {"p": {"type": "text"}}}
+        )
+    openapi.validate_request("POST", "/api/event-metadata/query", {"category": "segments"})
+    assert openapi.find_operation("POST", "/api/event-metadata/query")[1] == "/event-metadata/query"
 
 
 def test_derive_drops_prose_keywords_keeps_field_names_and_refuses_unknown_keywords():

@@ -3,11 +3,17 @@
 A maintainer runs this by hand when Omnisend publishes new files; the test suite never runs it
 and never reads the source files (tests/openapi.py reads only the committed output)::
 
-    python tests/openapi_facts/derive.py [SOURCE_DIR]          # rewrite the four .json files
-    python tests/openapi_facts/derive.py --check [SOURCE_DIR]  # exit 1 when they are stale
+    python tests/openapi_facts/derive.py [SOURCE_DIR] [--extra EXTRA_DIR]  # rewrite the files
+    python tests/openapi_facts/derive.py --check [SOURCE_DIR] [--extra EXTRA_DIR]  # exit 1 if stale
 
 ``SOURCE_DIR`` holds ``contacts.json``, ``events.json``, ``batches.json`` and ``brands.json``
-(default: ``../shared/omnisend/openapi`` beside the repository).
+(default: ``../shared/omnisend/openapi`` beside the repository). ``EXTRA_DIR`` holds the files
+Omnisend publishes under their own names (repository ``api-evangelist/omnisend``,
+``openapi/_original/``): ``omnisend-products-api-2026-03-15.json``,
+``omnisend-productcategories-api-2026-03-15.json`` and
+``omnisend-event-metadata-api-2026-03-15.json`` (default: ``../spec-extra`` beside the
+repository), written here as ``products.json``, ``product-categories.json`` and
+``event-metadata.json``. Keep the source files outside the repository.
 
 What is kept: paths, methods, parameters, request bodies, responses (status codes, content types,
 headers), security requirements and schemes, and schemas with their types, formats, enums,
@@ -35,9 +41,16 @@ from pathlib import Path
 from typing import Any
 
 SPEC_NAMES = ("contacts", "events", "batches", "brands")
+#: Output name → Omnisend's file name, for the specs read from ``--extra``.
+EXTRA_SPECS = {
+    "products": "omnisend-products-api-2026-03-15.json",
+    "product-categories": "omnisend-productcategories-api-2026-03-15.json",
+    "event-metadata": "omnisend-event-metadata-api-2026-03-15.json",
+}
 FACTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = FACTS_DIR.parent.parent
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "omnisend" / "openapi"
+DEFAULT_EXTRA = REPO_ROOT.parent / "spec-extra"
 NOTE = (
     "Facts-only derivative of Omnisend's OpenAPI file, produced by tests/openapi_facts/derive.py: "
     "descriptions, summaries, titles and examples removed. Regenerate, do not edit by hand."
@@ -226,21 +239,23 @@ def render(facts: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA)
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a committed file is stale"
     )
     args = parser.parse_args(argv)
-    missing = [n for n in SPEC_NAMES if not (args.source / f"{n}.json").is_file()]
+    sources = {name: args.source / f"{name}.json" for name in SPEC_NAMES}
+    sources.update({name: args.extra / file for name, file in EXTRA_SPECS.items()})
+    missing = [str(path) for path in sources.values() if not path.is_file()]
     if missing:
         print(
-            f"{args.source} lacks {', '.join(f'{n}.json' for n in missing)}; "
-            "pass the directory holding Omnisend's OpenAPI files.",
+            f"Missing {', '.join(missing)}; pass the directories holding Omnisend's OpenAPI "
+            "files (SOURCE_DIR and --extra).",
             file=sys.stderr,
         )
         return 2
     stale = []
-    for name in SPEC_NAMES:
-        source_file = args.source / f"{name}.json"
+    for name, source_file in sources.items():
         text = render(derive(source_file.read_bytes(), source_file.name))
         target = FACTS_DIR / f"{name}.json"
         current = target.read_text(encoding="utf-8") if target.is_file() else None
