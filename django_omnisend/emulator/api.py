@@ -2,10 +2,10 @@
 
 ``handle_api`` is the gateway every ``/api`` request passes, in this order: ``Omnisend-Version``
 (missing/malformed 400, retired 410, later dates resolve to 2026-03-15), credentials (Bearer or
-``Omnisend-API-Key``, 401), route (404/405), rate limit (429, per brand), scope (403 naming the
-missing scope), unknown query parameters (400), then the handler under the emulator's lock.
-Handlers for contacts, events, batches and brands are thin: the rules live in ``contacts.py``,
-``events.py`` and ``batches.py``.
+``Omnisend-API-Key``, 401), route (404/405), rate limit (429, per brand), scope (403; it names
+the missing scope only in strict mode, as Omnisend's gateway never does), unknown query
+parameters (400), then the handler under the emulator's lock. Handlers are thin: the rules live
+in ``contacts.py``, ``events.py``, ``batches.py``, ``catalog.py`` and ``event_metadata.py``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,11 @@ class Call:
         return self.auth.brand_id
 
     def require(self, scope: str) -> None:
-        """403 unless the credential carries ``scope``."""
+        """403 unless the credential carries ``scope`` (named in the detail only when strict)."""
         if scope not in self.auth.scopes:
+            if not self.emu.config.strict:
+                # Omnisend's gateway rejects the key before Omnisend sees it (API.md §0).
+                raise ApiError(403, "Forbidden.")
             what = (
                 "API key lacks the permission"
                 if self.auth.kind == "api_key"
@@ -216,7 +219,8 @@ def post_brand(call: Call) -> Response:
     brand = call.emu.state.brands[call.brand_id]
     brand.update({k: body[k] for k in ("platform", "version", "website", "currency") if k in body})
     brand["connected"] = True
-    return Response.empty(200)
+    # The connect-store how-to (2026-08-26) answers brandID; the spec's empty 200 is outdated.
+    return Response.json(200, {"brandID": brand["brandID"]})
 
 
 BRAND_FIELDS = (
@@ -273,6 +277,10 @@ def _base_url(request: Request) -> str:
     return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
 
 
+#: ``Omnisend-Version`` values that are not dates but are documented (API.md §0).
+PREVIEW_VERSIONS = frozenset({"2026-preview"})
+
+
 def check_version(request: Request) -> None:
     """Apply the ``Omnisend-Version`` rules (API.md §12)."""
     value = request.header("Omnisend-Version")
@@ -282,6 +290,8 @@ def check_version(request: Request) -> None:
             "The Omnisend-Version header is required (e.g. 2026-03-15).",
         )
     value = value.strip()
+    if value in PREVIEW_VERSIONS:
+        return  # documented values that resolve to the newest API (API.md §0)
     if not valid_date(value):
         raise validation_error(
             [FieldError("Omnisend-Version", "invalid_format", "Must be a date like 2026-03-15.")],

@@ -189,7 +189,8 @@ def to_response(rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("email"):
         out["email"] = rec["email"]
         identifiers.append(_identifier(rec, "email", rec["email"]))
-    out["phone"] = [rec["phone"]] if rec.get("phone") else []
+    # Live responses carry null, not [], for no phone (API.md §0).
+    out["phone"] = [rec["phone"]] if rec.get("phone") else None
     if rec.get("phone"):
         identifiers.append(_identifier(rec, "phone", rec["phone"]))
     if rec.get("email") and "email" in rec["channels"]:
@@ -197,9 +198,10 @@ def to_response(rec: dict[str, Any]) -> dict[str, Any]:
     for key in PROFILE_FIELDS:
         if key in rec["profile"]:
             out[key] = rec["profile"][key]
+    out.setdefault("gender", "")  # live: "" where unset (API.md §0)
     out["tags"] = list(rec["tags"])
     out["segments"] = list(rec["segments"])
-    out["customProperties"] = dict(rec["customProperties"])
+    out["customProperties"] = dict(rec["customProperties"]) or None  # live: null when none
     out["identifiers"] = identifiers
     latest = sorted(
         (

@@ -1,9 +1,10 @@
 """Customer events (API.md §5): validation, contact upsert, historical deduplication, log.
 
-``POST /events`` answers 202 with no body. ``eventName`` and ``origin`` are required (the docs
-say so although the schema does not); consent/opt-in/opt-out channels must be ``email`` or
-``sms`` unless ``strict_event_channels`` is off (then ``phone`` is read as ``sms``). The event's
-``contact`` is created or updated; opt-ins and opt-outs change channel statuses under the same
+``POST /events`` answers 202 with no body. ``eventName`` is required; ``origin`` and
+``contact`` are not (the schema requires neither) unless the emulator is strict. Consent,
+opt-in and opt-out channels are ``email``, ``sms`` or ``phone`` (read as ``sms``; Omnisend's own
+SDK sends it); strict mode allows only the schema's ``email``/``sms``. The event's ``contact``,
+when given, is created or updated; opt-ins and opt-outs change channel statuses under the same
 status-date rule as contact writes. An event with an ``eventID`` and an ``eventTime`` older than
 ``event_history_seconds`` is historical and is recorded only once.
 """
@@ -37,9 +38,12 @@ def validate_event(body: Any, config: EmulatorConfig) -> dict[str, Any]:
     """Check an ``EventRequest``; raise a 400 listing every problem."""
     body = require_object(body)
     c = Checker()
-    for key in ("eventName", "origin"):
+    # eventName: an event without a name cannot trigger anything (a named decision, README).
+    required = ("eventName", "origin") if config.strict else ("eventName",)
+    for key in required:
         if not isinstance(body.get(key), str) or not body.get(key):
             c.add(key, "required", "Field is required.")
+    c.string(body, "origin")
     c.string(body, "eventVersion")
     if "eventID" in body and (
         not isinstance(body["eventID"], str) or not UUID_RE.match(body["eventID"])
@@ -50,7 +54,8 @@ def validate_event(body: Any, config: EmulatorConfig) -> dict[str, Any]:
         c.obj(body["properties"], "properties")
     contact = body.get("contact")
     if contact is None:
-        c.add("contact", "required", "Field is required.")
+        if config.strict:
+            c.add("contact", "required", "Field is required.")
     elif c.obj(contact, "contact"):
         _validate_contact(c, contact, config)
     c.raise_if_any()
@@ -87,11 +92,9 @@ def _validate_contact(c: Checker, contact: dict[str, Any], config: EmulatorConfi
             if not c.obj(item, ip.rstrip(".")):
                 continue
             channel = item.get("channel")
-            allowed = (
-                ("email", "sms") if config.strict_event_channels else ("email", "sms", "phone")
-            )
+            allowed = ("email", "sms") if config.strict else ("email", "sms", "phone")
             if channel not in allowed:
-                c.add(f"{ip}channel", "invalid_value", "Must be one of: email, sms.")
+                c.add(f"{ip}channel", "invalid_value", f"Must be one of: {', '.join(allowed)}.")
             c.timestamp(item, "createdAt", ip)
             c.string(item, "source", ip, max_len=100)
             c.string(item, "reason", ip, max_len=100)
@@ -118,7 +121,9 @@ def record_event(
         )
     )
     contact_id = (
-        None if duplicate else _upsert_contact(state, brand_id, body["contact"], now, config)
+        None
+        if duplicate or body.get("contact") is None
+        else _upsert_contact(state, brand_id, body["contact"], now, config)
     )
     entry = {
         **body,

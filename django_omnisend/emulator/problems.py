@@ -3,6 +3,8 @@
 ``Problem`` = ``type, title, status, detail, instance``; ``ValidationProblem`` adds ``errors[]``
 of ``{field, code, message}``; ``RateLimitProblem`` adds ``retryAfter``. Handlers raise
 :class:`ApiError`; the gateway renders it with a fresh ``urn:omnisend:request:<uuid>``.
+Only the problem types Omnisend documents are used: ``validation-failed`` (400), ``not-found``
+(404), ``rate-limit-exceeded`` (429) and the generic ``problem`` for every other status.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from .http import Response
 
 TYPE_BASE = "https://problems.omnisend.com/"
 
-#: status → (type slug, title)
+#: status → (type slug, title); slugs are only the documented ones (API.md §8).
 KINDS: dict[int, tuple[str, str]] = {
     400: ("validation-failed", "Validation failed"),
-    401: ("unauthorized", "Unauthorized"),
-    403: ("forbidden", "Forbidden"),
+    401: ("problem", "Unauthorized"),
+    403: ("problem", "Forbidden"),
     404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    409: ("conflict", "Conflict"),
-    410: ("gone", "API version retired"),
+    405: ("problem", "Method not allowed"),
+    409: ("problem", "Conflict"),
+    410: ("problem", "API version retired"),
     429: ("rate-limit-exceeded", "Rate limit exceeded"),
-    500: ("internal-error", "Internal server error"),
-    503: ("service-unavailable", "Service unavailable"),
+    500: ("problem", "Internal server error"),
+    503: ("problem", "Service unavailable"),
 }
 
 
@@ -58,6 +60,9 @@ class ApiError(Exception):
     retry_after: int | None = None
     #: For 429 only: whether to include ``retryAfter`` (some endpoints omit it, §13 #16).
     include_retry_after: bool = True
+    #: For 400 only: whether the body carries ``errors[]`` (a ``ValidationProblem``); the
+    #: operations that declare a plain ``Problem`` for 400 (event metadata) answer without it.
+    with_errors: bool = True
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -70,6 +75,7 @@ class ApiError(Exception):
             self.detail,
             errors=self.errors,
             retry_after=self.retry_after if self.include_retry_after else None,
+            with_errors=self.with_errors,
         )
 
     def response(self) -> Response:
@@ -83,8 +89,10 @@ def problem_body(
     *,
     errors: list[FieldError] | None = None,
     retry_after: int | None = None,
+    with_errors: bool = True,
 ) -> dict[str, Any]:
-    """Build a problem object; 400s always carry ``errors`` (possibly empty)."""
+    """Build a problem object; 400s carry ``errors`` (possibly empty) unless ``with_errors``
+    is false."""
     slug, title = KINDS.get(status, ("problem", "Problem"))
     body: dict[str, Any] = {
         "type": TYPE_BASE + slug,
@@ -93,7 +101,7 @@ def problem_body(
         "detail": detail,
         "instance": instance_urn(),
     }
-    if status == 400:
+    if status == 400 and with_errors:
         body["errors"] = [e.as_dict() for e in errors or []]
     if retry_after is not None:
         body["retryAfter"] = int(retry_after)

@@ -64,8 +64,8 @@ def test_phone_is_an_event_consent_channel_unless_strict(api, emulator):
         "origin": "api",
         "contact": {
             "phone": "+37060000002",
-            "consents": [{"channel": "phone", "createdAt": "2026-01-01T00:00:00Z"}],
-            "optIns": [{"channel": "phone", "createdAt": "2026-01-01T00:00:00Z"}],
+            "consents": [{"channel": "phone", "createdAt": "2099-01-01T00:00:00Z"}],
+            "optIns": [{"channel": "phone", "createdAt": "2099-01-01T00:00:00Z"}],
         },
     }
     assert api.post("/events", json=body).status_code == 202
