@@ -94,12 +94,17 @@ def gate(key: str, now: datetime | None = None, credential: str | None = None) -
     return Gate(open=True)
 
 
-def pause_reason(exc: exceptions.OmnisendAPIError) -> str:
-    """Why a 401/403/410 paused delivery and what to do, in at most :data:`REASON_LENGTH`."""
+def pause_reason(exc: exceptions.OmnisendAPIError, needed: str = "") -> str:
+    """Why a 401/403/410 paused delivery and what to do, in at most :data:`REASON_LENGTH`.
+
+    ``needed`` is the permission the failed call needs, when the caller knows it: Omnisend's
+    403 does not name the missing one (its gateway answers before Omnisend sees the call).
+    """
     said = shorten(exc.detail or exc.title or "", 100)
     said = f"Omnisend says: {said.rstrip('.')}. " if said else ""
     if isinstance(exc, exceptions.PermissionDenied):
-        scope = f" {exc.missing_scope}" if exc.missing_scope else ""
+        missing = exc.missing_scope or needed
+        scope = f" {missing}" if missing else ""
         what = f"permission denied (403): the credential lacks{scope or ' a'} permission."
         # A new credential lifts the pause by itself; the same key granted more does not.
         todo = "Reconnect and approve every permission, or use an API key that has it."

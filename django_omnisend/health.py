@@ -137,7 +137,7 @@ def verify_credential(key: str = "default") -> Verification:
         exceptions.PermissionDenied,
         exceptions.VersionRetired,
     ) as exc:
-        return Verification(REJECTED, delivery.pause_reason(exc))
+        return Verification(REJECTED, delivery.pause_reason(exc, needed="contacts.read"))
     except exceptions.RateLimited as exc:
         wait = f" for {exc.retry_after:g} s" if exc.retry_after is not None else ""
         return Verification(NOT_VERIFIED, f"Omnisend asked to wait{wait} (429)")
