@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import batches, contacts, events
+from . import batches, catalog, contacts, event_metadata, events
 from .config import API_VERSION
 from .http import BodyError, Request, Response
 from .problems import ApiError, FieldError, bad_request, validation_error
@@ -195,6 +195,103 @@ def get_batch_items(call: Call) -> Response:
     return Response.json(200, batches.to_batch(batch, with_items=True))
 
 
+def list_products(call: Call) -> Response:
+    """GET /products (offset paging)."""
+    base = _base_url(call.request) + "/api"
+    params = call.request.query_first()
+    return Response.json(200, catalog.list_products(call.emu.state, call.brand_id, params, base))
+
+
+def post_product(call: Call) -> Response:
+    """POST /products: 201 ``{id}``, 409 when the id exists."""
+    record = catalog.create_product(call.emu.state, call.brand_id, call.body(), call.now)
+    return Response.json(201, {"id": record["id"]})
+
+
+def get_product(call: Call) -> Response:
+    """GET /products/{productID}."""
+    record = catalog.get_product(call.emu.state, call.brand_id, call.args["id"])
+    return Response.json(200, catalog.to_product(record))
+
+
+def put_product(call: Call) -> Response:
+    """PUT /products/{productID}: replace, 200 ``{id}``."""
+    record = catalog.replace_product(
+        call.emu.state, call.brand_id, call.args["id"], call.body(), call.now
+    )
+    return Response.json(200, {"id": record["id"]})
+
+
+def delete_product(call: Call) -> Response:
+    """DELETE /products/{productID}: 204."""
+    catalog.delete_product(call.emu.state, call.brand_id, call.args["id"])
+    return Response.empty(204)
+
+
+def list_categories(call: Call) -> Response:
+    """GET /product-categories (offset paging)."""
+    base = _base_url(call.request) + "/api"
+    params = call.request.query_first()
+    return Response.json(200, catalog.list_categories(call.emu.state, call.brand_id, params, base))
+
+
+def post_category(call: Call) -> Response:
+    """POST /product-categories: 201 ``{categoryID}``, 409 when it exists."""
+    record = catalog.create_category(call.emu.state, call.brand_id, call.body(), call.now)
+    return Response.json(201, {"categoryID": record["categoryID"]})
+
+
+def get_category(call: Call) -> Response:
+    """GET /product-categories/{categoryID}."""
+    record = catalog.get_category(call.emu.state, call.brand_id, call.args["id"])
+    return Response.json(200, catalog.to_category(record))
+
+
+def patch_category(call: Call) -> Response:
+    """PATCH /product-categories/{categoryID}: a new title, 200 ``{categoryID}``."""
+    record = catalog.update_category(
+        call.emu.state, call.brand_id, call.args["id"], call.body(), call.now
+    )
+    return Response.json(200, {"categoryID": record["categoryID"]})
+
+
+def delete_category(call: Call) -> Response:
+    """DELETE /product-categories/{categoryID}: 204."""
+    catalog.delete_category(call.emu.state, call.brand_id, call.args["id"])
+    return Response.empty(204)
+
+
+def _metadata_body(call: Call) -> Any:
+    try:
+        return call.body()
+    except ApiError as exc:  # this API declares a plain Problem for 400
+        exc.with_errors = False
+        raise
+
+
+def post_event_metadata(call: Call) -> Response:
+    """POST /event-metadata: 201 ``{event}``."""
+    record = event_metadata.declare(call.emu.state, call.brand_id, _metadata_body(call))
+    return Response.json(
+        201, {"event": event_metadata.to_item(record, with_properties=True, declared=True)}
+    )
+
+
+def put_event_metadata(call: Call) -> Response:
+    """PUT /event-metadata: merge, 200 ``{event}``."""
+    record = event_metadata.merge(call.emu.state, call.brand_id, _metadata_body(call))
+    return Response.json(
+        200, {"event": event_metadata.to_item(record, with_properties=True, declared=True)}
+    )
+
+
+def query_event_metadata(call: Call) -> Response:
+    """POST /event-metadata/query: 200 ``EventsResponse``."""
+    return Response.json(
+        200, event_metadata.query(call.emu.state, call.brand_id, _metadata_body(call))
+    )
+
+
 def get_brand(call: Call) -> Response:
     """GET /brands/current."""
     brand = call.emu.state.brands[call.brand_id]
@@ -260,6 +357,20 @@ ROUTES: list[Route] = [
     _r("GET", "/batches", list_batches, None, batches.LIST_PARAMS),
     _r("GET", "/batches/{id}", get_batch, None),
     _r("GET", "/batches/{id}/items", get_batch_items, None),
+    _r("GET", "/products", list_products, "products.read", catalog.LIST_PARAMS),
+    _r("POST", "/products", post_product, "products.write"),
+    _r("GET", "/products/{id}", get_product, "products.read"),
+    _r("PUT", "/products/{id}", put_product, "products.write"),
+    _r("DELETE", "/products/{id}", delete_product, "products.write"),
+    _r("GET", "/product-categories", list_categories, "products.read", catalog.LIST_PARAMS),
+    _r("POST", "/product-categories", post_category, "products.write"),
+    _r("GET", "/product-categories/{id}", get_category, "products.read"),
+    _r("PATCH", "/product-categories/{id}", patch_category, "products.write"),
+    _r("DELETE", "/product-categories/{id}", delete_category, "products.write"),
+    # The spec lists events.write for declarations and no scope for the query.
+    _r("POST", "/event-metadata", post_event_metadata, "events.write"),
+    _r("PUT", "/event-metadata", put_event_metadata, "events.write"),
+    _r("POST", "/event-metadata/query", query_event_metadata, None),
     _r("GET", "/brands/current", get_brand, "brands.read"),
     _r("POST", "/brands/current", post_brand, None),
 ]

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from . import catalog, oauth
 from . import contacts as contact_rules
 from . import events as event_rules
-from . import oauth
 from .app import EmulatorApp
 from .batches import advance as advance_batch
 from .batches import to_batch
@@ -409,7 +409,7 @@ class Emulator:
             if endpoint == "events":
                 event_rules.record_event(self.state, brand_id, item, now, self.config)
                 return 202, None
-            return 200, {}  # products/categories are accepted but not emulated
+            return catalog.batch_item(self.state, brand_id, endpoint, method, item, now)
         except ApiError as exc:
             return exc.status, exc.body()
 
@@ -478,6 +478,27 @@ class Emulator:
         """
         with self.lock:
             return copy.deepcopy(self.state.events.get(self._brand(brand_id), []))
+
+    def products(self, brand_id: str | None = None) -> list[dict[str, Any]]:
+        """A brand's products as ``Product`` objects, oldest first."""
+        with self.lock:
+            self.tick_locked(self.clock())
+            rows = self.state.products.get(self._brand(brand_id), {}).values()
+            return [catalog.to_product(r) for r in sorted(rows, key=lambda r: r["_seq"])]
+
+    def categories(self, brand_id: str | None = None) -> list[dict[str, Any]]:
+        """A brand's product categories (``GetCategoryResponse``), oldest first."""
+        with self.lock:
+            self.tick_locked(self.clock())
+            rows = self.state.categories.get(self._brand(brand_id), {}).values()
+            return [catalog.to_category(r) for r in sorted(rows, key=lambda r: r["_seq"])]
+
+    def event_metadata(self, brand_id: str | None = None) -> list[dict[str, Any]]:
+        """A brand's declared custom events (``name``, ``origin``, ``displayName``, tree)."""
+        with self.lock:
+            return copy.deepcopy(
+                list(self.state.event_metadata.get(self._brand(brand_id), {}).values())
+            )
 
     def batches(self, brand_id: str | None = None) -> list[dict[str, Any]]:
         """Batches of a brand as ``Batch`` objects with items, oldest first."""

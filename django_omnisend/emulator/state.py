@@ -1,4 +1,5 @@
-"""The emulator's data store: brands, OAuth clients and credentials, contacts, events, batches.
+"""The emulator's data store: brands, OAuth clients and credentials, contacts, events, batches,
+products, product categories and event metadata.
 
 Plain dicts of JSON-native values, so the whole store can be written to and read from a JSON
 file (``--state-file``). Contacts live in one :class:`ContactBook` per brand that keeps exact,
@@ -116,6 +117,10 @@ class State:
     books: dict[str, ContactBook] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     batches: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Per brand: products by id, categories by categoryID, event declarations by origin+name.
+    products: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    categories: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    event_metadata: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: Tag operations waiting for their delay: ``{brand_id, due, op, body}``.
     pending_tags: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0
@@ -149,6 +154,9 @@ class State:
             "contacts": {brand: book.records for brand, book in self.books.items()},
             "events": self.events,
             "batches": self.batches,
+            "products": self.products,
+            "categories": self.categories,
+            "event_metadata": self.event_metadata,
             "pending_tags": self.pending_tags,
             "seq": self.seq,
         }
@@ -167,6 +175,9 @@ class State:
             books={b: ContactBook(recs) for b, recs in data.get("contacts", {}).items()},
             events=data.get("events", {}),
             batches=data.get("batches", {}),
+            products=data.get("products", {}),
+            categories=data.get("categories", {}),
+            event_metadata=data.get("event_metadata", {}),
             pending_tags=data.get("pending_tags", []),
             seq=int(data.get("seq", 0)),
         )
