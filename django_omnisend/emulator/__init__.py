@@ -6,7 +6,8 @@ the test suite), as a process (``python -m django_omnisend.emulator --port 8787`
 library only (no Django imports), so it runs anywhere the package is installed.
 
 Modules, one job each: ``core`` (the :class:`Emulator` and its Python control API), ``config``,
-``state`` (data store + JSON persistence), ``contacts``/``events``/``batches`` (API semantics),
+``state`` (data store + JSON persistence), ``contacts``/``events``/``batches``/``catalog``
+(products, categories)/``event_metadata`` (API semantics),
 ``validation``/``problems`` (RFC 9457 bodies), ``api`` (gateway and handlers), ``oauth``,
 ``ratelimit``, ``faults``, ``ledger``, ``times`` (advanceable clock), ``http``, ``app`` (WSGI
 routing), ``server`` (threaded wsgiref server), ``control`` (``/__emulator__``), ``hosts`` (loopback

@@ -79,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--token-expires-in", type=int, default=None, help="Access-token lifetime in seconds."
     )
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="Keep checks Omnisend does not make: 403s name the scope, events need origin and "
+        "contact, no phone consent channel.",
+    )
+    parser.add_argument(
         "--log-requests", action="store_true", help="Print one line per request to stderr."
     )
     parser.add_argument(
@@ -108,7 +114,7 @@ def build(options: dict[str, Any]) -> Emulator:
             fields[name] = options[option]
     if options.get("redirect_uris"):
         fields["demo_redirect_uris"] = list(options["redirect_uris"])
-    for flag in ("auto_approve", "require_pkce", "rate_limit_headers"):
+    for flag in ("auto_approve", "require_pkce", "rate_limit_headers", "strict"):
         if options.get(flag):
             fields[flag] = True
     seed: Any = options.get("seed", "0")

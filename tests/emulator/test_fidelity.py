@@ -131,3 +131,14 @@ def test_post_brands_current_answers_the_brand_id(api, emulator):
 def test_products_and_categories_answer_outside_batches(api, path):
     response = api.get(path)
     assert response.status_code == 200
+
+
+def test_strict_is_off_by_default_and_a_command_line_option():
+    import argparse
+
+    from django_omnisend.emulator.__main__ import add_arguments, build
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert build(vars(parser.parse_args([]))).config.strict is False
+    assert build(vars(parser.parse_args(["--strict"]))).config.strict is True
