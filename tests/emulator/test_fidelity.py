@@ -142,3 +142,16 @@ def test_strict_is_off_by_default_and_a_command_line_option():
     add_arguments(parser)
     assert build(vars(parser.parse_args([]))).config.strict is False
     assert build(vars(parser.parse_args(["--strict"]))).config.strict is True
+
+
+def test_strict_mode_requires_event_version_on_recommended_events(api, emulator):
+    order = {"eventName": "placed order", "origin": "api", "contact": {"email": "o@example.com"}}
+    assert api.post("/events", json=order).status_code == 202  # Omnisend's leniency is unknown
+    emulator.configure(strict=True)
+    refused = api.post("/events", json=order)
+    assert refused.status_code == 400
+    assert [e["field"] for e in problem(refused)["errors"]] == ["eventVersion"]
+    versioned = {**order, "eventVersion": "v2"}
+    assert api.post("/events", json=versioned, check_request=True).status_code == 202
+    custom = {**order, "eventName": "signed up"}
+    assert api.post("/events", json=custom).status_code == 202
