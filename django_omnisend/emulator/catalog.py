@@ -129,7 +129,6 @@ def _stamp(record: dict[str, Any], now: float, created: float | None = None) -> 
     """Internal times for sorting; the body's own createdAt/updatedAt are kept as sent."""
     record["_created"] = now if created is None else created
     record["_updated"] = now
-    record["_seq"] = record.get("_seq", 0)
     return record
 
 
