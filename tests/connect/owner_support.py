@@ -59,3 +59,26 @@ class ShopConnectionAdapter(ConnectionAdapter):
             user = request.user
             return bool(user.is_authenticated and owner.user_set.filter(pk=user.pk).exists())
         return super().can_manage_connection(request, owner)
+
+
+def approve_as_brand(emulator: Any, authorize_url: str, brand_id: str) -> dict[str, str]:
+    """Open the emulator's consent page, pick ``brand_id`` and approve; the callback query."""
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    emulator.configure(auto_approve=False)
+    page = requests.get(authorize_url, timeout=10)
+    assert page.status_code == 200, page.text[:500]
+    assert f'value="{brand_id}"' in page.text, "the consent page offers the brand"
+    consent = re.search(r'name="consent" value="([^"]+)"', page.text).group(1)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+    answer = requests.post(
+        action,
+        data={"consent": consent, "decision": "approve", "brand_id": brand_id},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code in (302, 303), answer.text[:500]
+    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
