@@ -587,9 +587,7 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
     tokens: list[tuple[str, str]] = []
     owner = pending.owner
     with transaction.atomic():
-        retired = list(
-            _same_owner(pending).select_for_update().in_use().exclude(pk=pending.pk)
-        )
+        retired = list(_same_owner(pending).select_for_update().in_use().exclude(pk=pending.pk))
         for old in retired:
             tokens.extend(connections.retire(old, f"Replaced by the brand {pending.brand_id}."))
         binding.check_brand_free(pending.brand_id, {"pk": pending.pk})
