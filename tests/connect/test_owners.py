@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
+import django_omnisend
 from django_omnisend import binding, connections, owners
 from django_omnisend.exceptions import NeedsReconnect, NotConnected
 from django_omnisend.models import Connection
@@ -43,6 +44,7 @@ def test_two_owners_hold_two_brands_and_each_client_reaches_its_own(
     assert a.owner == shop_a and b.owner == shop_b
     assert brand_seen(connections.get_client(owner=shop_a)) == SHOP_A_BRAND
     assert brand_seen(connections.get_client(owner=shop_b)) == SHOP_B_BRAND
+    assert brand_seen(django_omnisend.get_client(owner=shop_a)) == SHOP_A_BRAND
     # The site's own client is not a tenant's: no site row, so the settings API key's brand.
     assert connections.active_connection() is None
     assert brand_seen(connections.get_client()) == emulator.default_brand_id
