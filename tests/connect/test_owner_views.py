@@ -275,3 +275,47 @@ def test_a_brand_switch_of_a_shop_is_confirmed_within_the_shop(shop_settings, em
     assert response.status_code == 302 and response["Location"] == SHOP_PAGE
     assert connections.active_connection(shop_a).brand_id == emulator.default_brand_id
     assert connections.active_connection(shop_b).brand_id == SHOP_B_BRAND
+
+
+def test_owner_connect_needs_a_post_with_a_csrf_token(shop_settings, emulator, shops):
+    """T-OA-07 for an owner: a GET starts nothing, a POST without the token is refused."""
+    shop_a, _, ann, _ = shops
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ann)
+    assert client.post(url("connect", shop_a)).status_code == 403
+    page = client.get(url("connect", shop_a))
+    assert page.status_code == 200 and "omnisend_oauth" not in client.session
+    token = str(page.context["csrf_token"])
+    response = client.post(url("connect", shop_a), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert response["Location"].startswith(shop_settings["AUTHORIZE_URL"])
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.com", "//evil.com", "/\\evil.com", "http://testserver@evil.com", "/%2F%2Fevil"],
+)
+def test_owner_flows_return_only_to_pages_of_this_site(shop_settings, emulator, shops, next_url):
+    """T-OA-13 for an owner: an off-site ``next`` becomes ``/``."""
+    shop_a, _, ann, _ = shops
+    client = client_for(ann)
+    response = client.post(url("connect", shop_a), {"next": next_url})
+    state = parse_qs(urlsplit(response["Location"]).query)["state"][0]
+    assert client.session["omnisend_oauth"][state]["next"] == "/"
+
+
+def test_a_shops_tokens_are_stored_encrypted(shop_settings, emulator, shops):
+    """T-ST-1 for an owner's row: the raw column never holds the plaintext."""
+    from django.db import connection as db
+
+    shop_a, _, ann, _ = shops
+    connect_shop(client_for(ann), emulator, shop_a, SHOP_A_BRAND)
+    row = connections.active_connection(shop_a)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT access_token, refresh_token FROM {Connection._meta.db_table} WHERE id = %s",
+            [row.pk],
+        )
+        raw = cursor.fetchone()
+    assert row.access_token and row.access_token not in raw[0]
+    assert row.refresh_token and row.refresh_token not in raw[1]
