@@ -17,17 +17,18 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "get_client", "mark_for_sync"]
 
 
-def get_client(connection: Any = None) -> OmnisendClient:
+def get_client(connection: Any = None, *, owner: Any = None) -> OmnisendClient:
     """Return an :class:`~django_omnisend.client.OmnisendClient` for the site's Omnisend brand.
 
     With no argument, the site's active connection is used (an OAuth connection made in the
-    admin, else ``OMNISEND["API_KEY"]``); pass a ``Connection`` to pick one explicitly. An OAuth
-    token that is about to expire is refreshed first. Raises
+    admin, else ``OMNISEND["API_KEY"]``); pass a ``Connection`` to pick one explicitly, or
+    ``owner=`` (a shop, a team...) for that owner's connection, which never falls back to the
+    site's. An OAuth token that is about to expire is refreshed first. Raises
     :class:`~django_omnisend.exceptions.NotConnected` when there is nothing to connect with.
     """
     from .connections import get_client as _get_client
 
-    return _get_client(connection)
+    return _get_client(connection, owner=owner)
 
 
 def mark_for_sync(user: Any) -> bool:

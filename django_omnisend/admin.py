@@ -87,11 +87,42 @@ class ConnectionForm(forms.ModelForm):
         return key
 
 
+class OwnerFilter(admin.SimpleListFilter):
+    """Filter connections by owner: the site's own, or one kind of owner (shops, teams...)."""
+
+    title = _("owner")
+    parameter_name = "owner"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from django.contrib.contenttypes.models import ContentType
+
+        kinds = (
+            Connection.objects.exclude(owner_type=None)
+            .values_list("owner_type", flat=True)
+            .distinct()
+        )
+        choices = [("site", str(_("The site")))]
+        for ct in ContentType.objects.filter(pk__in=list(kinds)).order_by("model"):
+            model = ct.model_class()
+            label = model._meta.verbose_name_plural if model is not None else ct.model
+            choices.append((str(ct.pk), str(label)))
+        return choices
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        if value == "site":
+            return queryset.filter(owner_type=None)
+        if value and value.isdigit():
+            return queryset.filter(owner_type_id=int(value))
+        return queryset
+
+
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     form = ConnectionForm
     list_display = (
         "__str__",
+        "owner_label",
         "brand_id",
         "status",
         "auth_type",
@@ -101,10 +132,11 @@ class ConnectionAdmin(admin.ModelAdmin):
         "fingerprint",
         "checked_at",
     )
-    list_filter = ("status", "auth_type")
-    search_fields = ("brand_name", "brand_id", "fingerprint")
+    list_filter = (OwnerFilter, "status", "auth_type")
+    search_fields = ("brand_name", "brand_id", "fingerprint", "owner_id")
     exclude = SECRET_FIELDS
     readonly_fields = (
+        "owner_label",
         "brand_name",
         "brand_id",
         "brand_website",
@@ -122,6 +154,14 @@ class ConnectionAdmin(admin.ModelAdmin):
         "checked_at",
     )
     actions = ["test_connection", "refresh_token", "disconnect"]
+
+    @admin.display(description=_("owner"), ordering="owner_type")
+    def owner_label(self, obj: Connection) -> str:
+        if obj.owner_type_id is None:
+            return str(_("The site"))
+        owner = obj.owner
+        kind = obj.owner_type.name if obj.owner_type else "?"
+        return f"{kind}: {owner}" if owner is not None else f"{kind} #{obj.owner_id} (deleted)"
 
     @admin.display(description=_("scopes"))
     def scope_list(self, obj: Connection) -> str:

@@ -16,6 +16,11 @@ the admin), :func:`bind` applies the same brand rules (R-OA-12):
 * A row never changes brand: a credential for brand Y entered on brand X's row is refused with
   :class:`BrandMismatch` (:func:`check_target`), so ``brand_id`` is never silently rebound.
 * The user's earlier unconfirmed switches are superseded (deleted, their tokens revoked).
+* Every rule above applies within one owner (:mod:`~django_omnisend.owners`: the site, or a
+  shop, a team...): each owner has its own brand in use, and its own switch confirmation. A
+  brand that another owner holds (active or waiting for a reconnect) is refused with
+  :class:`BrandHeldElsewhere`, never silently shared: the database keeps one active row per
+  brand (``django_omnisend_one_active_connection_per_brand``).
 
 :func:`bind` does no HTTP: the caller probes first and revokes :attr:`Bound.stale` after the
 transaction.
@@ -44,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Bound",
+    "BrandHeldElsewhere",
     "BrandMismatch",
     "Credential",
     "bind",
@@ -103,10 +109,42 @@ class BrandMismatch(ValueError):
     """A credential for one brand was entered on another brand's row."""
 
 
-def competing(brand_id: str) -> QuerySet[Connection]:
-    """Other brands' rows in use: a credential for ``brand_id`` needs confirmation while any
-    exists, and confirming retires them. The one place that decides what "in use" means."""
-    return Connection.objects.in_use().exclude(brand_id=brand_id)
+class BrandHeldElsewhere(ValueError):
+    """The brand is already connected by another owner (a brand has one connection at a time)."""
+
+
+def competing(brand_id: str, owner: Any = None) -> QuerySet[Connection]:
+    """Other brands' rows in use by ``owner`` (None: the site): a credential for ``brand_id``
+    needs confirmation while any exists, and confirming retires them. The one place that
+    decides what "in use" means."""
+    return Connection.objects.of_owner(owner).in_use().exclude(brand_id=brand_id)
+
+
+def _owner_lookups(row: Connection | None, owner: Any) -> dict[str, Any]:
+    """The owner the credential is for: the row's own owner when it was entered on a row."""
+    from .owners import owner_filter
+
+    if row is not None and row.pk is not None:
+        if row.owner_type_id is None:
+            return owner_filter(None)
+        return {"owner_type_id": row.owner_type_id, "owner_id": row.owner_id}
+    return owner_filter(owner)
+
+
+def check_brand_free(brand_id: str, lookups: dict[str, Any]) -> None:
+    """Raise :class:`BrandHeldElsewhere` when an owner other than ``lookups``' uses ``brand_id``."""
+    held = (
+        Connection.objects.in_use()
+        .filter(brand_id=brand_id)
+        .exclude(pk__in=Connection.objects.filter(**lookups).values("pk"))
+        .first()
+    )
+    if held is not None:
+        raise BrandHeldElsewhere(
+            f"The Omnisend brand {held.brand_name or brand_id} ({brand_id}) is already "
+            "connected for another owner on this site, so nothing was changed. A brand has one "
+            "connection at a time: disconnect it there first, or connect another brand."
+        )
 
 
 def multi_tenant() -> bool:
@@ -135,20 +173,26 @@ def bind(
     *,
     row: Connection | None = None,
     alongside: bool = False,
+    owner: Any = None,
 ) -> Bound:
     """Store probed ``credential`` for ``brand`` (the ``GET /brands/current`` answer).
 
-    ``row`` is the row the credential was entered on (the admin's change page), if any.
+    ``row`` is the row the credential was entered on (the admin's change page), if any; the
+    credential is for ``row``'s owner then, else for ``owner`` (None: the site).
     ``alongside=True`` adds a new brand next to those in use instead of asking to switch.
     Sends :data:`~django_omnisend.signals.connected` inside the transaction when the row is
-    active (a receiver that raises leaves nothing activated). Raises :class:`BrandMismatch`.
+    active (a receiver that raises leaves nothing activated). Raises :class:`BrandMismatch`
+    and :class:`BrandHeldElsewhere`.
     """
     brand_id = str(brand["brandID"])
     check_target(row, brand_id)
+    lookups = _owner_lookups(row, owner)
     stale: list[tuple[str, str]] = []
     with transaction.atomic():
+        check_brand_free(brand_id, lookups)
+        mine = Connection.objects.filter(**lookups)
         same = sorted(
-            Connection.objects.select_for_update().filter(
+            mine.select_for_update().filter(
                 brand_id=brand_id,
                 status__in=[Connection.Status.ACTIVE, Connection.Status.NEEDS_RECONNECT],
             ),
@@ -161,7 +205,7 @@ def bind(
         if target is None and row is not None and row.pk is not None:
             target = Connection.objects.select_for_update().get(pk=row.pk)  # a retired row
         # Earlier unconfirmed switches of this user are superseded by this one.
-        superseded = Connection.objects.select_for_update().filter(
+        superseded = mine.select_for_update().filter(
             status=Connection.Status.PENDING, connected_by=user
         )
         if target is not None and target.pk is not None:
@@ -170,9 +214,13 @@ def bind(
             stale.extend(connections._tokens_to_revoke(old))
             old.delete()
         if target is None:
-            target = Connection(brand_id=brand_id)
+            target = Connection(
+                brand_id=brand_id, **{k: v for k, v in lookups.items() if "__" not in k}
+            )
         needs_confirmation = (
-            not existing and not alongside and competing(brand_id).exclude(pk=target.pk).exists()
+            not existing
+            and not alongside
+            and mine.in_use().exclude(brand_id=brand_id).exclude(pk=target.pk).exists()
         )
         stale.extend(
             (t, h)
@@ -191,7 +239,7 @@ def bind(
         target.status_reason = ""
         target.save()
         if not needs_confirmation:
-            connected.send(sender=Connection, connection=target, user=user)
+            connected.send(sender=Connection, connection=target, user=user, owner=target.owner)
     logger.info(
         "Omnisend brand %s %s by user %s (%s).",
         brand_id,

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     # User -> contact sync.
     "SYNC_USERS": False,
     "ADAPTER": "django_omnisend.adapter.ContactAdapter",
+    # Who may connect and disconnect which owner's brand (a tenant's staff, ...).
+    "CONNECTION_ADAPTER": "django_omnisend.connection_adapter.ConnectionAdapter",
     # Requests per minute per brand: our share of Omnisend's 400/min.
     "RATE_LIMIT": 300,
     # Seconds the RATE_LIMIT budget covers (Omnisend's window is a minute; tests scale it).

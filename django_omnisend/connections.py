@@ -53,6 +53,7 @@ __all__ = [
     "get_client",
     "mark_key_needs_reconnect",
     "mark_needs_reconnect",
+    "owner_connection",
     "probe",
     "probe_credentials",
     "refresh_connection",
@@ -81,32 +82,59 @@ def _process_lock(pk: Any) -> threading.Lock:
         return _locks.setdefault(pk, threading.Lock())
 
 
-def active_connection() -> Connection | None:
-    """The site's active connection (the newest active row, OAuth or API key), else None."""
+def active_connection(owner: Any = None) -> Connection | None:
+    """The active connection of ``owner`` (None: the site's own), OAuth or API key, else None.
+
+    The site's is its newest active row that belongs to no owner.
+    """
     from .models import Connection
 
-    return Connection.objects.active().order_by("-created_at", "-pk").first()
+    return Connection.objects.of_owner(owner).active().order_by("-created_at", "-pk").first()
 
 
-def get_client(connection: Connection | None = None, **client_kwargs: Any) -> OmnisendClient:
-    """An API client for ``connection``, or for the site when ``connection`` is None.
+def owner_connection(owner: Any = None) -> Connection | None:
+    """``owner``'s connection in use: the active row, else the newest waiting for a reconnect."""
+    from .models import Connection
 
-    Without a connection: the newest active ``Connection`` row; else, when the newest OAuth or
+    return active_connection(owner) or _flagged(Connection.objects.of_owner(owner))
+
+
+def _flagged(rows: Any) -> Connection | None:
+    from .models import Connection
+
+    return (
+        rows.filter(status=Connection.Status.NEEDS_RECONNECT).order_by("-created_at", "-pk").first()
+    )
+
+
+def get_client(
+    connection: Connection | None = None, *, owner: Any = None, **client_kwargs: Any
+) -> OmnisendClient:
+    """An API client for ``connection``, else for ``owner``'s connection, else for the site.
+
+    With ``owner`` (any model instance a connection belongs to): its active connection; else
+    :class:`NeedsReconnect` when its connection waits for a reconnect; else
+    :class:`NotConnected` (an owner never falls back to the site's brand or API key).
+    With neither: the site's newest active ``Connection`` row; else, when the newest OAuth or
     API-key row is waiting for a reconnect, :class:`NeedsReconnect` (an OAuth site never falls
     back to the settings key silently); else ``OMNISEND["API_KEY"]``; else :class:`NotConnected`.
     ``client_kwargs`` go to :class:`~django_omnisend.client.OmnisendClient` (e.g.
     ``max_retries=0`` for a worker that reschedules instead of retrying).
     """
     from .models import Connection
+    from .owners import describe
 
+    if connection is None and owner is not None:
+        connection = owner_connection(owner)
+        if connection is None:
+            raise NotConnected(
+                f"{describe(owner)} has no Omnisend connection. A person allowed to manage it "
+                'connects it with the "Connect Omnisend" button on its page.'
+            )
     if connection is None:
         connection = active_connection()
         if connection is None:
-            broken = (
-                Connection.objects.filter(status=Connection.Status.NEEDS_RECONNECT)
-                .order_by("-created_at", "-pk")
-                .first()
-            )
+            broken = _flagged(Connection.objects.of_owner(None))
             if broken is not None:
                 raise NeedsReconnect(_needs_reconnect_message(broken))
             key = omnisend_settings.api_key
@@ -182,17 +210,20 @@ def connection_for_key(key: str) -> Connection | None:
     """The ``Connection`` row behind a sync connection key (None: the settings API key or none).
 
     ``"default"`` is the site's active connection, else its newest connection waiting for a
-    reconnect; any other key is a ``Connection`` primary key.
+    reconnect; ``"owner:app_label.model:pk"`` (:func:`~django_omnisend.owners.connection_key`)
+    is the same for that owner; any other key is a ``Connection`` primary key.
     """
     from .models import Connection
+    from .owners import OWNER_KEY_PREFIX, key_filter
 
     if str(key) == DEFAULT_KEY:
-        return (
-            active_connection()
-            or Connection.objects.filter(status=Connection.Status.NEEDS_RECONNECT)
-            .order_by("-created_at", "-pk")
-            .first()
-        )
+        return owner_connection(None)
+    if str(key).startswith(OWNER_KEY_PREFIX):
+        lookups = key_filter(str(key)[len(OWNER_KEY_PREFIX) :])
+        if not lookups or not lookups.get("owner_type"):
+            return None
+        rows = Connection.objects.filter(**lookups)
+        return rows.active().order_by("-created_at", "-pk").first() or _flagged(rows)
     if not str(key).isdigit():
         return None
     return Connection.objects.filter(pk=int(key)).first()
@@ -354,7 +385,7 @@ def disconnect(connection: Connection, user: Any = None, *, reason: str = "") ->
     tokens = retire(connection, reason or "Disconnected.")
     revoke_tokens(tokens)
     logger.info("Disconnected Omnisend connection %r.", connection)
-    disconnected.send(sender=Connection, connection=connection, user=user)
+    disconnected.send(sender=Connection, connection=connection, user=user, owner=connection.owner)
     return connection
 
 

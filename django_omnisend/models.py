@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +26,12 @@ SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
 class ConnectionQuerySet(models.QuerySet):
     def active(self) -> ConnectionQuerySet:
         return self.filter(status=Connection.Status.ACTIVE)
+
+    def of_owner(self, owner: Any = None) -> ConnectionQuerySet:
+        """Rows of ``owner`` (a model instance), or of the site itself when ``owner`` is None."""
+        from .owners import owner_filter
+
+        return self.filter(**owner_filter(owner))
 
     def in_use(self) -> ConnectionQuerySet:
         """Rows that are the site's connection now: active or waiting for a reconnect.
@@ -68,6 +76,21 @@ class Connection(models.Model):
     brand_name = models.CharField(_("brand name"), max_length=255, blank=True)
     brand_website = models.CharField(_("brand website"), max_length=500, blank=True)
 
+    #: Who the connection belongs to: any model instance (a shop, a team, a user) by content
+    #: type and primary key, or the site itself when both are NULL (see :mod:`.owners`).
+    owner_type = models.ForeignKey(
+        "contenttypes.ContentType",
+        verbose_name=_("owner type"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    owner_id = models.CharField(  # noqa: DJ001 - NULL (with owner_type) means "the site"
+        _("owner ID"), max_length=64, null=True, blank=True
+    )
+    owner = GenericForeignKey("owner_type", "owner_id")
+
     connected_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("connected by"),
@@ -93,7 +116,18 @@ class Connection(models.Model):
                 fields=["brand_id"],
                 condition=models.Q(status="active"),
                 name="django_omnisend_one_active_connection_per_brand",
-            )
+            ),
+            # One active connection per owner. The site's rows (NULL owner) are not covered:
+            # NULLs never clash, and sites that route users to pk-keyed tenant rows keep
+            # several; the binding service keeps the site to one brand otherwise.
+            models.UniqueConstraint(
+                fields=["owner_type", "owner_id"],
+                condition=models.Q(status="active"),
+                name="django_omnisend_one_active_connection_per_owner",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["owner_type", "owner_id"], name="django_omnisend_conn_owner_idx")
         ]
 
     def __str__(self) -> str:

@@ -17,4 +17,9 @@ urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("confirm/<int:pk>/", views.confirm, name="confirm"),
     path("disconnect/", views.disconnect, name="disconnect"),
+    # An owner's connection: ``owner`` is ``owners.sign_owner(instance)`` (the template tag
+    # ``{% omnisend_connect owner %}`` builds these); a reconnect is a connect of its owner.
+    path("connect/<str:owner>/", views.connect, name="connect"),
+    path("reconnect/<str:owner>/", views.connect, name="reconnect"),
+    path("disconnect/<str:owner>/", views.disconnect, name="disconnect"),
 ]

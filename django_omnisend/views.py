@@ -36,7 +36,6 @@ from urllib.parse import unquote
 
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
@@ -48,8 +47,9 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import binding, connections, oauth
+from . import binding, connections, oauth, owners
 from .conf import omnisend_settings
+from .connection_adapter import PERMISSION, can_manage, get_connection_adapter
 from .exceptions import ImproperlyConfigured, OAuthError, OmnisendError
 from .models import Connection
 from .signals import connected
@@ -67,33 +67,63 @@ MAX_STATES = 10
 #: Characters of Omnisend's ``error_description`` shown to staff.
 MAX_DESCRIPTION = 200
 
-PERMISSION = "django_omnisend.manage_connection"
-
-
-def can_manage(user: Any) -> bool:
-    """Whether ``user`` may connect and disconnect Omnisend (staff with the app permission)."""
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_active
-        and user.is_staff
-        and user.has_perm(PERMISSION)
-    )
+__all__ = ["PERMISSION", "can_manage"]  # re-exported: their home is connection_adapter
 
 
 def _manager_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous and non-staff users go to the admin login; staff without the permission: 403."""
+    """Resolve the owner (URL ``owner``: a signed reference; none: the site) and ask the
+    :class:`~django_omnisend.connection_adapter.ConnectionAdapter` whether the user may manage
+    its connection; the view then gets ``owner`` (None: the site).
+
+    For the site: anonymous and non-staff users go to the admin login. For an owner: anonymous
+    users go to ``LOGIN_URL``. Refused: 403 with a page that says so, nothing changed.
+    """
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, owner: str | None = None, **kwargs: Any):
         user = request.user
-        if not (user.is_authenticated and user.is_active and user.is_staff):
-            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-        if not user.has_perm(PERMISSION):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
+        if owner is None:
+            if not (user.is_authenticated and user.is_active and user.is_staff):
+                return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+            target = None
+        else:
+            try:
+                target = owners.load_owner(owner)
+            except owners.InvalidOwner:
+                return _harden(
+                    _page(
+                        request,
+                        _("Unknown Omnisend connection"),
+                        _(
+                            "This link does not name a connection of this site, or what it "
+                            "belonged to no longer exists. Nothing was changed; go back and "
+                            "reload the page."
+                        ),
+                        status=404,
+                    )
+                )
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+        if not get_connection_adapter().can_manage_connection(request, target):
+            return _forbidden(request, target)
+        return view(request, *args, owner=target, **kwargs)
 
     return wrapper
+
+
+def _forbidden(request: HttpRequest, owner: Any) -> HttpResponse:
+    return _harden(
+        _page(
+            request,
+            _("Not allowed"),
+            _(
+                "You may not connect or disconnect the Omnisend brand of %(owner)s, so nothing "
+                "was changed. Ask a person who manages it."
+            )
+            % {"owner": owners.describe(owner)},
+            status=403,
+        )
+    )
 
 
 def changelist_url() -> str:
@@ -104,15 +134,17 @@ def changelist_url() -> str:
         return "/"
 
 
-def safe_next(request: HttpRequest, value: str | None) -> str:
-    """``value`` when it is a path on this site, else the admin list (R-OA-8, T-OA-13).
+def safe_next(request: HttpRequest, value: str | None, default: str | None = None) -> str:
+    """``value`` when it is a path on this site, else ``default`` (the admin list) (R-OA-8,
+    T-OA-13).
 
     Only absolute paths (``/...``) are accepted, and they must pass Django's
     ``url_has_allowed_host_and_scheme`` both as given and percent-decoded, so encoded forms
     such as ``/%5Cevil.com`` or ``%2F%2Fevil.com`` are refused too.
     """
+    fallback = default or changelist_url()
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
-        return changelist_url()
+        return fallback
     allowed = {request.get_host()}
     secure = request.is_secure()
     if all(
@@ -120,7 +152,7 @@ def safe_next(request: HttpRequest, value: str | None) -> str:
         for candidate in (value, unquote(value))
     ):
         return value
-    return changelist_url()
+    return fallback
 
 
 def redirect_uri_for(request: HttpRequest) -> str:
@@ -186,13 +218,19 @@ def _message(request: HttpRequest, level: int, text: str) -> None:
 @xframe_options_deny
 @require_http_methods(["GET", "POST"])
 @_manager_required
-def connect(request: HttpRequest) -> HttpResponse:
+def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
     """GET: a page with the "Connect Omnisend" POST form. POST: start the authorization.
 
     The GET never starts the flow (no state, no redirect), so a link or an ``<img>`` cannot
-    connect the site to somebody else's brand (T-OA-07).
+    connect the site to somebody else's brand (T-OA-07). With an owner (the URL's signed
+    reference) the connection is that owner's: the state record remembers it, so the callback
+    completes the flow for that owner only, whatever else it is sent.
     """
-    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    next_url = safe_next(
+        request,
+        request.POST.get("next") or request.GET.get("next"),
+        None if owner is None else "/",
+    )
     if request.method == "GET":
         response = render(
             request,
@@ -201,8 +239,10 @@ def connect(request: HttpRequest) -> HttpResponse:
                 request,
                 title=_("Connect Omnisend"),
                 next_url=next_url,
+                action_url=request.path,
+                owner_label=owners.describe(owner),
                 configured=bool(omnisend_settings.get("CLIENT_ID")),
-                active=connections.active_connection(),
+                active=connections.active_connection(owner),
                 scopes=omnisend_settings.scopes,
             ),
         )
@@ -224,12 +264,17 @@ def connect(request: HttpRequest) -> HttpResponse:
         "scopes": list(auth.scopes),
         "created_at": time.time(),
         "next": next_url,
+        "owner": owners.owner_key(owner),
     }
     while len(records) > MAX_STATES:
         oldest = min(records, key=lambda key: records[key].get("created_at", 0))
         del records[oldest]
     request.session[SESSION_KEY] = records
-    logger.info("User %s started connecting Omnisend.", request.user.pk)
+    logger.info(
+        "User %s started connecting Omnisend for %s.",
+        request.user.pk,
+        owners.owner_key(owner) or "the site",
+    )
     return _harden(HttpResponseRedirect(auth.url))
 
 
@@ -311,16 +356,32 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
                 'ignored. Start again with "Connect Omnisend" in the admin.'
             ),
         )
-    if str(record.get("user_id")) != str(user.pk) or not can_manage(user):
+    refused = _page(
+        request,
+        _("Not your connection"),
+        _(
+            "This Omnisend sign-in was started by another user, or you may not manage the "
+            "Omnisend connection. Nothing was changed."
+        ),
+        status=403,
+    )
+    if str(record.get("user_id")) != str(user.pk):
+        return refused
+    # The owner is the one the flow was started for (the session's record, never the query),
+    # and the right to manage it is asked again: it may have been taken away meanwhile.
+    try:
+        owner = owners.owner_from_key(str(record.get("owner") or ""))
+    except owners.InvalidOwner:
         return _page(
             request,
-            _("Not your connection"),
+            _("Nothing to connect"),
             _(
-                "This Omnisend sign-in was started by another user, or you may not manage the "
-                "Omnisend connection. Nothing was changed."
+                "What this Omnisend connection was started for no longer exists, so nothing "
+                "was stored."
             ),
-            status=403,
         )
+    if not get_connection_adapter().can_manage_connection(request, owner):
+        return refused
     # Deploy-time endpoints must not have changed since the flow began (mix-up, R-OA-7).
     if (record.get("authorize_url"), record.get("token_url")) != (
         omnisend_settings.get("AUTHORIZE_URL"),
@@ -394,7 +455,10 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
 
     try:
-        connection, needs_confirmation, stale = _bind(tokens, brand, user)
+        connection, needs_confirmation, stale = _bind(tokens, brand, user, owner)
+    except binding.BrandHeldElsewhere as exc:
+        connections.revoke_tokens(_revocable(tokens))
+        return _page(request, _("Brand already connected"), str(exc), status=409)
     except Exception:
         connections.revoke_tokens(_revocable(tokens))
         raise
@@ -422,11 +486,11 @@ def _revocable(tokens: oauth.TokenResponse) -> list[tuple[str, str]]:
 
 @sensitive_variables()
 def _bind(
-    tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any
+    tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any, owner: Any = None
 ) -> tuple[Connection, bool, list[tuple[str, str]]]:
-    """Store the probed tokens by the brand rules every credential follows (see
+    """Store the probed tokens for ``owner`` by the brand rules every credential follows (see
     :mod:`~django_omnisend.binding`). Returns (connection, needs_confirmation, stale tokens)."""
-    bound = binding.bind(binding.Credential.from_tokens(tokens), brand, user)
+    bound = binding.bind(binding.Credential.from_tokens(tokens), brand, user, owner=owner)
     return bound.connection, bound.needs_confirmation, bound.stale
 
 
@@ -435,10 +499,30 @@ def _bind(
 
 @xframe_options_deny
 @require_http_methods(["GET", "POST"])
-@_manager_required
 def confirm(request: HttpRequest, pk: int) -> HttpResponse:
-    """Show the active and the new brand; POST ``confirm`` switches, ``cancel`` drops the new."""
+    """Show the active and the new brand; POST ``confirm`` switches, ``cancel`` drops the new.
+
+    The switch is within the pending row's owner; the user must still be allowed to manage it.
+    """
     pending = Connection.objects.filter(pk=pk, status=Connection.Status.PENDING).first()
+    if pending is None or pending.owner_type_id is None:
+        return _confirm_site(request, pending)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    owner = pending.owner
+    if owner is None:  # what it belonged to is gone: nothing to confirm
+        return _confirm_page(request, None)
+    if not get_connection_adapter().can_manage_connection(request, owner):
+        return _forbidden(request, owner)
+    return _confirm_page(request, pending)
+
+
+@_manager_required
+def _confirm_site(request: HttpRequest, pending: Connection | None, owner: Any) -> HttpResponse:
+    return _confirm_page(request, pending)
+
+
+def _confirm_page(request: HttpRequest, pending: Connection | None) -> HttpResponse:
     if pending is None or (
         pending.connected_by_id != request.user.pk and not request.user.is_superuser
     ):
@@ -461,7 +545,7 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
                 title=_("Switch Omnisend brand?"),
                 pending=pending,
                 current_connections=list(
-                    Connection.objects.in_use().exclude(pk=pending.pk).order_by("-created_at")
+                    _same_owner(pending).in_use().exclude(pk=pending.pk).order_by("-created_at")
                 ),
             ),
         )
@@ -501,18 +585,27 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
     from .signals import disconnected
 
     tokens: list[tuple[str, str]] = []
+    owner = pending.owner
     with transaction.atomic():
-        retired = list(Connection.objects.select_for_update().in_use().exclude(pk=pending.pk))
+        retired = list(_same_owner(pending).select_for_update().in_use().exclude(pk=pending.pk))
         for old in retired:
             tokens.extend(connections.retire(old, f"Replaced by the brand {pending.brand_id}."))
+        binding.check_brand_free(pending.brand_id, {"pk": pending.pk})
         pending.status = Connection.Status.ACTIVE
         pending.status_reason = ""
         pending.save(update_fields=["status", "status_reason", "updated_at"])
         for old in retired:
-            disconnected.send(sender=Connection, connection=old, user=user)
-        connected.send(sender=Connection, connection=pending, user=user)
+            disconnected.send(sender=Connection, connection=old, user=user, owner=owner)
+        connected.send(sender=Connection, connection=pending, user=user, owner=owner)
     connections.revoke_tokens(tokens)
     return retired
+
+
+def _same_owner(row: Connection) -> Any:
+    """The connections of ``row``'s owner (the site's when it has none)."""
+    if row.owner_type_id is None:
+        return Connection.objects.of_owner(None)
+    return Connection.objects.filter(owner_type_id=row.owner_type_id, owner_id=row.owner_id)
 
 
 # -- disconnect -------------------------------------------------------------------------------
@@ -521,15 +614,16 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
 @xframe_options_deny
 @require_POST
 @_manager_required
-def disconnect(request: HttpRequest) -> HttpResponse:
-    """Revoke and delete the credentials of a connection (POST ``connection`` = pk, default:
-    the active one)."""
+def disconnect(request: HttpRequest, owner: Any = None) -> HttpResponse:
+    """Revoke and delete the credentials of the owner's connection (the site's without an
+    owner): POST ``connection`` = a pk of one of the owner's rows, default: the one in use."""
     pk = request.POST.get("connection")
+    rows = Connection.objects.of_owner(owner)
     if pk:
-        connection = Connection.objects.filter(pk=pk if str(pk).isdigit() else None).first()
+        connection = rows.filter(pk=pk if str(pk).isdigit() else None).first()
     else:
-        connection = connections.active_connection()
-    next_url = safe_next(request, request.POST.get("next"))
+        connection = connections.owner_connection(owner)
+    next_url = safe_next(request, request.POST.get("next"), None if owner is None else "/")
     if connection is None or connection.status == Connection.Status.REVOKED:
         _message(request, messages.WARNING, _("There is no Omnisend connection to disconnect."))
         return _harden(HttpResponseRedirect(next_url))

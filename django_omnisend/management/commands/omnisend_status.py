@@ -27,7 +27,7 @@ from django.db import connections, router
 from django.db.models import Count
 from django.utils import timezone
 
-from django_omnisend import crypto, triggers
+from django_omnisend import crypto, owners, triggers
 from django_omnisend import health as health_module
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.connections import DEFAULT_KEY, connection_for_key
@@ -44,6 +44,63 @@ ERROR_PREVIEW = 300
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def owner_table(only: str | None = None) -> list[dict[str, Any]]:
+    """One row per owner (the site included) that has a connection in use, or ``only``'s.
+
+    Each row: owner label and key, the connection's brand and state (``paused`` when delivery
+    waits for a reconnect), and the owner's pending and dead sync rows. Never a secret.
+    """
+    rows: dict[str, Connection | None] = {}
+    candidates = Connection.objects.exclude(status=Connection.Status.REVOKED).order_by("pk")
+    if only is not None:
+        rows[only] = None
+    for conn in candidates:
+        key = _owner_key_of(conn)
+        if only is None or key == only:
+            rows.setdefault(key, None)
+    table = []
+    for key in rows:
+        sync_key = f"{owners.OWNER_KEY_PREFIX}{key}" if key else DEFAULT_KEY
+        conn = connection_for_key(sync_key)
+        states = SyncState.objects.filter(connection_key=sync_key)
+        paused = DeliveryControl.objects.filter(connection_key=sync_key, paused=True).exists()
+        state = "not connected" if conn is None else conn.status
+        if conn is not None and paused:
+            state = "paused"
+        problem = ""
+        if conn is None:
+            problem = "not connected" if key else ""
+        elif conn.status == Connection.Status.NEEDS_RECONNECT or conn.undecryptable:
+            problem = "needs a reconnect"
+        elif paused:
+            problem = "delivery paused until a reconnect"
+        table.append(
+            {
+                "owner": key or "site",
+                "connection_key": sync_key,
+                "id": getattr(conn, "pk", None),
+                "brand_id": getattr(conn, "brand_id", ""),
+                "brand_name": getattr(conn, "brand_name", ""),
+                "auth_type": getattr(conn, "auth_type", ""),
+                "fingerprint": getattr(conn, "fingerprint", ""),
+                "state": state,
+                "pending": states.filter(dirty=True).count(),
+                "dead": states.filter(state=SyncState.State.DEAD).count(),
+                "problem": problem,
+            }
+        )
+    return table
+
+
+def _owner_key_of(conn: Connection) -> str:
+    if conn.owner_type_id is None:
+        return ""
+    from django.contrib.contenttypes.models import ContentType
+
+    ct = ContentType.objects.get_for_id(conn.owner_type_id)
+    return f"{ct.app_label}.{ct.model}:{conn.owner_id}"
 
 
 def connection_info() -> dict[str, Any]:
@@ -311,6 +368,17 @@ class Command(BaseCommand):
             action="store_true",
             help="Make no API call: report without verifying the credential.",
         )
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument(
+            "--owner",
+            metavar="APP_LABEL.MODEL:PK",
+            help="Show the connection of one owner (e.g. shops.shop:3; 'site' for the site's).",
+        )
+        scope.add_argument(
+            "--all",
+            action="store_true",
+            help="Show a table of every owner's connection: owner, brand, state, pending rows.",
+        )
         parser.add_argument(
             "--max-age",
             type=float,
@@ -321,6 +389,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_age"] < 0:
             raise CommandError("--max-age must not be negative.")
+        if options["owner"] is not None or options["all"]:
+            self._owners(options)
+            return
         report = collect(options["max_age"], verify=not options["offline"])
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, default=str))
@@ -331,6 +402,53 @@ class Command(BaseCommand):
                 "Omnisend sync is unhealthy: " + "; ".join(report["problems"]),
                 returncode=UNHEALTHY,
             )
+
+    def _owners(self, options: dict[str, Any]) -> None:
+        if options["all"]:
+            rows = owner_table()
+        else:
+            key = "" if options["owner"] == "site" else options["owner"]
+            try:
+                owners.owner_from_key(key)
+            except owners.InvalidOwner as exc:
+                raise CommandError(
+                    f"{exc} Name an owner as app_label.model:pk (e.g. shops.shop:3), or 'site'."
+                ) from None
+            rows = owner_table(key)
+        problems = [f"{r['owner']}: {r['problem']}" for r in rows if r["problem"]]
+        if options["json"]:
+            self.stdout.write(
+                json.dumps({"owners": rows, "healthy": not problems}, indent=2, default=str)
+            )
+        else:
+            self._print_table(rows)
+        if problems:
+            raise CommandError(
+                "Omnisend connections are unhealthy: " + "; ".join(problems),
+                returncode=UNHEALTHY,
+            )
+
+    def _print_table(self, rows: list[dict[str, Any]]) -> None:
+        header = ("Owner", "Brand", "State", "Auth", "Credential", "Pending", "Dead")
+        table = [header] + [
+            (
+                r["owner"],
+                f"{r['brand_name'] or '?'} ({r['brand_id'] or '?'})" if r["brand_id"] else "—",
+                r["state"],
+                r["auth_type"] or "—",
+                r["fingerprint"] or "—",
+                str(r["pending"]),
+                str(r["dead"]),
+            )
+            for r in rows
+        ]
+        widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+        for row in table:
+            self.stdout.write(
+                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )
+        if not rows:
+            self.stdout.write("No Omnisend connections.")
 
     def _print(self, report: dict[str, Any]) -> None:
         out = self.stdout.write

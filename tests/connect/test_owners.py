@@ -1,0 +1,231 @@
+"""Connections that belong to an owner (a shop here: an ``auth.Group``), by the service.
+
+Credentials come from the emulator and are probed over HTTP; the views are tested in
+``test_owner_views.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.test import override_settings
+
+import django_omnisend
+from django_omnisend import binding, connections, owners
+from django_omnisend.exceptions import NeedsReconnect, NotConnected
+from django_omnisend.models import Connection
+
+from .owner_support import SHOP_A_BRAND, SHOP_B_BRAND, add_shop_brands, bind_by_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shops(emulator):
+    add_shop_brands(emulator)
+    return Group.objects.create(name="Shop A"), Group.objects.create(name="Shop B")
+
+
+def brand_seen(client):
+    try:
+        return client.brands.current()["brandID"]
+    finally:
+        client.close()
+
+
+def test_two_owners_hold_two_brands_and_each_client_reaches_its_own(
+    emulator_settings, emulator, shops
+):
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    b = bind_by_token(emulator, shop_b, SHOP_B_BRAND).connection
+    assert (a.status, b.status) == (Connection.Status.ACTIVE, Connection.Status.ACTIVE)
+    assert a.owner == shop_a and b.owner == shop_b
+    assert brand_seen(connections.get_client(owner=shop_a)) == SHOP_A_BRAND
+    assert brand_seen(connections.get_client(owner=shop_b)) == SHOP_B_BRAND
+    assert brand_seen(django_omnisend.get_client(owner=shop_a)) == SHOP_A_BRAND
+    # The site's own client is not a tenant's: no site row, so the settings API key's brand.
+    assert connections.active_connection() is None
+    assert brand_seen(connections.get_client()) == emulator.default_brand_id
+
+
+def test_sync_connection_keys_resolve_through_the_owner(emulator_settings, emulator, shops):
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    key = owners.connection_key(shop_a)
+    assert key == f"owner:auth.group:{shop_a.pk}"
+    assert connections.connection_for_key(key) == a
+    assert connections.connection_for_key(owners.connection_key(shop_b)) is None
+    assert connections.connection_for_key("owner:nosuch.model:1") is None
+    assert brand_seen(connections.client_for_key(key)) == SHOP_A_BRAND
+    with pytest.raises(NotConnected):
+        connections.client_for_key(owners.connection_key(shop_b))
+    # The site's key keeps meaning the site.
+    assert connections.connection_for_key("default") is None
+
+
+def test_an_owner_without_a_connection_never_falls_back_to_the_site(
+    emulator_settings, emulator, shops
+):
+    shop_a, _ = shops
+    bind_by_token(emulator, None, emulator.default_brand_id)  # the site is connected
+    with pytest.raises(NotConnected, match="Shop A has no Omnisend connection"):
+        connections.get_client(owner=shop_a)
+
+
+def test_an_owner_waiting_for_a_reconnect_raises_needs_reconnect(
+    emulator_settings, emulator, shops
+):
+    shop_a, _ = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    connections.mark_needs_reconnect(a, "Omnisend rejected the access token (HTTP 401).")
+    with pytest.raises(NeedsReconnect):
+        connections.get_client(owner=shop_a)
+    assert connections.connection_for_key(owners.connection_key(shop_a)) == a
+
+
+def test_the_site_connection_ignores_owner_rows(emulator_settings, emulator, shops):
+    shop_a, _ = shops
+    bind_by_token(emulator, shop_a, SHOP_A_BRAND)
+    site = bind_by_token(emulator, None, emulator.default_brand_id)
+    # A tenant's active brand is no competitor of the site's: no switch to confirm.
+    assert not site.needs_confirmation
+    assert connections.active_connection() == site.connection
+    assert connections.active_connection(shop_a).brand_id == SHOP_A_BRAND
+
+
+def test_a_brand_held_by_another_owner_is_refused_and_nothing_changes(
+    emulator_settings, emulator, shops
+):
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    before = list(Connection.objects.values_list("pk", "status", "fingerprint", "owner_id"))
+    with pytest.raises(binding.BrandHeldElsewhere, match="already connected for another owner"):
+        bind_by_token(emulator, shop_b, SHOP_A_BRAND)
+    with pytest.raises(binding.BrandHeldElsewhere):
+        bind_by_token(emulator, None, SHOP_A_BRAND)  # the site cannot take it either
+    assert list(Connection.objects.values_list("pk", "status", "fingerprint", "owner_id")) == before
+    assert connections.active_connection(shop_a) == a
+    # Waiting for a reconnect still holds the brand.
+    connections.mark_needs_reconnect(a, "test")
+    with pytest.raises(binding.BrandHeldElsewhere):
+        bind_by_token(emulator, shop_b, SHOP_A_BRAND)
+
+
+def test_a_reconnect_of_the_same_brand_reuses_the_owners_row(emulator_settings, emulator, shops):
+    shop_a, _ = shops
+    first = bind_by_token(emulator, shop_a, SHOP_A_BRAND)
+    connections.mark_needs_reconnect(first.connection, "test")
+    again = bind_by_token(emulator, shop_a, SHOP_A_BRAND)
+    assert again.existing and again.connection.pk == first.connection.pk
+    assert again.connection.status == Connection.Status.ACTIVE
+    assert again.stale  # the old tokens are handed back for revocation
+
+
+def test_a_second_brand_for_one_owner_waits_for_confirmation_without_touching_others(
+    emulator_settings, emulator, shops
+):
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    b = bind_by_token(emulator, shop_b, SHOP_B_BRAND).connection
+    switch = bind_by_token(emulator, shop_a, emulator.default_brand_id)
+    assert switch.needs_confirmation
+    assert switch.connection.status == Connection.Status.PENDING
+    assert switch.connection.owner == shop_a
+    assert connections.active_connection(shop_a) == a
+    assert connections.active_connection(shop_b) == b
+    assert list(binding.competing(emulator.default_brand_id, shop_a)) == [a]
+
+
+def test_the_database_keeps_one_active_connection_per_owner(emulator_settings, shops):
+    shop_a, _ = shops
+    lookups = owners.owner_filter(shop_a)
+    Connection.objects.create(auth_type="api_key", brand_id="x1", **lookups)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Connection.objects.create(auth_type="api_key", brand_id="x2", **lookups)
+    # The site's rows (no owner) are not limited by it (pk-keyed tenants keep several).
+    Connection.objects.create(auth_type="api_key", brand_id="x3")
+    Connection.objects.create(auth_type="api_key", brand_id="x4")
+
+
+def test_connected_and_disconnected_signals_carry_the_owner(emulator_settings, emulator, shops):
+    from django_omnisend.signals import connected, disconnected
+
+    shop_a, _ = shops
+    seen = []
+
+    def on_connected(sender, connection, user, **kwargs):  # the documented signature
+        seen.append(("connected", connection.brand_id, kwargs["owner"]))
+
+    def on_disconnected(sender, connection, user, **kwargs):
+        seen.append(("disconnected", connection.brand_id, kwargs["owner"]))
+
+    connected.connect(on_connected)
+    disconnected.connect(on_disconnected)
+    try:
+        a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+        site = bind_by_token(emulator, None, emulator.default_brand_id).connection
+        connections.disconnect(a)
+    finally:
+        connected.disconnect(on_connected)
+        disconnected.disconnect(on_disconnected)
+    assert seen == [
+        ("connected", SHOP_A_BRAND, shop_a),
+        ("connected", site.brand_id, None),
+        ("disconnected", SHOP_A_BRAND, shop_a),
+    ]
+
+
+@pytest.mark.parametrize("value", ["", "garbage", "auth.group:1:x", "nosuch.model:1"])
+def test_owner_references_must_be_signed_and_name_a_row(db, value):
+    group = Group.objects.create(name="Shop")
+    ref = owners.sign_owner(group)
+    assert owners.load_owner(ref) == group
+    assert owners.load_owner(owners.sign_owner(None)) is None
+    if value:
+        with pytest.raises(owners.InvalidOwner):
+            owners.load_owner(value)
+        with pytest.raises(owners.InvalidOwner):  # a signature of the right shape, wrong salt
+            from django.core import signing
+
+            owners.load_owner(signing.dumps(value))
+    group.delete()
+    with pytest.raises(owners.InvalidOwner, match="no longer exists"):
+        owners.load_owner(ref)
+
+
+def test_each_shops_members_sync_to_their_shops_brand_only(sync_settings, emulator, shops):
+    from django.contrib.auth import get_user_model
+
+    from django_omnisend.models import SyncState
+    from django_omnisend.sync import drain
+
+    shop_a, shop_b = shops
+    bind_by_token(emulator, shop_a, SHOP_A_BRAND)
+    bind_by_token(emulator, shop_b, SHOP_B_BRAND)
+    adapter = "tests.connect.owner_support.ShopContactAdapter"
+    users = get_user_model().objects
+    with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
+        ann = users.create_user("ann", "ann@example.com")
+        ann.groups.add(shop_a)
+        bob = users.create_user("bob", "bob@example.com")
+        bob.groups.add(shop_b)
+    with override_settings(OMNISEND={**sync_settings, "ADAPTER": adapter}):
+        ann.save()  # marked under her shop's key
+        bob.save()
+        drain()
+    emails = {
+        brand: {c["identifiers"][0]["id"] for c in emulator.contacts(brand)}
+        for brand in (
+            SHOP_A_BRAND,
+            SHOP_B_BRAND,
+            emulator.default_brand_id,
+        )
+    }
+    assert "ann@example.com" in emails[SHOP_A_BRAND]
+    assert "bob@example.com" in emails[SHOP_B_BRAND]
+    assert "ann@example.com" not in emails[SHOP_B_BRAND] | emails[emulator.default_brand_id]
+    assert "bob@example.com" not in emails[SHOP_A_BRAND] | emails[emulator.default_brand_id]
+    key = SyncState.objects.get(user=ann, connection_key=owners.connection_key(shop_a))
+    assert key.state == SyncState.State.SYNCED
