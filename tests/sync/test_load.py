@@ -23,6 +23,8 @@ User = get_user_model()
 
 USERS, SAVES = 2_000, 5
 BUDGET, WINDOW = 300, 0.6
+#: Seconds with no row cleared after which the run is stuck (a stall, not a slow machine).
+STALL = 120
 
 
 def test_faults_lose_nothing_and_stay_within_budget(sync_settings, emulator):
@@ -46,10 +48,16 @@ def test_faults_lose_nothing_and_stay_within_budget(sync_settings, emulator):
         emulator.configure(rate_limit=400, window_seconds=WINDOW)
         emulator.add_fault(route="POST /api/contacts", kind="429", rate=0.3, retry_after=None)
         emulator.add_fault(route="POST /api/contacts", kind="503", rate=0.1)
-        deadline = time.monotonic() + 300
-        while SyncState.objects.filter(dirty=True).exists() and time.monotonic() < deadline:
+        # Give up only when a whole STALL passes with no row cleared: a machine slowed by
+        # other work takes longer, but never fails a run that keeps making progress.
+        dirty = SyncState.objects.filter(dirty=True).count()
+        stalled_at = time.monotonic() + STALL
+        while dirty and time.monotonic() < stalled_at:
             if not drain().requests:
                 time.sleep(0.005)  # the brand is cooling down, as omnisend_drain --loop would
+            left = SyncState.objects.filter(dirty=True).count()
+            if left < dirty:
+                dirty, stalled_at = left, time.monotonic() + STALL
     writes = [e for e in emulator.ledger if e.method == "POST" and e.path == "/api/contacts"]
     assert len(writes) <= 4_000, len(writes)
     assert {e.status for e in writes} <= {200, 201, 429, 503}
