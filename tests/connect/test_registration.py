@@ -236,7 +236,7 @@ def test_refused_redirect_uri_says_what_to_do_and_stores_nothing(
         (403, {"error": "access_denied"}, "HTTP 403"),
         (503, b"<html>down</html>", "HTTP 503"),
         (201, {"client_id": "only-an-id"}, "no client secret"),
-        (201, b"not json", "not a JSON object"),
+        (201, b"not json", "other than a JSON object"),
         (302, b"", "redirect"),
     ],
 )
@@ -248,9 +248,8 @@ def test_refused_registration_says_what_to_do_and_stores_nothing(
     settings = {**dcr_settings, "REGISTRATION_URL": stub.url + "/register"}
     with override_settings(OMNISEND=settings):
         response = manager_client.post(CONNECT_URL)
-    page = assert_refused_cleanly(manager_client, response, expected)
+    assert_refused_cleanly(manager_client, response, expected)
     assert len(stub.requests_to("/register")) == 1
-    assert "only-an-id" not in page or status == 201
 
 
 @pytest.mark.django_db
@@ -416,3 +415,24 @@ def test_admin_shows_the_registration_without_its_secret(
     assert "<textarea" not in html and 'type="text"' not in html  # read-only
     assert admin_client.get("/admin/django_omnisend/clientregistration/add/").status_code == 403
     assert secret not in repr(row) and secret not in str(row)
+
+
+@pytest.mark.django_db
+def test_connect_page_and_admin_offer_connecting_without_client_credentials(
+    manager_client, dcr_settings, emulator
+):
+    page = manager_client.get(CONNECT_URL)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'method="post"' in html and "not configured" not in html
+    assert "register" in html  # says that this Connect registers the site first
+    changelist = manager_client.get("/admin/django_omnisend/connection/")
+    assert CONNECT_URL in changelist.content.decode()
+    assert register_requests(emulator) == []  # showing the page registers nothing
+    with override_settings(OMNISEND={**dcr_settings, "CLIENT_REGISTRATION": False}):
+        html = manager_client.get(CONNECT_URL).content.decode()
+        assert "not configured" in html and 'method="post"' not in html
+        assert (
+            CONNECT_URL
+            not in manager_client.get("/admin/django_omnisend/connection/").content.decode()
+        )
