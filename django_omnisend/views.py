@@ -201,7 +201,9 @@ def connect(request: HttpRequest) -> HttpResponse:
                 request,
                 title=_("Connect Omnisend"),
                 next_url=next_url,
-                configured=bool(omnisend_settings.get("CLIENT_ID")),
+                configured=bool(omnisend_settings.get("CLIENT_ID"))
+                or omnisend_settings.client_registration,
+                registers=omnisend_settings.client_registration,
                 active=connections.active_connection(),
                 scopes=omnisend_settings.scopes,
             ),
