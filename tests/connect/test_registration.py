@@ -436,3 +436,38 @@ def test_connect_page_and_admin_offer_connecting_without_client_credentials(
             CONNECT_URL
             not in manager_client.get("/admin/django_omnisend/connection/").content.decode()
         )
+
+
+@pytest.mark.django_db
+def test_key_rotation_re_encrypts_the_registration_secret(settings):
+    """``omnisend_rotate_keys`` covers the client secret; a registration no key opens is
+    reported (never its ciphertext) and replaced at the next Connect."""
+    import io
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new, lost = (Fernet.generate_key().decode() for _ in range(3))
+
+    def keys(*values):
+        return override_settings(OMNISEND={**settings.OMNISEND, "ENCRYPTION_KEYS": list(values)})
+
+    with keys(old):
+        row = ClientRegistration.objects.create(
+            redirect_uri=REDIRECT, client_id="cid", client_secret="cs-0123456789", metadata={}
+        )
+    with keys(lost):
+        gone = ClientRegistration.objects.create(
+            redirect_uri=REDIRECT + "x/", client_id="cid2", client_secret="cs-lost", metadata={}
+        )
+    before = raw_secret_column(row.pk)
+    with keys(new, old):
+        out, err = io.StringIO(), io.StringIO()
+        call_command("omnisend_rotate_keys", stdout=out, stderr=err)
+        assert "1 client registration secret(s)" in out.getvalue()
+        assert f"Client registration {gone.pk}" in err.getvalue()
+        assert "gAAAAA" not in err.getvalue()
+    assert raw_secret_column(row.pk) != before
+    with keys(new):
+        assert ClientRegistration.objects.get(pk=row.pk).client_secret == "cs-0123456789"
+        assert not ClientRegistration.objects.get(pk=gone.pk).usable
