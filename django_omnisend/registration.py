@@ -40,6 +40,7 @@ __all__ = ["client_metadata", "resolve_credentials"]
 DEFAULT_SITE_DOMAIN = "example.com"
 
 
+@sensitive_variables()
 def resolve_credentials(
     redirect_uri: str | None = None, register: bool = False
 ) -> oauth.ClientCredentials:
@@ -108,14 +109,14 @@ def _register(uri: str, *, stale: ClientRegistration | None) -> oauth.ClientCred
     except IntegrityError:
         # Another Connect registered this redirect URI first and has committed: use its client.
         with transaction.atomic(using=alias):
-            row = rows.select_for_update().filter(redirect_uri=uri).first()
-        if row is None or not row.usable:
+            winner = rows.select_for_update().filter(redirect_uri=uri).first()
+        if winner is None or not winner.usable:
             raise RegistrationError(
                 "Another registration of this site with Omnisend was under way and did not "
                 'finish. Start "Connect Omnisend" again.',
                 code="registration_concurrent",
             ) from None
-        return _credentials(row)
+        return _credentials(winner)
     except OperationalError as exc:
         # SQLite's "database is locked": the other registration held the lock too long.
         raise RegistrationError(
