@@ -299,8 +299,8 @@ class ConnectionAdmin(admin.ModelAdmin):
                 },
             )
         extra_context = dict(extra_context or {})
-        extra_context["omnisend_can_connect"] = can_manage(request.user) and bool(
-            omnisend_settings.get("CLIENT_ID")
+        extra_context["omnisend_can_connect"] = (
+            can_manage(request.user) and omnisend_settings.oauth_mode
         )
         return super().changelist_view(request, extra_context)
 
@@ -432,5 +432,5 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 __all__ = ["PERMISSION", "ConnectionAdmin", "ConnectionForm"]
 
-# The sync pages (states, outbox, health) live in their own module.
-from . import admin_sync  # noqa: E402, F401
+# The sync pages (states, outbox, health) and client registrations live in their own modules.
+from . import admin_registration, admin_sync  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""App config: ``ready()`` registers checks, user-model receivers and log redaction."""
+"""App config: ``ready()`` registers checks, user-model receivers, log redaction and the
+OAuth client credentials resolver."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ class DjangoOmnisendConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the checks)
+            oauth,
             receivers,
             redaction,
+            registration,
             triggers,
         )
 
@@ -30,6 +33,8 @@ class DjangoOmnisendConfig(AppConfig):
         setting_changed.connect(_settings_changed)
         # Every logger of the package redacts credentials, including ones made after import.
         redaction.install()
+        # Client credentials: settings, else the site's own registration (issue 18).
+        oauth.set_credentials_resolver(registration.resolve_credentials)
 
 
 def _settings_changed(setting: str, **kwargs) -> None:

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "CLIENT_ID": (str,),
     "CLIENT_SECRET": (str,),
+    "CLIENT_REGISTRATION": (bool,),
+    "CLIENT_NAME": (str,),
+    "CLIENT_URI": (str,),
+    "REGISTRATION_URL": (str,),
     "REDIRECT_URI": (str,),
     "SCOPES": (list, tuple),
     "AUTHORIZE_URL": (str,),
@@ -57,7 +61,14 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
 }
 
 #: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).
-URL_KEYS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_URL", "REDIRECT_URI")
+URL_KEYS = (
+    "AUTHORIZE_URL",
+    "TOKEN_URL",
+    "REVOKE_URL",
+    "REGISTRATION_URL",
+    "API_URL",
+    "REDIRECT_URI",
+)
 
 #: Omnisend's documented ceiling; a budget above it only earns 429s.
 OMNISEND_RATE_LIMIT = 400
@@ -164,7 +175,21 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 id=_id("E", 4),
             )
         )
-    if not api_key and not (client_id and client_secret):
+    registering = not api_key and omnisend_settings.client_registration
+    if registering:
+        # Zero setup (issue 18): the first Connect registers the site with Omnisend.
+        messages.append(
+            checks.Info(
+                'No Omnisend client credentials are configured: the first "Connect Omnisend" '
+                "registers this site as an OAuth client (dynamic client registration) and keeps "
+                "the issued credentials encrypted in the database.",
+                hint='To use credentials Omnisend issued instead, set OMNISEND["CLIENT_ID"] and '
+                'OMNISEND["CLIENT_SECRET"]; they always win. OMNISEND["CLIENT_REGISTRATION"] = '
+                "False turns registration off.",
+                id=_id("I", 1),
+            )
+        )
+    elif not api_key and not (client_id and client_secret):
         if omnisend_settings.get("SYNC_USERS"):
             messages.append(
                 checks.Error(
@@ -183,7 +208,11 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                     id=_id("W", 1),
                 )
             )
-    if client_id and not settings.DEBUG and not omnisend_settings.get("REDIRECT_URI"):
+    if (
+        (client_id or registering)
+        and not settings.DEBUG
+        and not omnisend_settings.get("REDIRECT_URI")
+    ):
         messages.append(
             checks.Error(
                 'OMNISEND["REDIRECT_URI"] is empty, and it is only derived from the request '
@@ -535,7 +564,7 @@ def check_url_include(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
     reverse them; without the include that page is a 500 (``NoReverseMatch``). A site with
     only an API key uses none of the app's views, so it is not asked to include them.
     """
-    if not _settings_ok() or not omnisend_settings.get("CLIENT_ID"):
+    if not _settings_ok() or not omnisend_settings.oauth_mode:
         return []
     try:
         found = _callback_path()
@@ -614,7 +643,7 @@ def check_session_engine(app_configs: Iterable[Any] | None = None, **kwargs: Any
     that cookie (or the browser's storage) holds the verifier that PKCE assumes never left the
     server.
     """
-    if not _settings_ok() or not omnisend_settings.get("CLIENT_ID"):
+    if not _settings_ok() or not omnisend_settings.oauth_mode:
         return []
     engine = str(getattr(settings, "SESSION_ENGINE", "") or "")
     try:

@@ -13,9 +13,19 @@ from django.conf import settings as django_settings
 #: Every key the app understands, with its default. The README's settings table is checked
 #: against this map by a test, and ``checks.py`` warns about keys that are not in it.
 DEFAULTS: dict[str, Any] = {
-    # OAuth 2.0 client credentials issued by Omnisend (kept in settings, never in the database).
+    # OAuth 2.0 client credentials issued by Omnisend. Empty: the first Connect registers the
+    # site (RFC 7591) and keeps the issued pair encrypted in the database; settings always win.
     "CLIENT_ID": "",
     "CLIENT_SECRET": "",
+    # Register the site as an OAuth client at the first Connect when CLIENT_ID is empty.
+    "CLIENT_REGISTRATION": True,
+    # client_name and client_uri sent when registering; empty: the Site (django.contrib.sites)
+    # or the host of REDIRECT_URI.
+    "CLIENT_NAME": "",
+    "CLIENT_URI": "",
+    # Registration endpoint; empty: from the server metadata (RFC 8414) at AUTHORIZE_URL's
+    # origin, else that origin's /oauth2/register (Omnisend's documented endpoint).
+    "REGISTRATION_URL": "",
     # Exact callback URL registered with Omnisend; empty means reverse() it, in DEBUG only.
     "REDIRECT_URI": "",
     "SCOPES": ["contacts.read", "contacts.write", "events.write", "brands.read"],
@@ -124,6 +134,17 @@ class OmnisendSettings:
     @property
     def encryption_keys(self) -> list[str]:
         return list(self.get("ENCRYPTION_KEYS") or [])
+
+    @property
+    def client_registration(self) -> bool:
+        """Whether the first Connect may register the site (no ``CLIENT_ID`` configured)."""
+        return bool(self.get("CLIENT_REGISTRATION")) and not self.get("CLIENT_ID")
+
+    @property
+    def oauth_mode(self) -> bool:
+        """Whether the site connects by OAuth: a client is configured, or it will register one
+        at the first Connect (no ``API_KEY`` either, so OAuth is the only way in)."""
+        return bool(self.get("CLIENT_ID")) or (self.client_registration and not self.api_key)
 
     @property
     def sync_users(self) -> bool:

@@ -32,6 +32,15 @@ class ImproperlyConfigured(OmnisendError):
     """A setting is missing or wrong; the message names it."""
 
 
+class RegistrationError(ImproperlyConfigured):
+    """Omnisend did not register the site as an OAuth client (RFC 7591), so it has no client
+    credentials: the message says what happened and how to get credentials instead."""
+
+    def __init__(self, message: str, *, code: str = "registration_failed") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class NotConnected(OmnisendError):
     """There is no usable Omnisend connection (no OAuth connection and no API key)."""
 

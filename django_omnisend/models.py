@@ -467,3 +467,51 @@ class MarkSuppression(models.Model):
 
     def __str__(self) -> str:
         return f"no trigger mark for user {self.user_id}"
+
+
+class ClientRegistration(models.Model):
+    """The OAuth client Omnisend issued to this site by dynamic registration (RFC 7591).
+
+    One row per exact redirect URI, made at the first Connect when ``OMNISEND["CLIENT_ID"]``
+    is empty (see :mod:`~django_omnisend.registration`). The secret is encrypted at rest and
+    never shown; settings credentials, when set, are used instead of any row.
+    """
+
+    #: The exact redirect URI registered; unique, which makes registration single flight.
+    redirect_uri = models.CharField(_("redirect URI"), max_length=500, unique=True)
+    client_id = models.CharField(_("client ID"), max_length=255)
+    client_secret = EncryptedTextField(_("client secret"), blank=True)
+    #: The endpoint that issued it (so a site can tell Omnisend's from the emulator's).
+    registration_endpoint = models.CharField(_("registration endpoint"), max_length=500)
+    #: What Omnisend answered, without the secret (client_id_issued_at, grant_types...).
+    metadata = models.JSONField(_("registration metadata"), default=dict, blank=True)
+    #: When the secret expires (RFC 7591 ``client_secret_expires_at``); null: never.
+    secret_expires_at = models.DateTimeField(_("secret expires at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("Omnisend client registration")
+        verbose_name_plural = _("Omnisend client registrations")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_id or _('registering')} ({self.redirect_uri})"
+
+    def __repr__(self) -> str:
+        return f"<ClientRegistration pk={self.pk} client_id={self.client_id!r}>"
+
+    def __getstate__(self) -> dict:
+        """Pickle without the secret (as :class:`Connection` does)."""
+        state = super().__getstate__()
+        state.pop("client_secret", None)
+        return state
+
+    @property
+    def usable(self) -> bool:
+        """Whether the row holds a client that can be used now (decryptable, not expired)."""
+        return bool(
+            self.client_id
+            and self.client_secret
+            and not isinstance(self.client_secret, Undecryptable)
+            and (self.secret_expires_at is None or self.secret_expires_at > timezone.now())
+        )

@@ -7,6 +7,15 @@
   (``client_secret_post``: the secret travels in the body, never in a URL), never follow a
   redirect, and validate the answer strictly (RFC 6749 §5.1, SECURITY-RELIABILITY R-OA-10/11).
 * :func:`revoke` is RFC 7009 and never raises: local tokens are dropped whatever Omnisend says.
+* :func:`register_client` is dynamic client registration (RFC 7591) at the endpoint
+  :func:`registration_endpoint` finds (``REGISTRATION_URL``, else RFC 8414 server metadata,
+  else Omnisend's documented URL).
+
+Client credentials come from :func:`client_credentials`: ``OMNISEND["CLIENT_ID"]`` and
+``["CLIENT_SECRET"]``, or, once the app is ready, whatever the resolver installed by
+:func:`set_credentials_resolver` answers (:mod:`django_omnisend.registration`: settings first,
+then the stored registration, registering at the first Connect). This module never touches
+the database itself.
 
 Two plain ``requests.post`` calls instead of requests-oauthlib, whose DEBUG logging writes request
 bodies and tokens (R-OA-9). No message or exception raised here ever contains a token, a code, a
@@ -35,20 +44,27 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import omnisend_settings
-from .exceptions import ImproperlyConfigured, OAuthError
+from .exceptions import ImproperlyConfigured, OAuthError, RegistrationError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TOKEN_TIMEOUT",
     "AuthorizationRequest",
+    "ClientCredentials",
+    "RegisteredClient",
     "TokenResponse",
     "build_authorization_request",
+    "client_credentials",
     "code_challenge",
     "exchange_code",
     "expected_issuer",
     "refresh",
+    "register_client",
+    "registration_endpoint",
     "revoke",
+    "set_credentials_resolver",
+    "settings_credentials",
     "token_lifetime",
 ]
 
@@ -128,14 +144,62 @@ def _setting(name: str) -> str:
     return str(omnisend_settings.get(name) or "")
 
 
-def _client_credentials() -> tuple[str, str]:
+@dataclass(frozen=True)
+class ClientCredentials:
+    """The OAuth client the site authenticates as. ``repr()`` never shows the secret."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    #: ``"settings"`` (OMNISEND["CLIENT_ID"]) or ``"registration"`` (stored, RFC 7591).
+    source: str = "settings"
+
+
+#: ``resolver(redirect_uri, register)``: the client for ``redirect_uri`` (None: the configured
+#: one), registering one when ``register`` is true; raises ImproperlyConfigured when none.
+CredentialsResolver = Callable[[str | None, bool], ClientCredentials]
+
+_resolver: CredentialsResolver | None = None
+
+NO_CREDENTIALS = (
+    'OMNISEND["CLIENT_ID"] and OMNISEND["CLIENT_SECRET"] must both be set to connect '
+    "with OAuth; they are the credentials Omnisend issued for your app."
+)
+
+
+def set_credentials_resolver(resolver: CredentialsResolver | None) -> None:
+    """Install how client credentials are found (the app does it in ``ready()``)."""
+    global _resolver
+    _resolver = resolver
+
+
+def settings_credentials() -> ClientCredentials | None:
+    """``OMNISEND["CLIENT_ID"]``/``["CLIENT_SECRET"]`` when both are set, else None."""
     client_id, client_secret = _setting("CLIENT_ID"), _setting("CLIENT_SECRET")
-    if not client_id or not client_secret:
-        raise ImproperlyConfigured(
-            'OMNISEND["CLIENT_ID"] and OMNISEND["CLIENT_SECRET"] must both be set to connect '
-            "with OAuth; they are the credentials Omnisend issued for your app."
-        )
-    return client_id, client_secret
+    if client_id and client_secret:
+        return ClientCredentials(client_id, client_secret, "settings")
+    return None
+
+
+def client_credentials(
+    redirect_uri: str | None = None, *, register: bool = False
+) -> ClientCredentials:
+    """The client to authenticate as for ``redirect_uri``; settings credentials always win.
+
+    ``register`` lets the installed resolver register the site when it has no client yet
+    (only the start of a connection does). Raises ``ImproperlyConfigured`` (or its
+    ``RegistrationError``) when there is no client and none can be had.
+    """
+    if _resolver is not None:
+        return _resolver(redirect_uri, register)
+    configured = settings_credentials()
+    if configured is None:
+        raise ImproperlyConfigured(NO_CREDENTIALS)
+    return configured
+
+
+def _client_credentials(redirect_uri: str | None = None) -> tuple[str, str]:
+    credentials = client_credentials(redirect_uri)
+    return credentials.client_id, credentials.client_secret
 
 
 def generate_state() -> str:
@@ -174,10 +238,12 @@ def build_authorization_request(
     """Make a fresh authorize URL with new ``state`` and PKCE values.
 
     ``redirect_uri`` must be the exact URI registered with Omnisend; the same string is sent
-    again with the code exchange. ``scopes`` default to ``OMNISEND["SCOPES"]``.
+    again with the code exchange. ``scopes`` default to ``OMNISEND["SCOPES"]``. Without
+    ``client_id`` the client comes from :func:`client_credentials`, which registers the site
+    first when it has no client yet (this is the start of a connection).
     """
     if client_id is None:
-        client_id = _client_credentials()[0]
+        client_id = client_credentials(redirect_uri, register=True).client_id
     authorize_url = authorize_url or _setting("AUTHORIZE_URL")
     scopes = tuple(scopes if scopes is not None else omnisend_settings.scopes)
     state = generate_state()
@@ -228,7 +294,7 @@ def exchange_code(
     """
     if not code:
         raise OAuthError("Omnisend sent no authorization code.", code="missing_code")
-    client_id, client_secret = _client_credentials()
+    client_id, client_secret = _client_credentials(redirect_uri)
     data = {
         "grant_type": "authorization_code",
         "code": code,
@@ -284,7 +350,10 @@ def revoke(
     if not token:
         return False
     url = revoke_url or _setting("REVOKE_URL")
-    client_id, client_secret = _setting("CLIENT_ID"), _setting("CLIENT_SECRET")
+    try:
+        client_id, client_secret = _client_credentials()
+    except ImproperlyConfigured:
+        client_id = client_secret = ""  # still ask: a server may accept the bare token
     data = {"token": token, "token_type_hint": hint}
     if client_id:
         data["client_id"] = client_id
@@ -306,6 +375,182 @@ def revoke(
         return True
     logger.warning("Omnisend token revocation answered HTTP %s.", response.status_code)
     return False
+
+
+# -- dynamic client registration (RFC 7591) ---------------------------------------------------
+
+#: Appended to every registration failure: what to do when registering does not work.
+GET_CREDENTIALS = (
+    " If it keeps failing, request client credentials from Omnisend (the OAuth app form "
+    'linked from its API documentation) and set OMNISEND["CLIENT_ID"] and '
+    'OMNISEND["CLIENT_SECRET"]; they are used instead of registering.'
+)
+#: Characters of a server's ``error_description`` repeated in our message.
+MAX_DESCRIPTION = 200
+#: RFC 7591 §3.2.2 error codes, with what to check for each.
+REGISTRATION_ERRORS = {
+    "invalid_redirect_uri": (
+        'Check OMNISEND["REDIRECT_URI"]: it must be this site\'s exact callback URL, https '
+        "(plain http only on localhost or 127.0.0.1), without a fragment."
+    ),
+    "invalid_client_metadata": (
+        'Check OMNISEND["SCOPES"], ["CLIENT_NAME"] and ["CLIENT_URI"] (an absolute https URL).'
+    ),
+    "invalid_software_statement": "",
+    "unapproved_software_statement": "",
+}
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A client Omnisend issued by dynamic registration. ``repr()`` never shows the secret."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    registration_endpoint: str
+    #: The answer without its secrets (client_id_issued_at, grant_types, scope...).
+    metadata: dict[str, Any]
+    #: Unix time the secret expires (``client_secret_expires_at``), None for never.
+    secret_expires_at: float | None = None
+
+
+def registration_endpoint(
+    authorize_url: str | None = None, *, timeout: tuple[float, float] | None = None
+) -> str:
+    """Where to register: ``OMNISEND["REGISTRATION_URL"]``, else the ``registration_endpoint``
+    of the RFC 8414 metadata at the authorization server's origin (trusted only when its
+    ``issuer`` is that origin, RFC 8414 §3.3), else ``{origin}/oauth2/register``, the URL
+    Omnisend documents (its metadata is published on another host)."""
+    configured = _setting("REGISTRATION_URL")
+    if configured:
+        return configured
+    origin = expected_issuer(authorize_url)
+    try:
+        response = requests.get(
+            f"{origin}/.well-known/oauth-authorization-server",
+            headers={"Accept": "application/json"},
+            timeout=timeout or TOKEN_TIMEOUT,
+            allow_redirects=False,
+        )
+        payload = response.json() if response.status_code == 200 else None
+    except (requests.RequestException, ValueError) as exc:
+        logger.debug("No OAuth server metadata at %s (%s).", origin, type(exc).__name__)
+        payload = None
+    if isinstance(payload, dict) and str(payload.get("issuer") or "").rstrip("/") == origin:
+        endpoint = payload.get("registration_endpoint")
+        if isinstance(endpoint, str) and urlsplit(endpoint).scheme in ("https", "http"):
+            return endpoint
+    return f"{origin}/oauth2/register"
+
+
+def _registration_failed(message: str, code: str) -> RegistrationError:
+    return RegistrationError(
+        f"Omnisend did not register this site as an OAuth client: {message}{GET_CREDENTIALS}",
+        code=code,
+    )
+
+
+@_secret_free_errors
+@sensitive_variables()
+def register_client(
+    url: str, metadata: dict[str, Any], *, timeout: tuple[float, float] | None = None
+) -> RegisteredClient:
+    """POST ``metadata`` to the registration endpoint ``url`` (RFC 7591) for a confidential
+    client; returns the issued credentials.
+
+    Raises :class:`~django_omnisend.exceptions.RegistrationError` (an ``ImproperlyConfigured``)
+    saying what happened and how to get credentials instead, never containing a secret.
+    """
+    try:
+        response = requests.post(
+            url,
+            json=metadata,
+            headers={"Accept": "application/json"},
+            timeout=timeout or TOKEN_TIMEOUT,
+            allow_redirects=False,  # the answer carries a secret: never from elsewhere
+        )
+    except requests.Timeout:
+        raise _registration_failed(
+            "its registration endpoint did not answer in time. Try again in a moment.",
+            "registration_timeout",
+        ) from None
+    except requests.RequestException as exc:
+        raise _registration_failed(
+            f"Could not reach its registration endpoint {url} ({type(exc).__name__}). "
+            "Try again in a moment.",
+            "registration_transport",
+        ) from None
+    status = response.status_code
+    logger.debug("Omnisend's registration endpoint answered HTTP %s.", status)
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if 300 <= status < 400:
+        raise _registration_failed(
+            f"its registration endpoint answered with a redirect (HTTP {status}), which was not "
+            'followed. Check OMNISEND["REGISTRATION_URL"].',
+            "registration_redirect",
+        )
+    if status not in (200, 201):
+        raise _refused(status, payload)
+    if not isinstance(payload, dict):
+        raise _registration_failed(
+            "its registration endpoint answered with something other than a JSON object.",
+            "registration_bad_response",
+        )
+    client_id = payload.get("client_id")
+    client_secret = payload.get("client_secret")
+    if not isinstance(client_id, str) or not client_id.strip():
+        raise _registration_failed("its answer has no client ID.", "registration_bad_response")
+    if not isinstance(client_secret, str) or not client_secret:
+        raise _registration_failed(
+            "its answer has no client secret (a confidential client was requested).",
+            "registration_bad_response",
+        )
+    expires = payload.get("client_secret_expires_at")
+    secret_expires_at = (
+        float(expires)
+        if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0
+        else None
+    )
+    # RFC 7592's registration_access_token is a credential too: neither is kept in metadata.
+    kept = {
+        key: value
+        for key, value in payload.items()
+        if key not in ("client_secret", "registration_access_token")
+    }
+    return RegisteredClient(
+        client_id=client_id,
+        client_secret=client_secret,
+        registration_endpoint=url,
+        metadata=kept,
+        secret_expires_at=secret_expires_at,
+    )
+
+
+def _refused(status: int, payload: Any) -> RegistrationError:
+    """The error for a non-2xx answer: RFC 7591 codes are named, with what to check."""
+    error = description = ""
+    if isinstance(payload, dict):
+        # RFC 7591 says "error"; Omnisend's own answers have been seen with "title".
+        raw = payload.get("error") or payload.get("title") or ""
+        error = str(raw) if _SAFE_ERROR_CODE.match(str(raw)) else ""
+        text = payload.get("error_description") or payload.get("detail") or ""
+        description = str(text)[:MAX_DESCRIPTION] if isinstance(text, str) else ""
+    if status >= 500:
+        return _registration_failed(
+            f"its registration endpoint failed (HTTP {status}). Try again in a moment.",
+            "registration_unavailable",
+        )
+    said = f"it refused the registration (HTTP {status}"
+    said += f", {error})." if error else ")."
+    if description:
+        said += f" Omnisend said: {description.rstrip('.')}."
+    advice = REGISTRATION_ERRORS.get(error, "")
+    if status in (401, 403) and not advice:
+        advice = "Registration may not be open to this site."
+    return _registration_failed(f"{said} {advice}".rstrip(), error or f"registration_{status}")
 
 
 @sensitive_variables()

@@ -241,7 +241,9 @@ def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
                 next_url=next_url,
                 action_url=request.path,
                 owner_label=owners.describe(owner),
-                configured=bool(omnisend_settings.get("CLIENT_ID")),
+                configured=bool(omnisend_settings.get("CLIENT_ID"))
+                or omnisend_settings.client_registration,
+                registers=omnisend_settings.client_registration,
                 active=connections.active_connection(owner),
                 scopes=omnisend_settings.scopes,
             ),

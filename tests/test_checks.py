@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib import admin
+from django.core.checks import INFO
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
@@ -85,7 +86,7 @@ def test_manage_py_check_is_clean_with_good_settings(capsys):
             id="E007",
         ),
         pytest.param(
-            {"ENCRYPTION_KEYS": [KEY], "SYNC_USERS": True},
+            {"ENCRYPTION_KEYS": [KEY], "SYNC_USERS": True, "CLIENT_REGISTRATION": False},
             False,
             ["django_omnisend.E008"],
             id="E008",
@@ -107,7 +108,24 @@ def test_manage_py_check_is_clean_with_good_settings(capsys):
         pytest.param(
             {**GOOD, "REQUEST_TIMEOUT": 0}, False, ["django_omnisend.E016"], id="E016-no-timeout"
         ),
-        pytest.param({"ENCRYPTION_KEYS": [KEY]}, False, ["django_omnisend.W001"], id="W001"),
+        pytest.param(
+            {"ENCRYPTION_KEYS": [KEY], "CLIENT_REGISTRATION": False},
+            False,
+            ["django_omnisend.W001"],
+            id="W001",
+        ),
+        pytest.param(
+            {"ENCRYPTION_KEYS": [KEY], "REDIRECT_URI": "https://x.test/omnisend/callback/"},
+            False,
+            ["django_omnisend.I001"],
+            id="I001",
+        ),
+        pytest.param(
+            {"ENCRYPTION_KEYS": [KEY]},
+            False,
+            ["django_omnisend.E009", "django_omnisend.I001"],
+            id="E009-registration",
+        ),
         pytest.param({**GOOD, "API_KEYS": "k"}, False, ["django_omnisend.W002"], id="W002"),
         pytest.param({"API_KEY": "k"}, True, ["django_omnisend.W003"], id="W003"),
         pytest.param({**GOOD, "RATE_LIMIT": 500}, False, ["django_omnisend.W004"], id="W004"),
@@ -125,6 +143,37 @@ def test_each_check_id(omnisend, debug, expected):
         assert ids(messages) == expected
         for message in messages:
             assert "OMNISEND" in message.hint or "OMNISEND" in message.msg
+
+
+REGISTERING = {"ENCRYPTION_KEYS": [KEY], "REDIRECT_URI": "https://x.test/omnisend/callback/"}
+
+
+def test_registration_is_a_valid_setup_even_with_sync_on():
+    """No client credentials and no API key: the first Connect registers the site (issue 18).
+
+    Not W001/E008 (those say "cannot connect"), an Info that names what will happen and how to
+    use issued credentials instead.
+    """
+    with override_settings(OMNISEND={**REGISTERING, "SYNC_USERS": True}):
+        messages = checks.check_credentials()
+    assert ids(messages) == ["django_omnisend.I001"]
+    (message,) = messages
+    assert not message.is_serious() and message.level == INFO
+    assert "register" in message.msg and 'OMNISEND["CLIENT_ID"]' in message.hint
+
+
+def test_registration_needs_the_oauth_views_like_client_credentials_do():
+    with override_settings(OMNISEND=REGISTERING, ROOT_URLCONF=UrlsWithoutOmnisend):
+        assert ids(checks.check_url_include()) == ["django_omnisend.E013"]
+    with override_settings(
+        OMNISEND={**REGISTERING, "CLIENT_REGISTRATION": False},
+        ROOT_URLCONF=UrlsWithoutOmnisend,
+    ):
+        assert checks.check_url_include() == []
+    # A site with an API key and no client is not asked (registration would only happen if
+    # someone chose to connect by OAuth).
+    with override_settings(OMNISEND={**GOOD}, ROOT_URLCONF=UrlsWithoutOmnisend):
+        assert checks.check_url_include() == []
 
 
 def test_e016_names_the_settings_and_accepts_a_lease_that_outlasts_a_request():

@@ -55,7 +55,7 @@ def test_readme_first_command_runs_the_example_demo():
 
 def test_readme_lists_every_system_check():
     checks = (ROOT / "django_omnisend" / "checks.py").read_text()
-    ids = sorted(set(re.findall(r'_id\("([EW])", (\d+)\)', checks)))
+    ids = sorted(set(re.findall(r'_id\("([EWI])", (\d+)\)', checks)))
     assert ids, "no check ids found in checks.py"
     missing = [f"{kind}{int(n):03d}" for kind, n in ids if f"``{kind}{int(n):03d}``" not in README]
     assert missing == []

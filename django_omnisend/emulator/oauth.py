@@ -14,7 +14,9 @@
   ``client_secret_post`` or Basic; RFC 6749 §5.2 errors (401 ``invalid_client`` with
   ``WWW-Authenticate`` for Basic).
 * ``POST /oauth2/revoke`` (RFC 7009): 200 for any token; revoking a refresh token revokes the
-  access tokens of its grant. ``POST /oauth2/register`` (RFC 7591) → 201.
+  access tokens of its grant. ``POST /oauth2/register`` (RFC 7591, :mod:`.registration`)
+  → 201; a client registered with ``token_endpoint_auth_method: none`` is public: it has no
+  secret, must send PKCE, and authenticates at the token endpoint by ``client_id`` alone.
 * ``GET /.well-known/oauth-authorization-server`` (RFC 8414) with this server's own URLs.
 """
 
@@ -31,10 +33,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from .http import BodyError, Request, Response, add_query
+from .registration import register
 from .state import ALL_SCOPES, DEFAULT_GRANT, new_secret
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Emulator
+
+__all__ = ["authorize", "jwks", "metadata", "register", "revoke", "token"]
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -196,7 +201,7 @@ def authorize(emu: Emulator, request: Request) -> Response:
                 )
             if not CHALLENGE_RE.match(challenge):
                 return fail("invalid_request", "code_challenge is not a base64url SHA-256 digest.")
-        elif emu.config.require_pkce:
+        elif emu.config.require_pkce or _public(client):
             return fail(
                 "invalid_request", "PKCE is required: send code_challenge with method S256."
             )
@@ -316,11 +321,17 @@ def _client_auth(emu: Emulator, request: Request, form: dict[str, str]) -> dict[
     else:
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
     client = emu.state.clients.get(client_id)
+    if client is not None and _public(client) and not basic and secret is None:
+        return client  # RFC 6749 §2.3: a public client only identifies itself (PKCE proves it)
     if client is None or secret is None or not _same(secret, client["client_secret"]):
         raise OAuthError(
             "invalid_client", "Client authentication failed.", 401 if basic else 400, basic=basic
         )
     return client
+
+
+def _public(client: dict[str, Any]) -> bool:
+    return client.get("token_endpoint_auth_method") == "none"
 
 
 def _same(a: str, b: str) -> bool:
@@ -497,50 +508,3 @@ def revoke(emu: Emulator, request: Request) -> Response:
     except OAuthError as exc:
         return exc.response()
     return Response(200, b"", [("Cache-Control", "no-store")])
-
-
-def register(emu: Emulator, request: Request) -> Response:
-    """``POST /oauth2/register`` (RFC 7591 dynamic registration) → 201 with credentials."""
-
-    def invalid(description: str) -> Response:
-        return Response.json(
-            400,
-            {
-                "error": "invalid_client_metadata",
-                "title": "invalid_client_metadata",
-                "error_description": description,
-            },
-        )
-
-    if request.method != "POST":
-        return invalid("Use POST.")
-    try:
-        meta = request.json()
-    except BodyError as exc:
-        return invalid(str(exc))
-    if not isinstance(meta, dict):
-        return invalid("The body must be a JSON object.")
-    uris = meta.get("redirect_uris")
-    if (
-        not isinstance(uris, list)
-        or not uris
-        or not all(isinstance(u, str) and re.match(r"^https?://", u) for u in uris)
-    ):
-        return invalid("redirect_uris must be a non-empty list of http(s) URLs.")
-    scopes = [s for s in str(meta.get("scope") or "").split() if s] or list(ALL_SCOPES)
-    if any(s not in ALL_SCOPES for s in scopes):
-        return invalid("Unknown scope.")
-    client_id, secret = new_secret(12), new_secret(24)
-    emu.add_client(client_id, secret, uris, scopes, name=str(meta.get("client_name") or client_id))
-    return Response.json(
-        201,
-        {
-            "client_id": client_id,
-            "client_secret": secret,
-            "client_name": meta.get("client_name") or client_id,
-            "redirect_uris": uris,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_method": "client_secret_post",
-            "scope": " ".join(scopes),
-        },
-    )

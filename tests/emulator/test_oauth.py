@@ -488,7 +488,8 @@ def test_dynamic_registration(emulator, http):
         and body["redirect_uris"] == ["https://shop.example/cb"]
     )
     bad = http.post(emulator.base_url + "/oauth2/register", json={"client_name": "x"})
-    assert bad.status_code == 400 and bad.json()["title"] == "invalid_client_metadata"
+    # RFC 7591 §3.2.2: missing redirect URIs are an invalid_redirect_uri error.
+    assert bad.status_code == 400 and bad.json()["title"] == "invalid_redirect_uri"
 
 
 def test_issue_token_defaults(emulator):

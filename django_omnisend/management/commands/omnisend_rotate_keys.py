@@ -5,7 +5,8 @@ and deploy; run this command; then remove the old key. Rows are read in batches
 (``iterator(chunk_size)``) and written back with ``bulk_update``: loading decrypts with any
 configured key, saving encrypts with the newest, so running it again is harmless. A row that no
 key decrypts is reported and flagged "needs reconnect"; its ciphertext is left as it is and the
-other rows are still rotated.
+other rows are still rotated. Client registrations (their ``client_secret``) are rotated the
+same way; one no key opens is reported and replaced by a new registration at the next Connect.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ...connections import mark_needs_reconnect
-from ...models import Connection
+from ...fields import Undecryptable
+from ...models import ClientRegistration, Connection
 
 SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
 
@@ -72,4 +74,26 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Re-encrypted {secrets} secret(s) in {rotated} connection(s) with the newest key; "
             f"{skipped} without secrets; {len(broken)} undecryptable."
+        )
+        self._rotate_registrations(batch_size)
+
+    def _rotate_registrations(self, batch_size: int) -> None:
+        rotated: list[ClientRegistration] = []
+        broken = 0
+        rows = ClientRegistration.objects.exclude(client_secret="").order_by("pk")
+        for row in rows.iterator(chunk_size=batch_size):
+            if isinstance(row.client_secret, Undecryptable):
+                broken += 1
+                self.stderr.write(
+                    f"Client registration {row.pk} ({row.client_id}): its secret cannot be "
+                    "decrypted with any configured key; the next Connect registers again."
+                )
+                continue
+            rotated.append(row)
+        with transaction.atomic():
+            ClientRegistration.objects.bulk_update(
+                rotated, ["client_secret"], batch_size=batch_size
+            )
+        self.stdout.write(
+            f"Re-encrypted {len(rotated)} client registration secret(s); {broken} undecryptable."
         )
