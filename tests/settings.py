@@ -83,7 +83,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 INSTALLED_APPS.append("django_rq")
 BROKER_URL = env("OMNISEND_TEST_BROKER_URL", default="redis://127.0.0.1:6379/4")
 RQ_QUEUE = os.environ.setdefault("OMNISEND_TEST_RQ_QUEUE", f"omnisend-tests-{os.getpid()}")
-RQ_QUEUES = {RQ_QUEUE: {"URL": BROKER_URL}}
+# django-tasks-rq reads results (``get_result``) through the "default" queue's connection; no
+# test enqueues there.
+RQ_QUEUES = {RQ_QUEUE: {"URL": BROKER_URL}, "default": {"URL": BROKER_URL}}
 TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": [RQ_QUEUE]}
 TEMPLATES = [
     {
