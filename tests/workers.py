@@ -101,6 +101,14 @@ def start_rq_worker(
     )
 
 
+def finished_results(queue) -> list:
+    """django.tasks results of the jobs RQ finished on ``queue``."""
+    from django_omnisend.tasks import task_backends  # django.tasks, or the 5.2 backport
+
+    backend = task_backends["rq"]
+    return [backend.get_result(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
+
+
 def stop(process: subprocess.Popen, timeout: float = 20.0) -> tuple[str, str]:
     """Ask a worker to stop (SIGTERM), wait, and return its output."""
     if process.poll() is None:

@@ -3,74 +3,24 @@
 A save enqueues the drain task in Redis (django-tasks-rq); an RQ worker in its own process,
 set up as a deployed worker would be, runs the drain; the contact reaches the emulator over
 HTTP. Redis comes from ``OMNISEND_TEST_BROKER_URL`` (tests/settings.py); each run has its own
-queue. In CI (``CI=true``) a Redis that cannot be reached fails these tests; elsewhere they
-are skipped with the reason.
+queue (fixtures ``rq_queue`` and ``rq_settings`` in tests/sync/conftest.py). In CI
+(``CI=true``) a Redis that cannot be reached fails these tests; elsewhere they are skipped
+with the reason.
 """
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlsplit
-
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.test import override_settings
 
 from django_omnisend.models import SyncState
 from django_omnisend.tasks import backend_problem
-from tests.workers import start_rq_worker, stop, wait_until
+from tests.workers import finished_results, start_rq_worker, stop, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 User = get_user_model()
-
-
-@pytest.fixture
-def rq_queue():
-    """The run's RQ queue, empty; fails in CI and skips elsewhere when Redis is down."""
-    import django_rq
-    from redis.exceptions import RedisError
-
-    queue = django_rq.get_queue(settings.RQ_QUEUE)
-    try:
-        queue.connection.ping()
-    except RedisError as exc:
-        url = urlsplit(settings.BROKER_URL)  # host, port and db only: the URL may hold a password
-        problem = f"Redis at {url.hostname}:{url.port or 6379}{url.path} is not reachable ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{problem}; CI needs it for the broker tests.")
-        pytest.skip(f"{problem}; start Redis or set OMNISEND_TEST_BROKER_URL to run them.")
-    forget_jobs(queue)
-    yield queue
-    forget_jobs(queue)
-    queue.delete(delete_jobs=True)
-    queue.connection.close()
-
-
-def forget_jobs(queue) -> None:
-    """Empty ``queue`` and its finished and failed registries (results outlive the queue)."""
-    queue.empty()
-    for registry in (queue.finished_job_registry, queue.failed_job_registry):
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id, delete_job=True)
-
-
-@pytest.fixture
-def rq_settings(sync_settings, rq_queue):
-    """``sync_settings`` with nudges going to the RQ backend and the run's queue."""
-    omnisend = {**sync_settings, "TASK_BACKEND": "rq", "TASK_QUEUE": settings.RQ_QUEUE}
-    with override_settings(OMNISEND=omnisend):
-        yield omnisend
-
-
-def finished_results(queue) -> list:
-    """django.tasks results of the jobs RQ finished on ``queue``."""
-    from django.tasks import task_backends
-
-    backend = task_backends["rq"]
-    return [backend.get_result(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
 
 
 def test_a_save_enqueues_on_redis_and_an_rq_worker_delivers(rq_settings, rq_queue, emulator):
