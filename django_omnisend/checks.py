@@ -50,6 +50,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "REQUEST_TIMEOUT": (int, float),
     "MAX_RETRIES": (int,),
     "TASK_BACKEND": (str, None),
+    "TASK_QUEUE": (str, None),
     "EVENT_ORIGIN": (str,),
     "MAX_ATTEMPTS": (int,),
     "LEASE_SECONDS": (int, float),
@@ -450,9 +451,10 @@ def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
     return [
         checks.Warning(
             f"Syncs will not wake a drain through django.tasks: {problem}.",
-            hint="Configure a worker backend (e.g. django-tasks-db) and name it in "
-            'OMNISEND["TASK_BACKEND"], or set it to None and run "manage.py omnisend_drain '
-            '--loop" (or cron).',
+            hint="Configure a worker backend (e.g. django-tasks-db or django-tasks-rq) and "
+            'name it in OMNISEND["TASK_BACKEND"] (and one of its QUEUES in '
+            'OMNISEND["TASK_QUEUE"]), or set TASK_BACKEND to None and run "manage.py '
+            'omnisend_drain --loop" (or cron).',
             id=_id("W", 6),
         )
     ]

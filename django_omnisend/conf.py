@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF": 30,
     # django.tasks backend alias used to wake the drain; None = rely on omnisend_drain.
     "TASK_BACKEND": "default",
+    # Queue of that backend the drain task goes to; None = the task's default ("default").
+    "TASK_QUEUE": None,
     # ``origin`` sent with customer events.
     "EVENT_ORIGIN": "api",
     # Deliveries tried before a sync item is dead (about a day with the default backoff).

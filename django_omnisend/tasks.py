@@ -1,7 +1,8 @@
 """The django.tasks task that runs :func:`django_omnisend.sync.drain`.
 
 Django 6 ships ``django.tasks``; on Django 5.2 install the ``django-tasks`` backport. The
-backend alias comes from ``OMNISEND["TASK_BACKEND"]`` at enqueue time, never hard-coded.
+backend alias and queue come from ``OMNISEND["TASK_BACKEND"]`` and ``OMNISEND["TASK_QUEUE"]``
+at enqueue time, never hard-coded, so the drain can have its own queue and workers.
 Immediate backends are not used for nudges: they would run the drain, and its HTTP calls,
 inside the request that saved the user (check ``django_omnisend.W006`` says so).
 """
@@ -43,7 +44,31 @@ def backend_problem(alias: str | None = None) -> str:
         return f"the django.tasks backend {alias!r} is not configured ({exc})"
     if type(backend).__name__ == "ImmediateBackend":
         return f"the django.tasks backend {alias!r} is immediate: drains would run in requests"
+    try:
+        # The backend validates a task when it is bound to it: a queue it does not serve
+        # would otherwise only show as a warning in the log of every save.
+        drain_task(alias)
+    except Exception as exc:
+        queues = sorted(getattr(backend, "queues", None) or [])
+        return (
+            f"the django.tasks backend {alias!r} refuses the drain task on queue "
+            f"{drain_queue()!r} ({str(exc).rstrip('.')}; its QUEUES: "
+            f"{', '.join(map(repr, queues)) or 'any'})"
+        )
     return ""
+
+
+def drain_queue() -> str:
+    """The queue nudges go to: ``OMNISEND["TASK_QUEUE"]`` or the task's default queue."""
+    queue = omnisend_settings.get("TASK_QUEUE")
+    if queue:
+        return queue
+    return drain_outbox.queue_name if drain_outbox is not None else "default"
+
+
+def drain_task(alias: str) -> Any:
+    """:data:`drain_outbox` bound to backend ``alias`` and :func:`drain_queue`."""
+    return drain_outbox.using(backend=alias, queue_name=drain_queue())
 
 
 if task is not None:
@@ -61,8 +86,11 @@ else:  # pragma: no cover - no tasks framework installed
 
 
 def enqueue_drain() -> Any:
-    """Enqueue one drain on ``OMNISEND["TASK_BACKEND"]``; returns the task result or None."""
+    """Enqueue one drain on ``OMNISEND["TASK_BACKEND"]`` and ``["TASK_QUEUE"]``.
+
+    Returns the task result, or None when no backend can take it (see :func:`backend_problem`).
+    """
     alias = omnisend_settings.get("TASK_BACKEND")
     if alias is None or drain_outbox is None or backend_problem(alias):
         return None
-    return drain_outbox.using(backend=alias).enqueue()
+    return drain_task(alias).enqueue()

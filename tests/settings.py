@@ -74,6 +74,19 @@ ROOT_URLCONF = "tests.urls"
 # process): the sync tests deliver through it. Django 5.2 uses the django-tasks backport.
 INSTALLED_APPS.append("django_tasks_db")
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# And one on a real broker: RQ on Redis (django-tasks-rq), worked by `manage.py rqworker` in
+# its own process (tests/sync/test_broker.py). OMNISEND_TEST_BROKER_URL names the server and
+# database; the default, db 4, is one no test uses as a cache (caches are flushed between
+# tests: the postgres env's CACHE_URL is db 1, tests/client and test_checks use db 2). Each
+# run has its own queue, so parallel runs on one Redis never take each other's jobs; the name
+# reaches worker processes through the environment.
+INSTALLED_APPS.append("django_rq")
+BROKER_URL = env("OMNISEND_TEST_BROKER_URL", default="redis://127.0.0.1:6379/4")
+RQ_QUEUE = os.environ.setdefault("OMNISEND_TEST_RQ_QUEUE", f"omnisend-tests-{os.getpid()}")
+# django-tasks-rq reads results (``get_result``) through the "default" queue's connection; no
+# test enqueues there.
+RQ_QUEUES = {RQ_QUEUE: {"URL": BROKER_URL}, "default": {"URL": BROKER_URL}}
+TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": [RQ_QUEUE]}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -319,6 +319,18 @@ def test_w006_task_backend_that_cannot_wake_the_drain():
         assert checks.check_task_backend() == []  # tests/settings.py: django-tasks-db
 
 
+def test_w006_names_a_queue_the_task_backend_does_not_serve():
+    tasks = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+        "omnisend": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["omnisend"]},
+    }
+    sync = {**GOOD, "SYNC_USERS": True, "TASK_BACKEND": "omnisend", "TASK_QUEUE": "drains"}
+    with override_settings(TASKS=tasks, OMNISEND=sync):
+        (message,) = checks.check_task_backend()
+    assert message.id == "django_omnisend.W006"
+    assert "'drains'" in message.msg and "TASK_QUEUE" in message.hint
+
+
 # -- URLs: the include the admin's connection page needs, and REDIRECT_URI -----------------------
 # A URLconf may be any object with ``urlpatterns``; these stand for a site's ROOT_URLCONF.
 

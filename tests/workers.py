@@ -71,6 +71,44 @@ def start_drain(
     )
 
 
+def start_rq_worker(
+    overrides: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``manage.py rqworker`` on the test run's RQ queue (tests/settings.py) in a new process.
+
+    The worker runs django.tasks jobs (``--job-class django_tasks_rq.Job``), each in a child
+    it forks, with Django set up as a deployed site's worker would be: this test run's
+    database and ``OMNISEND`` (the emulator's coordinates) come through the environment.
+    ``args``: more options, e.g. ``--burst`` to exit once the queue is empty.
+    """
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "rqworker",
+            "--skip-checks",  # E005 refuses the emulator's plain http outside DEBUG
+            "--job-class",
+            "django_tasks_rq.Job",
+            *args,
+            settings.RQ_QUEUE,
+        ],
+        env={**worker_env(overrides), **(env or {})},
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished_results(queue) -> list:
+    """django.tasks results of the jobs RQ finished on ``queue``."""
+    from django_omnisend.tasks import task_backends  # django.tasks, or the 5.2 backport
+
+    backend = task_backends["rq"]
+    return [backend.get_result(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
+
+
 def stop(process: subprocess.Popen, timeout: float = 20.0) -> tuple[str, str]:
     """Ask a worker to stop (SIGTERM), wait, and return its output."""
     if process.poll() is None:

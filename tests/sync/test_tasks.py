@@ -110,3 +110,32 @@ def test_backend_problems_are_explained():
         immediate = "django_tasks.backends.immediate.ImmediateBackend"
     with override_settings(TASKS={"default": {"BACKEND": immediate}}):
         assert "immediate" in backend_problem("default")
+
+
+#: Two aliases on the database queue; "omnisend" only takes tasks for the queue of that name
+#: (a site that gives the drain its own queue, and its own workers).
+QUEUED_TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    "omnisend": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["omnisend"]},
+}
+
+
+def test_the_drain_is_enqueued_on_the_configured_queue(sync_settings, emulator):
+    from django_tasks_db.models import DBTaskResult
+
+    omnisend = {**sync_settings, "TASK_BACKEND": "omnisend", "TASK_QUEUE": "omnisend"}
+    with override_settings(TASKS=QUEUED_TASKS, OMNISEND=omnisend):
+        assert backend_problem() == ""
+        User.objects.create_user("jane", "jane@example.com", "x")
+    (queued,) = DBTaskResult.objects.all()
+    assert (queued.backend_name, queued.queue_name) == ("omnisend", "omnisend")
+
+
+def test_a_queue_the_backend_does_not_serve_is_explained(sync_settings):
+    omnisend = {**sync_settings, "TASK_BACKEND": "omnisend", "TASK_QUEUE": "elsewhere"}
+    with override_settings(TASKS=QUEUED_TASKS, OMNISEND=omnisend):
+        problem = backend_problem()
+        assert "'elsewhere'" in problem and "'omnisend'" in problem, problem
+        # The default queue is not one of its queues either.
+        with override_settings(OMNISEND={**omnisend, "TASK_QUEUE": None}):
+            assert "'default'" in backend_problem()
