@@ -1,0 +1,1 @@
+"""A stand-in app whose ``omnisend_events`` module the registry must find by itself."""
