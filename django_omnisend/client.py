@@ -300,6 +300,7 @@ class OmnisendClient:
         self.events = Events(self)
         self.batches = Batches(self)
         self.brands = Brands(self)
+        self.event_metadata = EventMetadata(self)
 
     def __repr__(self) -> str:
         return f"OmnisendClient(api_url={self.api_url!r}, auth={self.auth!r})"
@@ -746,3 +747,55 @@ class Brands(_Resource):
         self.client.request(
             "POST", "/brands/current", json_body=body, retry=True, expect_json=False
         )
+
+
+class EventMetadata(_Resource):
+    """``/event-metadata``: declarations of custom events (needs ``events.write`` to write)."""
+
+    def declare(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /event-metadata`` (201): declare a new event; returns its ``EventItem``.
+
+        ``body`` is a ``WriteEventRequest`` (``name``, ``origin``, ``displayName``, at least one
+        property). Raises :class:`~django_omnisend.exceptions.Conflict` when the name and origin
+        are declared already (merge with :meth:`merge`) or name a recommended event. Not
+        resent after a 5xx or timeout (a POST); a caller that resends it gets a 409 if the
+        first one was stored.
+        """
+        response = self.client.request("POST", "/event-metadata", json_body=dict(body))
+        return (response.data or {}).get("event") or {}
+
+    def merge(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /event-metadata`` (200): merge into a declared event; returns its ``EventItem``.
+
+        Only what ``body`` carries changes; nothing is removed. A declared property's type
+        cannot change (:class:`~django_omnisend.exceptions.Conflict`); an undeclared event is
+        :class:`~django_omnisend.exceptions.NotFound`.
+        """
+        response = self.client.request("PUT", "/event-metadata", json_body=dict(body))
+        return (response.data or {}).get("event") or {}
+
+    def query(
+        self,
+        category: str = "segments",
+        *,
+        events: Iterable[str] | None = None,
+        origins: Iterable[str] | None = None,
+        include_properties: bool = False,
+        exclude_custom_events: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``POST /event-metadata/query``: the ``EventItem`` list usable in ``category``.
+
+        ``category`` is ``automations``, ``events`` or ``segments``; ``events``/``origins``
+        filter by exact name. A read, so it is retried like a GET.
+        """
+        body: dict[str, Any] = {"category": category}
+        if events is not None:
+            body["events"] = list(events)
+        if origins is not None:
+            body["origins"] = list(origins)
+        if include_properties:
+            body["includeProperties"] = True
+        if exclude_custom_events:
+            body["excludeCustomEvents"] = True
+        response = self.client.request("POST", "/event-metadata/query", json_body=body, retry=True)
+        return list((response.data or {}).get("events") or [])

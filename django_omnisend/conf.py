@@ -85,6 +85,14 @@ DEFAULTS: dict[str, Any] = {
     # How saves mark users: "signal" (a post_save statement) or "trigger" (database
     # triggers on the user table, SQLite/PostgreSQL, installed by migrate).
     "MARK_WITH": "signal",
+    # Custom events declared by ``manage.py omnisend_declare_events`` besides register_event():
+    # {"event name": {"properties": {"plan": "string"}, "display_name": "...", "origin": "..."}}.
+    "EVENTS": {},
+    # Decides where Omnisend's JavaScript snippet may run (cookie consent) and how products
+    # look in viewed-product events: a TrackingAdapter subclass.
+    "TRACKING_ADAPTER": "django_omnisend.tracking.TrackingAdapter",
+    # Omnisend's snippet loader, which {% omnisend_snippet %} adds to the page.
+    "SNIPPET_URL": "https://omnisnippet1.com/inshop/launcher-v2.js",
 }
 
 
