@@ -33,7 +33,11 @@ def all_connection_keys() -> list[str]:
     from django_omnisend.models import Connection
 
     keys = [connections.DEFAULT_KEY]
-    for row in Connection.objects.active().exclude(owner_type__isnull=True).order_by("pk"):
+    for row in (
+        Connection.objects.filter(status=Connection.Status.ACTIVE)
+        .exclude(owner_type__isnull=True)
+        .order_by("pk")
+    ):
         keys.append(str(row.pk))
     return keys
 
