@@ -173,3 +173,29 @@ def test_the_client_turns_a_refused_declaration_into_a_clear_error(emulator, syn
         client.event_metadata.declare({"name": "plan upgraded", "origin": "api"})
     assert caught.value.status == 400
     assert "POST /api/event-metadata" in str(caught.value)
+
+
+def test_all_declares_in_every_owners_brand_too(emulator, sync_settings):
+    from django.contrib.auth.models import Group
+    from django.contrib.contenttypes.models import ContentType
+
+    from django_omnisend.models import Connection
+
+    shop_brand = "65f0a1b2c3d4e5f6000000aa"
+    emulator.add_brand(shop_brand, name="Shop brand")
+    shop_key = emulator.issue_api_key(shop_brand)
+    shop = Group.objects.create(name="Shop")
+    Connection.objects.create(
+        auth_type="api_key",
+        api_key=shop_key,
+        brand_id=shop_brand,
+        owner_type=ContentType.objects.get_for_model(Group),
+        owner_id=str(shop.pk),
+    )
+    register_event("plan upgraded", {"plan": "string"})
+    out = run("--all")
+    assert out.count("declared: 'plan upgraded'") == 2
+    assert [e["name"] for e in emulator.event_metadata(shop_brand)] == ["plan upgraded"]
+    assert [e["name"] for e in emulator.event_metadata()] == ["plan upgraded"]
+    assert {e.brand_id for e in writes(emulator)} == {shop_brand, emulator.default_brand_id}
+    assert run("--all").count("Nothing to change") == 2
