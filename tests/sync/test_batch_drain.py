@@ -8,6 +8,7 @@ one request at a time. Request counts are bounds derived from the design, never 
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend import sync
+from django_omnisend import batching, sync
 from django_omnisend.bulk import mark_users, select_users
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.sync import drain
@@ -191,7 +192,8 @@ def test_an_erasure_and_a_new_save_wait_for_an_outstanding_drained_batch(
     emulator.configure(batch_processing="deferred", batch_delay=60)
     start = len(emulator.ledger)
     drain()
-    assert len([e for e in api_since(emulator, start) if e.path == "/api/batches"]) == 1
+    posts = [e for e in api_since(emulator, start) if e.method == "POST"]
+    assert [e.path for e in posts] == ["/api/batches"]
     assert SyncState.objects.filter(batch_id="").count() == 0
     newer = User.objects.get(username="user1")
     newer.first_name = "Newer"
@@ -247,5 +249,41 @@ def test_a_pass_that_leaves_open_batches_looks_again_within_the_poll_interval(
     drain()
     rows = SyncState.objects.all()
     assert rows.exclude(batch_id="").count() == 100
-    latest = before + timedelta(seconds=sync.BATCH_POLL_SECONDS + 60)
+    latest = before + timedelta(seconds=batching.BATCH_POLL_SECONDS + 60)
     assert all(r.next_attempt_at <= latest for r in rows)
+
+
+def settled_everywhere() -> bool:
+    return not (
+        SyncState.objects.filter(dirty=True).exists()
+        or SyncState.objects.exclude(batch_id="").exists()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_sigkill_mid_backlog_loses_nothing(sync_settings, emulator):
+    from tests.sync.test_workers import assert_emulator_matches_database
+    from tests.workers import start_drain, stop, wait_until
+
+    backlog(500)
+    for user in User.objects.all():  # each user's own final state, to check it arrives
+        user.first_name = f"Final {user.pk}"
+        user.save()
+    # Slow answers keep the backlog in flight long enough to be cut in the middle.
+    emulator.add_fault(route="*", kind="latency", rate=1.0, seconds=0.3)
+    start = len(emulator.ledger)
+    overrides = {"SYNC_USERS": True, "TASK_BACKEND": None, "LEASE_SECONDS": 2}
+    victim = start_drain(overrides, "--loop", "--max-seconds", "60", "--idle-sleep", "0.05")
+    posted = lambda: [e for e in emulator.ledger[start:] if e.path == "/api/batches"]  # noqa: E731
+    assert wait_until(lambda: len(posted()) >= 1, 30)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=10)
+    survivor = start_drain(overrides, "--loop", "--max-seconds", "90", "--idle-sleep", "0.05")
+    try:
+        assert wait_until(settled_everywhere, 90)
+    finally:
+        _, err = stop(survivor)
+    assert "Traceback" not in err, err
+    assert_emulator_matches_database(emulator)
+    assert set(SyncState.objects.values_list("state", flat=True)) == {SyncState.State.SYNCED}
