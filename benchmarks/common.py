@@ -30,7 +30,8 @@ if str(REPO_ROOT) not in sys.path:
 #: Registered with the emulator for its default brand (``<brandID>-<secret>``).
 API_KEY = "65f0a1b2c3d4e5f600000001-benchmark-key"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-PG_BENCH_DB = "omnisend_bench"
+#: Overridable (``BENCH_PG_DB``) so benchmarks of several checkouts do not share a database.
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB") or "omnisend_bench"
 DATABASES = ("sqlite", "postgresql")
 #: Redis for the shared rate budget (P5); a per-run key prefix keeps runs apart.
 REDIS_URL = "redis://127.0.0.1:6379/3"

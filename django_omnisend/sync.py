@@ -47,8 +47,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import claims, delivery, erasure, exceptions, identity, oauth
+from . import batching, claims, delivery, erasure, exceptions, identity, oauth
 from .adapters import get_adapter
+from .batching import BATCH_SIZE
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
 from .payloads import (
@@ -80,6 +81,17 @@ LEASE_FLOOR = 0.75
 #: Outcomes of a claimed batch are saved together, one commit per batch, but none waits
 #: longer than this (nor than an eighth of the lease) after its request got its answer.
 RECORD_WINDOW = 1.0
+#: A backlog goes through ``/batches``: when at least this many sync rows are due, the drain
+#: claims :data:`batching.BATCH_SIZE` at a time instead of :data:`CLAIM_BATCH` ...
+BATCH_THRESHOLD = 100
+#: ... and sends a connection's plain profile updates among them as one batch when there
+#: are at least this many (fewer go one request each, as outside a backlog).
+BATCH_MIN_ITEMS = 20
+#: How long a pass waits for Omnisend to process the batches it sent before leaving them to a
+#: later pass (their rows are looked at again after ``batching.BATCH_POLL_SECONDS``).
+BATCH_WAIT_SECONDS = 30.0
+#: Batches sent before the pass stops to settle them (a page of the batch list holds 250).
+MAX_OUTSTANDING = 200
 #: How much of ``last_error`` is kept (sanitised, no secrets).
 MAX_ERROR_LENGTH = 1000
 
@@ -309,8 +321,9 @@ class _Drain:
         #: Connection keys with a request that got through since the last :meth:`flush`.
         self.successes: set[str] = set()
         self._claims = itertools.count(1)
-        #: Backfill batches looked at in this pass (see :func:`bulk.follow_batch`).
-        self.followed_batches: set[str] = set()
+        #: Batches this pass sent or met on claimed rows, not settled yet: id -> connection key.
+        self.outstanding: dict[str, str] = {}
+        self.origin = str(omnisend_settings.get("EVENT_ORIGIN"))
 
     def claim_token(self) -> str:
         """A lease owner unique to one claim: this worker's id and a counter.
@@ -335,21 +348,119 @@ class _Drain:
     def run(self) -> DrainResult:
         erasure.purge_expired()
         try:
-            while not self.out_of_time():
-                worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
-                worked += self._round(SyncState, Q(dirty=True), self.contact_row)
-                if not worked:
+            while True:
+                while not self.out_of_time():
+                    worked = self._round(OutboxItem, Q(state=OutboxItem.State.PENDING), self.outbox)
+                    worked += self._round(SyncState, Q(dirty=True), self.contact_row)
+                    if len(self.outstanding) >= MAX_OUTSTANDING:
+                        self.settle_batches(wait=0.0)
+                    if not worked:
+                        break
+                # Settled rows may be due again (a save made while their batch was open).
+                if not self.outstanding or self.out_of_time():
                     break
+                if not self.settle_batches(wait=BATCH_WAIT_SECONDS):
+                    break  # Omnisend is still working on them: a later pass looks again
         finally:
-            self.clients.close()
+            try:
+                if self.outstanding:
+                    batching.postpone(list(self.outstanding), batching.BATCH_POLL_SECONDS)
+            finally:
+                self.clients.close()
         return self.result
+
+    # -- batches (a backlog of plain updates; see django_omnisend.batching) ------------------
+
+    def backlog(self, due: Q, now: datetime) -> bool:
+        """Whether at least :data:`BATCH_THRESHOLD` sync rows are due (one indexed count)."""
+        if self.max_items is not None and self.max_items - self.result.processed < BATCH_SIZE:
+            return False
+        due = due & Q(next_attempt_at__lte=now) & claims.lease_free(now)
+        return SyncState.objects.filter(due)[:BATCH_THRESHOLD].count() >= BATCH_THRESHOLD
+
+    def batchable(self, row: SyncState) -> Any:
+        """``row``'s plan if it is a plain profile update a batch may carry, else None.
+
+        Plain: bound to the address it wrote before (no first write, no e-mail change, so no
+        welcome, lookup or tag), no consent to send (opt-ins are checked against Omnisend
+        first, and consent changes are sent one by one in order), and something changed.
+        Everything else goes the single-request way.
+        """
+        prepared = self.prepared.get(row.pk)
+        if prepared is None or prepared.user is None or prepared.error is not None:
+            return None
+        plan = prepared.plan
+        if prepared.binding is not identity.Binding.BOUND or plan.skip_reason:
+            return None
+        if plan.consent is not None or not row.email or plan.email != row.email:
+            return None
+        if row.payload_hash and plan.payload_hash == row.payload_hash:
+            return None  # unchanged: no request at all
+        return plan
+
+    def send_batches(self, rows: list[SyncState], handled: set) -> None:
+        """Send each connection's plain updates among ``rows`` as one batch, if enough."""
+        by_key: dict[str, list[tuple[SyncState, Any]]] = {}
+        for row in rows:
+            if row.batch_id or row.connection_key in self.blocked:
+                continue
+            plan = self.batchable(row)
+            if plan is not None:
+                by_key.setdefault(row.connection_key, []).append((row, plan))
+        for key, items in by_key.items():
+            if len(items) < BATCH_MIN_ITEMS or key in self.blocked:
+                continue
+            if not self.gate_allows(items[0][0]):
+                continue
+            self.flush()  # earlier outcomes first: a failure below reads the breaker
+            batch_id, error = batching.send_batch(
+                self, key, items, origin=self.origin, lease_seconds=self.lease_seconds
+            )
+            for n, (row, _) in enumerate(items):
+                prepared = self.prepared.pop(row.pk, None)
+                if error is not None:
+                    # One refused request: the breaker counts it once, not once per row.
+                    outcome = self.failed(row, error, breaker=n == 0)
+                    self.signal_failed(row, prepared and prepared.user, error, outcome)
+                handled.add(row.pk)
+            if batch_id:
+                self.succeeded(key)
+                self.outstanding[batch_id] = key
+
+    def settle_batches(self, *, wait: float) -> bool:
+        """Poll the outstanding batches through the batch list and settle those Omnisend
+        processed, for up to ``wait`` seconds; True once none is left."""
+        started, pause = time.monotonic(), 0.2
+        while self.outstanding:
+            for key in set(self.outstanding.values()):
+                if not delivery.gate(key, credential=self.clients.credential(key)).open:
+                    return False  # paused or cooling down: the rows keep their batch
+            try:
+                found = batching.list_outstanding(self, self.outstanding)
+            except exceptions.OmnisendError as exc:
+                self.result.unreachable = unreachable_reason(exc) or self.result.unreachable
+                return False  # no answer to go by: a later pass looks again
+            for batch in found:
+                if batch.get("status") in batching.SETTLED:
+                    key = self.outstanding.pop(batch["batchID"])
+                    settled = batching.settle(self, key, batch)
+                    self.result.synced += settled.sent
+                    for row, error in settled.failures:
+                        self.signal_failed(row, None, error, self.failed(row, error))
+            left = wait - (time.monotonic() - started)
+            if not self.outstanding or left <= 0 or self.out_of_time():
+                break
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+        return not self.outstanding
 
     def _round(self, model, due: Q, handle) -> int:
         now = timezone.now()
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
         token = self.claim_token()
-        limit = CLAIM_BATCH
+        batch_mode = model is SyncState and self.backlog(due, now)
+        limit = BATCH_SIZE if batch_mode else CLAIM_BATCH
         if self.max_items is not None:  # claim no more than this pass may handle
             limit = max(1, min(limit, self.max_items - self.result.processed))
         rows = claims.claim(
@@ -368,7 +479,11 @@ class _Drain:
                 self.prepare(
                     [r for r in rows if r.connection_key not in self.blocked and not r.batch_id]
                 )
+                if batch_mode:
+                    self.send_batches(rows, handled)
             for row in rows:
+                if row.pk in handled:
+                    continue  # sent in a batch
                 if self.out_of_time():
                     break
                 if row.connection_key not in self.blocked:
@@ -581,12 +696,13 @@ class _Drain:
         else:
             self.successes.add(key)
 
-    def failed(self, row, exc: Exception, *, written: str = "") -> str:
+    def failed(self, row, exc: Exception, *, written: str = "", breaker: bool = True) -> str:
         """Record a failed request; returns the row's new state ("lost": nothing recorded).
 
         ``written`` is the address a contact write was sent for: when the outcome is
         unknown the write may have landed, so the row records that address as possibly
         written (a later move away from it tags it) and forgets its payload hash.
+        ``breaker`` False: the request was counted by the breaker already (a batch's rows).
         """
         # The successes before this failure count first (the breaker counts failures in a
         # row, and a success saved after this one would undo it).
@@ -644,7 +760,7 @@ class _Drain:
         # A new failure streak starts from 1; only a row already retrying counts on.
         attempts = row.attempts + 1 if row.state == SyncState.State.FAILED else 1
         if retryable and attempts < self.max_attempts:
-            if delivery.record_failure(key, now) is not None:
+            if breaker and delivery.record_failure(key, now) is not None:
                 self.blocked.add(key)
             delay = backoff_seconds(attempts)
             fields: dict[str, Any] = {
@@ -657,7 +773,7 @@ class _Drain:
                 return "lost"
             self.result.retried += 1
             return "retry"
-        if retryable:
+        if retryable and breaker:
             delivery.record_failure(key, now)
         reason = "max_attempts" if retryable else self._reason_for(exc)
         if model is not SyncState:
@@ -705,11 +821,17 @@ class _Drain:
     # -- contacts ---------------------------------------------------------------------------
 
     def contact_row(self, row: SyncState) -> None:
-        """Sync ``row``, or settle the backfill batch it is still in (never sent past it)."""
-        if row.batch_id:
-            from .bulk import follow_batch  # bulk builds on this module
+        """Sync ``row``, or settle the batch it is still in (never sent past it).
 
-            follow_batch(self, row)
+        A row in a batch whose lease ran out (a backfill or a drain that stopped before
+        settling it) is never sent on its own while the batch is open: a newer state sent now
+        could be overwritten by the batch landing later. Its batch joins this pass's
+        outstanding ones, polled through the batch list (not a request per batch or row);
+        the batch's other rows wait with it, so they are not claimed one by one meanwhile.
+        """
+        if row.batch_id:
+            self.outstanding.setdefault(row.batch_id, row.connection_key)
+            batching.postpone([row.batch_id], batching.BATCH_POLL_SECONDS)
             return
         self.sync_row(row)
 

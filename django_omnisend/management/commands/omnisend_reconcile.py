@@ -77,7 +77,7 @@ def verdict(user: Any, row: SyncState | None, adapter: ContactAdapter) -> tuple[
         return True, "no longer skipped"
     if plan.consent is not None:
         return True, "consent to send"
-    if not row.contact_id or plan.email != row.email:
+    if not row.email or plan.email != row.email:  # (a backfill may leave the id to learn)
         return True, "e-mail changed"
     if plan.payload_hash == row.payload_hash:
         return False, UNCHANGED
