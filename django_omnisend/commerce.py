@@ -449,6 +449,15 @@ class Product:
         )
 
 
+@dataclass(frozen=True)
+class ImportedOrder:
+    """A past order for ``omnisend_import_orders``: the order and who placed it."""
+
+    order: Order
+    email: str = ""
+    phone: str = ""
+
+
 # -- events -------------------------------------------------------------------------------
 
 
