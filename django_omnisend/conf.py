@@ -67,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
     "TASK_QUEUE": None,
     # ``origin`` sent with customer events.
     "EVENT_ORIGIN": "api",
+    # Seconds after its eventTime when Omnisend treats an event as historical and drops a
+    # repeat of its eventID (undocumented: an hour assumed, plus margin). An event whose first
+    # send may have landed (timeout, 5xx) is retried only then, so it is never counted twice.
+    "EVENT_HISTORY_SECONDS": 3900,
     # Deliveries tried before a sync item is dead (about a day with the default backoff).
     "MAX_ATTEMPTS": 12,
     # Seconds a drain worker holds a claimed row before another worker may take it; longer

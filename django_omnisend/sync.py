@@ -47,7 +47,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import batching, claims, delivery, erasure, exceptions, identity, oauth
+from . import batching, claims, delivery, erasure, events, exceptions, identity, oauth
 from .adapters import get_adapter
 from .batching import BATCH_SIZE
 from .conf import omnisend_settings
@@ -767,6 +767,12 @@ class _Drain:
                 "attempts": attempts,
                 "next_attempt_at": now + timedelta(seconds=delay),
             }
+            if model is OutboxItem and unknown and row.kind == OutboxItem.Kind.EVENT:
+                # The event may have landed, and Omnisend drops a repeated eventID only once
+                # the event is historical: resending earlier could count it twice.
+                later = events.historical_after(row.payload)
+                if later is not None and later > fields["next_attempt_at"]:
+                    fields["next_attempt_at"] = later
             if model is SyncState:
                 fields["state"] = SyncState.State.FAILED
             if not settle(**fields):

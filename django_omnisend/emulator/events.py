@@ -3,11 +3,11 @@
 ``POST /events`` answers 202 with no body. ``eventName`` is required; ``origin`` and
 ``contact`` are not (the schema requires neither) unless the emulator is strict. Consent,
 opt-in and opt-out channels are ``email``, ``sms`` or ``phone`` (read as ``sms``; Omnisend's own
-SDK sends it); strict mode allows only the schema's ``email``/``sms`` and requires
-``eventVersion`` on Omnisend's recommended events (``placed order`` …). The event's ``contact``,
-when given, is created or updated; opt-ins and opt-outs change channel statuses under the same
-status-date rule as contact writes. An event with an ``eventID`` and an ``eventTime`` older than
-``event_history_seconds`` is historical and is recorded only once.
+SDK sends it); strict mode allows only the schema's ``email``/``sms`` and checks Omnisend's
+recommended events (``placed order`` …): documented ``eventVersion`` and properties. The
+event's ``contact``, when given, is created or updated; opt-ins and opt-outs change channel
+statuses under the same status-date rule as contact writes. An event with an ``eventID`` and
+an ``eventTime`` older than ``event_history_seconds`` is historical and is recorded only once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from . import recommended
 from .config import EmulatorConfig
 from .contacts import apply_fields, new_record, set_channel
 from .event_metadata import RECOMMENDED_EVENTS
@@ -47,14 +48,11 @@ def validate_event(body: Any, config: EmulatorConfig) -> dict[str, Any]:
             c.add(key, "required", "Field is required.")
     c.string(body, "origin")
     c.string(body, "eventVersion")
-    if (
-        config.strict
-        and body.get("eventName") in RECOMMENDED_EVENTS
-        and not body.get("eventVersion")
-    ):
-        # Recommended events carry a documented eventVersion (API.md §0); a missing one is the
-        # mistake the app's event builders must never make, so strict mode catches it.
-        c.add("eventVersion", "required", "Recommended events need their eventVersion.")
+    if config.strict and body.get("eventName") in RECOMMENDED_EVENTS:
+        # Recommended events carry a documented eventVersion (API.md §0) and properties; a
+        # wrong one is the mistake the app's event builders must never make, so strict mode
+        # catches it (Omnisend itself accepts the event and its automations miss it).
+        recommended.check(c, body)
     if "eventID" in body and (
         not isinstance(body["eventID"], str) or not UUID_RE.match(body["eventID"])
     ):

@@ -150,8 +150,11 @@ def test_strict_mode_requires_event_version_on_recommended_events(api, emulator)
     emulator.configure(strict=True)
     refused = api.post("/events", json=order)
     assert refused.status_code == 400
-    assert [e["field"] for e in problem(refused)["errors"]] == ["eventVersion"]
-    versioned = {**order, "eventVersion": "v2"}
+    assert problem(refused)["errors"][0]["field"] == "eventVersion"
+    # Strict mode also wants the documented properties (django_omnisend.emulator.recommended).
+    line = {"productID": "p", "productTitle": "P", "productPrice": 1, "productQuantity": 1}
+    properties = {"orderID": "1", "currency": "EUR", "totalPrice": 1, "lineItems": [line]}
+    versioned = {**order, "eventVersion": "v2", "properties": properties}
     assert api.post("/events", json=versioned, check_request=True).status_code == 202
     custom = {**order, "eventName": "signed up"}
     assert api.post("/events", json=custom).status_code == 202
