@@ -1,4 +1,5 @@
-"""Customer events (API.md §5): validation, contact upsert, historical deduplication, log.
+"""Customer events (docs: reference/omnisend-api.rst): validation, contact upsert, historical
+deduplication, log.
 
 ``POST /events`` answers 202 with no body. ``eventName`` is required; ``origin`` and
 ``contact`` are not (the schema requires neither) unless the emulator is strict. Consent,
@@ -52,7 +53,8 @@ def validate_event(body: Any, config: EmulatorConfig) -> dict[str, Any]:
         and body.get("eventName") in RECOMMENDED_EVENTS
         and not body.get("eventVersion")
     ):
-        # Recommended events carry a documented eventVersion (API.md §0); a missing one is the
+        # Recommended events carry a documented eventVersion (docs: omnisend-api.rst); a missing
+        # one is the
         # mistake the app's event builders must never make, so strict mode catches it.
         c.add("eventVersion", "required", "Recommended events need their eventVersion.")
     if "eventID" in body and (
