@@ -4,7 +4,8 @@ No secret is ever rendered: the encrypted fields are excluded from every form, l
 read-only view; an API key is entered through a write-only ``PasswordInput`` where empty means
 "keep"; only the non-reversible :attr:`~django_omnisend.models.Connection.fingerprint` is shown.
 History (``LogEntry``) messages name changed fields, never values, and no URL carries a secret
-(R-ST-6). A new key follows the OAuth callback's brand rules (:mod:`~django_omnisend.binding`):
+(docs: guides/security.rst, 'Secrets are never shown'). A new key follows the OAuth callback's
+brand rules (:mod:`~django_omnisend.binding`):
 the brand's existing row takes it, another brand waits for the confirm page, and a row never
 changes brand. Deleting a row ends it, so it takes the manage permission like disconnecting.
 Sync-state admins live in another module.
@@ -324,7 +325,8 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _flag_undecryptable() -> None:
-        """Rows whose secrets no configured key opens become "needs reconnect" (R-ST-4).
+        """Rows whose secrets no configured key opens become "needs reconnect"
+        (docs: guides/security.rst, 'Unreadable secrets').
 
         Also when no key is configured at all: the field then loads every secret as
         ``Undecryptable`` instead of raising, so every admin page renders.

@@ -1,7 +1,8 @@
 """One code path for "a probed credential for brand X arrived": OAuth callback and admin key.
 
 Whichever door the credential came through (the OAuth callback's tokens, an API key typed into
-the admin), :func:`bind` applies the same brand rules (R-OA-12):
+the admin), :func:`bind` applies the same brand rules
+(docs: guides/security.rst, 'Probe, then bind the brand'):
 
 * The brand's own row (the active one, else one waiting for a reconnect) takes the credential
   and is active again; the OAuth tokens it held before are returned for revocation.

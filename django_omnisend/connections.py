@@ -4,7 +4,8 @@
 * :func:`get_client` returns an :class:`~django_omnisend.client.OmnisendClient` for a connection:
   OAuth rows get a Bearer token (refreshed first when it is about to expire), API-key rows and
   ``OMNISEND["API_KEY"]`` get the key. A 401 later triggers one refresh, else the connection is
-  flagged "needs reconnect" (never a silent fall back to the API key, R-OA-14).
+  flagged "needs reconnect" (never a silent fall back to the API key;
+  docs: guides/security.rst, 'Rejected credentials and reconnecting').
 * :func:`refresh_connection` is single flight across threads and processes on every database:
   its transaction starts with an ``UPDATE`` of the row (a no-op write), which takes the row's
   lock on PostgreSQL and MySQL and the database's write lock on SQLite (where ``FOR UPDATE``
@@ -376,7 +377,8 @@ def mark_needs_reconnect(
 def disconnect(connection: Connection, user: Any = None, *, reason: str = "") -> Connection:
     """Delete ``connection``'s credentials, mark it revoked, then revoke them at Omnisend.
 
-    The local copies go first and stay gone even when revocation fails (API.md §13 #4);
+    The local copies go first and stay gone even when revocation fails
+    (docs: reference/omnisend-api.rst, 'Refresh, revoke and registration');
     revocation is best effort. Sends :data:`~django_omnisend.signals.disconnected`.
     """
     from .models import Connection

@@ -149,7 +149,7 @@ def historical_after(payload: dict[str, Any]) -> datetime | None:
     """When an event with this payload is old enough for Omnisend to deduplicate it.
 
     Omnisend drops a repeated ``eventID`` + ``eventTime`` only for historical events
-    (API.md §5); it does not document when an event becomes historical, so
+    (docs: reference/omnisend-api.rst); it does not document when an event becomes historical, so
     ``OMNISEND["EVENT_HISTORY_SECONDS"]`` (an hour and five minutes by default) is the
     assumption. None when the payload lacks either field (nothing would deduplicate it) or
     the setting is None (retry at the usual backoff, accepting that a repeat may count twice).

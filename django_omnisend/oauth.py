@@ -5,7 +5,8 @@
   (RFC 7636; sent even though we are a confidential client, RFC 9700 §2.1.1).
 * :func:`exchange_code` and :func:`refresh` POST a form to the token endpoint
   (``client_secret_post``: the secret travels in the body, never in a URL), never follow a
-  redirect, and validate the answer strictly (RFC 6749 §5.1, SECURITY-RELIABILITY R-OA-10/11).
+  redirect, and validate the answer strictly (RFC 6749 §5.1;
+  docs: guides/security.rst, 'Token responses are validated strictly' and 'Scopes').
 * :func:`revoke` is RFC 7009 and never raises: local tokens are dropped whatever Omnisend says.
 * :func:`register_client` is dynamic client registration (RFC 7591) at the endpoint
   :func:`registration_endpoint` finds (``REGISTRATION_URL``, else RFC 8414 server metadata,
@@ -18,7 +19,9 @@ then the stored registration, registering at the first Connect). This module nev
 the database itself.
 
 Two plain ``requests.post`` calls instead of requests-oauthlib, whose DEBUG logging writes request
-bodies and tokens (R-OA-9). No message or exception raised here ever contains a token, a code, a
+bodies and tokens
+(docs: guides/security.rst, 'Codes and tokens never leak'). No message or exception raised here
+ever contains a token, a code, a
 verifier or the client secret; functions that hold them are marked ``sensitive_variables`` so
 Django's error reports hide their locals too. Django ignores that marker when ``DEBUG`` is on,
 so :func:`exchange_code` and :func:`refresh` also re-raise their errors with a fresh traceback
@@ -68,7 +71,8 @@ __all__ = [
     "token_lifetime",
 ]
 
-#: (connect, read) seconds for token and revoke requests (R-OA-10).
+#: (connect, read) seconds for token and revoke requests
+#: (docs: guides/security.rst, 'Token responses are validated strictly').
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 20.0)
 
 #: The shortest token lifetime believed, in seconds. A token said to live less (0, negative,
@@ -108,7 +112,8 @@ class TokenResponse:
     expires_in: float | None
     #: The scopes granted (the requested ones when the server did not send ``scope``).
     scopes: tuple[str, ...]
-    #: Granted scopes beyond those requested: recorded, never asked for (R-OA-11).
+    #: Granted scopes beyond those requested: recorded, never asked for (docs: guides/security.rst,
+    #: 'Scopes').
     extra_scopes: tuple[str, ...] = ()
     #: Whether the response carried ``scope`` (RFC 6749: omitted means "as requested").
     scope_returned: bool = True
@@ -222,7 +227,8 @@ def expected_issuer(authorize_url: str | None = None) -> str:
     """The issuer identifier of the authorization server: the origin of ``AUTHORIZE_URL``.
 
     Omnisend's metadata says ``"issuer": "https://app.omnisend.com"``, the origin of its
-    authorize endpoint; an RFC 9207 ``iss`` on the callback must equal it (R-OA-7).
+    authorize endpoint; an RFC 9207 ``iss`` on the callback must equal it
+    (docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     """
     parts = urlsplit(authorize_url or _setting("AUTHORIZE_URL"))
     return f"{parts.scheme}://{parts.netloc}"
@@ -319,7 +325,8 @@ def refresh(
     """Use ``refresh_token`` for a new access token (``grant_type=refresh_token``).
 
     A response without ``refresh_token`` leaves ``TokenResponse.refresh_token`` empty: the caller
-    keeps the old one (API.md §2.5). Errors as for :func:`exchange_code`.
+    keeps the old one (docs: reference/omnisend-api.rst, 'Refresh, revoke and registration').
+    Errors as for :func:`exchange_code`.
     """
     if not refresh_token:
         raise OAuthError("There is no refresh token to use.", code="no_refresh_token")
@@ -345,7 +352,8 @@ def revoke(
     """Revoke ``token`` at ``REVOKE_URL`` (RFC 7009). Returns whether Omnisend confirmed it.
 
     Never raises on network or server trouble: revocation is best effort and the caller deletes
-    its copy of the token either way (API.md §13 #4).
+    its copy of the token either way
+    (docs: reference/omnisend-api.rst, 'Refresh, revoke and registration').
     """
     if not token:
         return False

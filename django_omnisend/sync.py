@@ -12,7 +12,8 @@ before any request, its outcomes saved in one transaction (never more than a sec
 answer), and a lease is renewed only when it is getting short. No transaction is ever open
 across a request.
 
-Outcomes (see ``SECURITY-RELIABILITY.md`` R-RL-7): timeouts, resets, 5xx and unreadable 2xx
+Outcomes (docs: guides/security.rst, 'How each outcome is handled'): timeouts, resets, 5xx and
+unreadable 2xx
 are retried with exponential backoff and jitter; 400/422/409 fail the item for good with the
 API's reasons; 401/403/410 pause the whole connection without spending attempts; 429 cools
 the whole brand down.
@@ -1148,7 +1149,8 @@ class _Drain:
         return plan.body, ""
 
     def _write_contact(self, row, client, plan, body, attempted: list[str]):
-        """Upsert ``body``; after an e-mail change, tag the contact left behind (R-DI-4).
+        """Upsert ``body``; after an e-mail change, tag the contact left behind
+        (docs: guides/identity.rst, 'E-mail changes').
 
         The e-mail identifier is never moved to another contact: the new address gets its own
         contact (no channel status unless a new opt-in for a verified address), and the old

@@ -1,23 +1,23 @@
 """The "Connect Omnisend" flow: connect (POST), callback (GET), confirm a brand switch, disconnect.
 
-Security notes (SECURITY-RELIABILITY §1):
+Security notes (docs: guides/security.rst, 'OAuth rules'):
 
 * Only staff with ``django_omnisend.manage_connection`` start, finish or end a connection, and
-  starting is a CSRF-protected POST (a GET only shows the button), R-OA-4.
+  starting is a CSRF-protected POST (a GET only shows the button).
 * The state record lives in ``request.session["omnisend_oauth"][state]`` (several tabs at once),
   is popped on first use and expires after :data:`STATE_TTL` seconds; the callback refuses a
   missing, unknown, replayed or expired state with 400 and another user's state with 403, before
-  any token request (R-OA-2).
+  any token request.
 * ``redirect_uri`` comes from ``OMNISEND["REDIRECT_URI"]`` (``reverse()`` only in DEBUG), so a
-  spoofed Host cannot change it (R-OA-6); ``next`` is validated when the flow starts and never
-  read from the callback (R-OA-8).
+  spoofed Host cannot change it; ``next`` is validated when the flow starts and never
+  read from the callback.
 * The new token is probed with ``GET /brands/current`` before anything is activated, and a
-  different brand than the active one waits for an explicit POST on the confirm page (R-OA-12).
+  different brand than the active one waits for an explicit POST on the confirm page.
 * Every page here sends ``X-Frame-Options: DENY`` itself (``xframe_options_deny``), so a site
   without the clickjacking middleware cannot be framed into clicking "Connect" or "Confirm".
 * Callback and confirm responses carry ``Referrer-Policy: no-referrer`` and ``Cache-Control:
   no-store``, redirect to URLs without the code, and the callback catches its own errors: an
-  unhandled exception would put ``request.GET`` (the code) into Django's error report (R-OA-9).
+  unhandled exception would put ``request.GET`` (the code) into Django's error report.
   Error pages use 4xx statuses for the same reason: ``django.request`` reports 5xx at ERROR with
   the request attached. The callback also scrubs ``code``/``state`` from ``request`` once read.
 * The callback is a top-level GET from Omnisend, so the session cookie must be sent on a
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 SESSION_KEY = "omnisend_oauth"
 #: Session key remembering where to go after confirming a brand switch (pk -> next URL).
 PENDING_SESSION_KEY = "omnisend_oauth_pending"
-#: Seconds a started connection may take to come back (R-OA-2).
+#: Seconds a started connection may take to come back (docs: guides/security.rst, 'State').
 STATE_TTL = 600
 #: Started-but-unfinished flows kept per session; the oldest are dropped beyond this.
 MAX_STATES = 10
@@ -135,8 +135,8 @@ def changelist_url() -> str:
 
 
 def safe_next(request: HttpRequest, value: str | None, default: str | None = None) -> str:
-    """``value`` when it is a path on this site, else ``default`` (the admin list) (R-OA-8,
-    T-OA-13).
+    """``value`` when it is a path on this site, else ``default`` (the admin list)
+    (docs: guides/security.rst, 'Return URLs (next)').
 
     Only absolute paths (``/...``) are accepted, and they must pass Django's
     ``url_has_allowed_host_and_scheme`` both as given and percent-decoded, so encoded forms
@@ -222,7 +222,9 @@ def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
     """GET: a page with the "Connect Omnisend" POST form. POST: start the authorization.
 
     The GET never starts the flow (no state, no redirect), so a link or an ``<img>`` cannot
-    connect the site to somebody else's brand (T-OA-07). With an owner (the URL's signed
+    connect the site to somebody else's brand
+    (docs: guides/security.rst, 'Only staff start a connection, by POST'). With an owner (the URL's
+    signed
     reference) the connection is that owner's: the state record remembers it, so the callback
     completes the flow for that owner only, whatever else it is sent.
     """
@@ -384,7 +386,8 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     if not get_connection_adapter().can_manage_connection(request, owner):
         return refused
-    # Deploy-time endpoints must not have changed since the flow began (mix-up, R-OA-7).
+    # Deploy-time endpoints must not have changed since the flow began (mix-up;
+    # docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     if (record.get("authorize_url"), record.get("token_url")) != (
         omnisend_settings.get("AUTHORIZE_URL"),
         omnisend_settings.get("TOKEN_URL"),

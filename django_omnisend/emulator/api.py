@@ -55,7 +55,8 @@ class Call:
         """403 unless the credential carries ``scope`` (named in the detail only when strict)."""
         if scope not in self.auth.scopes:
             if not self.emu.config.strict:
-                # Omnisend's gateway rejects the key before Omnisend sees it (API.md §0).
+                # Omnisend's gateway rejects the key before Omnisend sees it (docs:
+                # reference/omnisend-api.rst).
                 raise ApiError(403, "Forbidden.")
             what = (
                 "API key lacks the permission"
@@ -388,12 +389,13 @@ def _base_url(request: Request) -> str:
     return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
 
 
-#: ``Omnisend-Version`` values that are not dates but are documented (API.md §0).
+#: ``Omnisend-Version`` values that are not dates but are documented (docs:
+#: reference/omnisend-api.rst, 'API versions').
 PREVIEW_VERSIONS = frozenset({"2026-preview"})
 
 
 def check_version(request: Request) -> None:
-    """Apply the ``Omnisend-Version`` rules (API.md §12)."""
+    """Apply the ``Omnisend-Version`` rules (docs: reference/omnisend-api.rst, 'API versions')."""
     value = request.header("Omnisend-Version")
     if value is None or not value.strip():
         raise validation_error(
@@ -402,7 +404,7 @@ def check_version(request: Request) -> None:
         )
     value = value.strip()
     if value in PREVIEW_VERSIONS:
-        return  # documented values that resolve to the newest API (API.md §0)
+        return  # documented values that resolve to the newest API (docs: omnisend-api.rst)
     if not valid_date(value):
         raise validation_error(
             [FieldError("Omnisend-Version", "invalid_format", "Must be a date like 2026-03-15.")],

@@ -1,4 +1,5 @@
-"""Batches (API.md §6): 1-100 items, processed immediately or deferred, offset-paged list.
+"""Batches (docs: reference/omnisend-api.rst): 1-100 items, processed immediately or deferred,
+offset-paged list.
 
 Each item goes through the same code as the single-item endpoint (a ``process_item`` callback
 supplied by ``api.py``), and its HTTP status and body are kept as ``responseCode`` and

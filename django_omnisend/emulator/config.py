@@ -1,7 +1,8 @@
 """``EmulatorConfig``: every switch that changes how the emulator behaves.
 
 All fields may be changed at run time through :meth:`Emulator.configure` or
-``POST /__emulator__/config``; defaults mirror what Omnisend documents (API.md §9, §12).
+``POST /__emulator__/config``; defaults mirror what Omnisend documents
+(docs: reference/omnisend-api.rst, 'Rate limits' and 'API versions').
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ WELCOME_MODES = ("subscribed", "new", "off")
 class EmulatorConfig:
     """Behaviour switches. Windows and delays are in seconds; limits per window per brand."""
 
-    # Rate limiting (API.md §9): a sliding window per brand, stricter for /contacts/tags.
+    # Rate limiting (docs: reference/omnisend-api.rst, 'Rate limits'): a sliding window per brand,
+    # stricter for /contacts/tags.
     rate_limit: int = 400
     tags_rate_limit: int = 60
     window_seconds: float = 60.0
@@ -55,7 +57,8 @@ class EmulatorConfig:
     #: Stop a batch (status ``stopped``) once this many items failed; None never stops.
     batch_stop_after_errors: int | None = None
     #: Keep a succeeded contact item's ``response`` (the contact); False leaves it out, as
-    #: Omnisend may (its 2026 item response is undocumented, API.md §13 #20).
+    #: Omnisend may (its 2026 item response is undocumented,
+    #: docs: reference/omnisend-api.rst, 'Batches').
     batch_item_responses: bool = True
     #: Seconds before a ``POST``/``DELETE /contacts/tags`` request takes effect.
     tags_delay: float = 0.0

@@ -1,4 +1,5 @@
-"""Contact semantics of API 2026-03-15 (API.md §4): validation, upsert, PATCH, list, tags.
+"""Contact semantics of API 2026-03-15 (docs: reference/omnisend-api.rst, 'Contacts'): validation,
+upsert, PATCH, list, tags.
 
 Rules implemented here:
 
@@ -8,7 +9,8 @@ Rules implemented here:
 * ``PATCH`` changes only what is supplied; an identifier owned by another contact → 409.
 * Status-date rule: a channel status whose ``statusChangedAt`` is older than the stored one is
   ignored; an omitted date means now. An identifier sent without ``channels`` gives a *new*
-  identifier ``nonSubscribed`` and leaves an existing one untouched (§13 #21).
+  identifier ``nonSubscribed`` and leaves an existing one untouched (docs:
+  reference/omnisend-api.rst, 'Contacts').
 * ``createdAt`` is stored as ``customProperties.externalCreated``; ``updatedAt`` moves on every
   write; ``sendWelcomeMessage`` (default true) is recorded and welcome messages are counted.
 * Lists: every filter, the mutual-exclusion 400s, sort/direction, opaque base64 cursors that
@@ -189,7 +191,8 @@ def to_response(rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("email"):
         out["email"] = rec["email"]
         identifiers.append(_identifier(rec, "email", rec["email"]))
-    # Live responses carry null, not [], for no phone (API.md §0).
+    # Live responses carry null, not [], for no phone (docs: reference/omnisend-api.rst, 'Live
+    # behaviour').
     out["phone"] = [rec["phone"]] if rec.get("phone") else None
     if rec.get("phone"):
         identifiers.append(_identifier(rec, "phone", rec["phone"]))
@@ -198,7 +201,7 @@ def to_response(rec: dict[str, Any]) -> dict[str, Any]:
     for key in PROFILE_FIELDS:
         if key in rec["profile"]:
             out[key] = rec["profile"][key]
-    out.setdefault("gender", "")  # live: "" where unset (API.md §0)
+    out.setdefault("gender", "")  # live: "" where unset (docs: omnisend-api.rst)
     out["tags"] = list(rec["tags"])
     out["segments"] = list(rec["segments"])
     out["customProperties"] = dict(rec["customProperties"]) or None  # live: null when none
@@ -309,7 +312,7 @@ def _apply_identifier(
                 config=config,
             )
     elif channel not in rec["channels"]:
-        # §13 #21: no channels on a new identifier → nonSubscribed; existing status untouched.
+        # No channels on a new identifier → nonSubscribed; existing status untouched.
         set_channel(rec, channel, "nonSubscribed", now)
     consent = ident.get("consent")
     if isinstance(consent, dict):
@@ -358,7 +361,7 @@ def upsert(
     rec = book.find_email(email["id"]) if email else None
     created = rec is None
     if rec is None and email is None and phone is not None and book.find_phone(phone["id"]):
-        # §13 #13: the only identifier belongs to another contact → not created.
+        # The only identifier belongs to another contact → not created.
         raise bad_request(
             "identifiers[0].id", "already_exists", "The only identifier belongs to another contact."
         )

@@ -1,4 +1,5 @@
-"""Customer events (API.md §5): validation, contact upsert, historical deduplication, log.
+"""Customer events (docs: reference/omnisend-api.rst): validation, contact upsert, historical
+deduplication, log.
 
 ``POST /events`` answers 202 with no body. ``eventName`` is required; ``origin`` and
 ``contact`` are not (the schema requires neither) unless the emulator is strict. Consent,
@@ -49,9 +50,10 @@ def validate_event(body: Any, config: EmulatorConfig) -> dict[str, Any]:
     c.string(body, "origin")
     c.string(body, "eventVersion")
     if config.strict and body.get("eventName") in RECOMMENDED_EVENTS:
-        # Recommended events carry a documented eventVersion (API.md §0) and properties; a
-        # wrong one is the mistake the app's event builders must never make, so strict mode
-        # catches it (Omnisend itself accepts the event and its automations miss it).
+        # Recommended events carry a documented eventVersion (docs: reference/omnisend-api.rst)
+        # and properties; a wrong one is the mistake the app's event builders must never make,
+        # so strict mode catches it (Omnisend itself accepts the event and its automations
+        # miss it).
         recommended.check(c, body)
     if "eventID" in body and (
         not isinstance(body["eventID"], str) or not UUID_RE.match(body["eventID"])

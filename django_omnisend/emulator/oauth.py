@@ -99,7 +99,8 @@ def base_url(request: Request) -> str:
 
 
 def metadata(emu: Emulator, request: Request) -> Response:
-    """RFC 8414 authorization-server metadata (API.md §2.2) with this server's URLs."""
+    """RFC 8414 authorization-server metadata (docs: reference/omnisend-api.rst, 'OAuth server')
+    with this server's URLs."""
     base = base_url(request)
     return Response.json(
         200,

@@ -17,7 +17,8 @@ from .http import Response
 
 TYPE_BASE = "https://problems.omnisend.com/"
 
-#: status → (type slug, title); slugs are only the documented ones (API.md §8).
+#: status → (type slug, title); slugs are only the documented ones (docs:
+#: reference/omnisend-api.rst, 'Errors').
 KINDS: dict[int, tuple[str, str]] = {
     400: ("validation-failed", "Validation failed"),
     401: ("problem", "Unauthorized"),
@@ -58,7 +59,7 @@ class ApiError(Exception):
     detail: str
     errors: list[FieldError] = field(default_factory=list)
     retry_after: int | None = None
-    #: For 429 only: whether to include ``retryAfter`` (some endpoints omit it, §13 #16).
+    #: For 429 only: whether to include ``retryAfter`` (some endpoints omit it).
     include_retry_after: bool = True
     #: For 400 only: whether the body carries ``errors[]`` (a ``ValidationProblem``); the
     #: operations that declare a plain ``Problem`` for 400 (event metadata) answer without it.

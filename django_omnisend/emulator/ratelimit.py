@@ -1,4 +1,5 @@
-"""Sliding-window rate limiter per brand, as Omnisend's gateway enforces it (API.md §9).
+"""Sliding-window rate limiter per brand, as Omnisend's gateway enforces it
+(docs: reference/omnisend-api.rst, 'Rate limits').
 
 Each brand has named buckets (``"all"``: every API request; ``"tags"``: ``/contacts/tags``),
 each a deque of the times of accepted requests. A request is accepted only when every bucket

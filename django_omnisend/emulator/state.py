@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The 26 scopes Omnisend advertises (API.md §2.3).
+#: The 26 scopes Omnisend advertises (docs: reference/omnisend-api.rst, 'Scopes').
 ALL_SCOPES = (
     "contacts.read",
     "contacts.write",

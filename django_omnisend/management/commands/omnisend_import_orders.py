@@ -4,9 +4,10 @@ Reads :class:`~django_omnisend.commerce.ImportedOrder` objects from ``--source``
 path to a callable returning an iterable of them), builds ``placed order`` and ``ordered
 product`` events for each (fixed ids, timed at the order's ``created_at``) and posts them
 100 to a ``POST /batches`` (endpoint ``events``). Omnisend runs automations on imported
-events too, so pause them first (API.md §5); the command refuses to send until told they are
-paused. Re-running is safe for orders older than ``EVENT_HISTORY_SECONDS``: Omnisend drops a
-historical event whose ``eventID`` and ``eventTime`` it already has.
+events too, so pause them first (docs: reference/omnisend-api.rst); the command refuses to
+send until told they are paused. Re-running is safe for orders older than
+``EVENT_HISTORY_SECONDS``: Omnisend drops a historical event whose ``eventID`` and
+``eventTime`` it already has.
 """
 
 from __future__ import annotations
