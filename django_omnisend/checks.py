@@ -59,6 +59,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "HASH_KEY": (str,),
     "ERASURE_RETENTION_DAYS": (int, float),
     "TRUST_EMAILS": (bool,),
+    "PRODUCT_ADAPTER": (str,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).

@@ -85,7 +85,13 @@ DEFAULTS: dict[str, Any] = {
     # How saves mark users: "signal" (a post_save statement) or "trigger" (database
     # triggers on the user table, SQLite/PostgreSQL, installed by migrate).
     "MARK_WITH": "signal",
+    # Catalog sync: dotted path of a ProductAdapter subclass; "" turns it off. When set,
+    # saves and deletes of its models reach Omnisend's catalog and SCOPES gain products.*.
+    "PRODUCT_ADAPTER": "",
 }
+
+#: Scopes catalog sync needs on top of ``SCOPES`` (read: the backfill polls its batches).
+CATALOG_SCOPES = ("products.read", "products.write")
 
 
 class OmnisendSettings:
@@ -123,7 +129,16 @@ class OmnisendSettings:
 
     @property
     def scopes(self) -> list[str]:
-        return list(self.get("SCOPES"))
+        """``SCOPES``, plus the ``products.*`` scopes when catalog sync is on."""
+        scopes = list(self.get("SCOPES"))
+        if self.catalog_sync:
+            scopes += [s for s in CATALOG_SCOPES if s not in scopes]
+        return scopes
+
+    @property
+    def catalog_sync(self) -> bool:
+        """Whether catalog sync is on (a ``PRODUCT_ADAPTER`` is named)."""
+        return bool(self.get("PRODUCT_ADAPTER"))
 
     @property
     def request_timeout(self) -> float:
