@@ -21,7 +21,6 @@ Categories: ``POST`` then ``PATCH`` the title on 409 (there is no ``PUT``).
 from __future__ import annotations
 
 import contextlib
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -44,8 +43,6 @@ from .product_adapter import (
     validate_product_id,
 )
 from .wakeup import nudge_drain_on_commit
-
-logger = logging.getLogger(__name__)
 
 Kind = OutboxItem.Kind
 PRODUCT_KINDS = (Kind.PRODUCT_UPSERT, Kind.PRODUCT_DELETE)
