@@ -21,6 +21,7 @@ Categories: ``POST`` then ``PATCH`` the title on 409 (there is no ``PUT``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +44,8 @@ from .product_adapter import (
     validate_product_id,
 )
 from .wakeup import nudge_drain_on_commit
+
+logger = logging.getLogger(__name__)
 
 Kind = OutboxItem.Kind
 PRODUCT_KINDS = (Kind.PRODUCT_UPSERT, Kind.PRODUCT_DELETE)
@@ -188,8 +191,19 @@ def connect_receivers() -> None:
     for signal, receiver, model in _connected:
         signal.disconnect(receiver, sender=model)
     _connected.clear()
-    adapter = get_product_adapter()
-    if adapter is None:
+    try:
+        adapter = get_product_adapter()
+        if adapter is None:
+            return
+        resolve_models([*adapter.product_models, *adapter.related_models])
+        resolve_models(adapter.category_models)
+    except (ImportError, LookupError, ValueError):
+        # Check E017 names the problem; saves must not fail because of it meanwhile.
+        logger.warning(
+            'OMNISEND["PRODUCT_ADAPTER"] or its models cannot be loaded: catalog sync is '
+            "off until it is fixed (manage.py check says why).",
+            exc_info=True,
+        )
         return
     plan = [
         (adapter.product_models, product_saved, product_deleted),
