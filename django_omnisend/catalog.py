@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -205,7 +206,7 @@ def connect_receivers() -> None:
             exc_info=True,
         )
         return
-    plan = [
+    plan: list[tuple[Any, Callable[..., None], Callable[..., None]]] = [
         (adapter.product_models, product_saved, product_deleted),
         (adapter.related_models, part_changed, part_changed),
         (adapter.category_models, category_saved, category_deleted),

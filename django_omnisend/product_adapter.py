@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
+from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from .conf import omnisend_settings
@@ -289,7 +290,7 @@ class ProductAdapter:
             yield from model._default_manager.order_by("pk").iterator(chunk_size=500)
 
 
-def resolve_models(models: Iterable[str | type]) -> list[type]:
+def resolve_models(models: Iterable[str | type]) -> list[type[Model]]:
     """Model classes from ``"app_label.ModelName"`` strings or classes."""
     return [apps.get_model(m) if isinstance(m, str) else m for m in models]
 

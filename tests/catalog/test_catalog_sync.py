@@ -7,6 +7,7 @@ spec by ``catalog_requests``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -191,3 +192,28 @@ def test_a_category_edit_is_sent(catalog_settings, emulator, catalog_requests):
 def test_nothing_is_queued_when_catalog_sync_is_off(sync_settings, emulator):
     make_product()
     assert OutboxItem.objects.count() == 0
+
+
+def test_marking_costs_two_statements_per_save(catalog_settings, emulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    product = make_product()
+    for _ in range(2):  # with a pending item (changed in place), then without one
+        with CaptureQueriesContext(connection) as queries:
+            product.title += "!"
+            product.save()
+        outbox = [q["sql"] for q in queries if "django_omnisend_outboxitem" in q["sql"]]
+        assert len(queries) == 3 and len(outbox) == 2, [q["sql"] for q in queries]
+        drain()
+
+
+def test_a_save_while_the_product_is_in_flight_waits_for_its_lease(catalog_settings, emulator):
+    product = make_product()
+    until = timezone.now() + timedelta(seconds=120)
+    catalog_items().update(lease_owner="other-worker#1", lease_until=until)
+    product.title = "Edited in flight"
+    product.save()
+    old, new = catalog_items(state=OutboxItem.State.PENDING).order_by("pk")
+    assert old.payload["create"] and old.lease_owner == "other-worker#1"
+    assert new.next_attempt_at > until and new.kind == OutboxItem.Kind.PRODUCT_UPSERT
