@@ -18,6 +18,7 @@ class DjangoOmnisendConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            catalog,
             checks,  # noqa: F401  (registers the checks)
             oauth,
             receivers,
@@ -27,6 +28,8 @@ class DjangoOmnisendConfig(AppConfig):
         )
 
         receivers.connect_receivers()
+        # Catalog sync: receivers on the models OMNISEND["PRODUCT_ADAPTER"] names.
+        catalog.connect_receivers()
         # After every migrate: install, replace or remove the user mark triggers.
         pre_migrate.connect(triggers.before_migrate, sender=self)
         post_migrate.connect(triggers.after_migrate, sender=self)
@@ -43,3 +46,7 @@ def _settings_changed(setting: str, **kwargs) -> None:
         from . import triggers
 
         triggers.forget()
+    if setting == "OMNISEND":
+        from . import catalog
+
+        catalog.connect_receivers()

@@ -59,6 +59,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "HASH_KEY": (str,),
     "ERASURE_RETENTION_DAYS": (int, float),
     "TRUST_EMAILS": (bool,),
+    "PRODUCT_ADAPTER": (str,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).
@@ -665,5 +666,62 @@ def check_session_engine(app_configs: Iterable[Any] | None = None, **kwargs: Any
             hint="Use a server-side session engine (the default database engine, cache or "
             "cached_db) on the site that connects Omnisend.",
             id=_id("W", 8),
+        )
+    ]
+
+
+@checks.register("django_omnisend")
+def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """OMNISEND["PRODUCT_ADAPTER"], when set, must import to a ProductAdapter subclass."""
+    if not _settings_ok() or not omnisend_settings.catalog_sync:
+        return []
+    path = omnisend_settings.get("PRODUCT_ADAPTER")
+    from .product_adapter import ProductAdapter
+
+    try:
+        adapter = import_string(path)
+    except ImportError as exc:
+        problem = f"cannot be imported: {exc}"
+    else:
+        if isinstance(adapter, type) and issubclass(adapter, ProductAdapter):
+            return []
+        problem = "is not a ProductAdapter subclass"
+    return [
+        checks.Error(
+            f'OMNISEND["PRODUCT_ADAPTER"] = {path!r} {problem}.',
+            hint="Give the dotted path of a django_omnisend.product_adapter.ProductAdapter "
+            'subclass, or "" to turn catalog sync off.',
+            id=_id("E", 17),
+        )
+    ]
+
+
+@checks.register("django_omnisend", checks.Tags.database)
+def check_catalog_scopes(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
+    """With catalog sync on, the site's OAuth connection must hold the ``products.*`` scopes.
+
+    A database check (``manage.py check --database default``, and ``migrate``): it reads
+    the connection row.
+    """
+    if not kwargs.get("databases") or not _settings_ok() or not omnisend_settings.catalog_sync:
+        return []
+    from django.db import DatabaseError
+
+    from .catalog import missing_scopes
+    from .connections import DEFAULT_KEY, connection_for_key
+
+    try:
+        missing = missing_scopes(connection_for_key(DEFAULT_KEY))
+    except DatabaseError:  # not migrated yet: nothing to compare
+        return []
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f"Catalog sync is on but the Omnisend connection was not granted "
+            f"{' '.join(missing)}: every product write will be refused (403).",
+            hint="Reconnect Omnisend (the Connect page asks for the products scopes now), or "
+            'set OMNISEND["PRODUCT_ADAPTER"] = "" to turn catalog sync off.',
+            id=_id("W", 9),
         )
     ]

@@ -301,6 +301,8 @@ class OmnisendClient:
         self.batches = Batches(self)
         self.brands = Brands(self)
         self.event_metadata = EventMetadata(self)
+        self.products = Products(self)
+        self.categories = Categories(self)
 
     def __repr__(self) -> str:
         return f"OmnisendClient(api_url={self.api_url!r}, auth={self.auth!r})"
@@ -728,6 +730,87 @@ class Batches(_Resource):
             if not batches or not paging.get("next") or len(batches) < limit:
                 return
             offset += len(batches)
+
+
+def _iterate_offset(client: OmnisendClient, path: str, key: str, params: dict[str, Any]):
+    """Every item under ``key`` of an offset-paged list, page by page (``next`` ends it)."""
+    offset = int(params.pop("offset", 0))
+    while True:
+        page = client._get(path, {**params, "offset": offset}) or {}
+        items = page.get(key) or []
+        yield from items
+        if not items or not (page.get("paging") or {}).get("next"):
+            return
+        offset += len(items)
+
+
+class Products(_Resource):
+    """``/products``: the brand's product catalog (ids are the shop's own)."""
+
+    def _path(self, product_id: str) -> str:
+        return f"/products/{quote(str(product_id), safe='')}"
+
+    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /products`` (201 ``{id}``); :class:`~.exceptions.Conflict` when it exists.
+
+        Not resent after a 5xx or timeout unless the caller retries: a create that landed
+        answers 409 the next time, which the caller turns into a replace.
+        """
+        return self.client.request("POST", "/products", json_body=dict(body)).data or {}
+
+    def replace(self, product_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /products/{id}``: replace the whole product (404 when it does not exist)."""
+        path = self._path(product_id)
+        return self.client.request("PUT", path, json_body=dict(body)).data or {}
+
+    def get(self, product_id: str) -> dict[str, Any]:
+        """``GET /products/{id}``; raises :class:`~.exceptions.NotFound`."""
+        return self.client._get(self._path(product_id))
+
+    def delete(self, product_id: str) -> None:
+        """``DELETE /products/{id}`` (204; :class:`~.exceptions.NotFound` when unknown)."""
+        self.client.request("DELETE", self._path(product_id), expect_json=False)
+
+    def list(self, **params: Any) -> dict[str, Any]:
+        """``GET /products`` one page: ``{"products": [...], "paging": {...}}``."""
+        return self.client._get("/products", params)
+
+    def iterate(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every product (``limit`` up to 250, ``sort``), fetched lazily page by page."""
+        return _iterate_offset(self.client, "/products", "products", dict(params))
+
+
+class Categories(_Resource):
+    """``/product-categories``: the brand's product categories."""
+
+    def _path(self, category_id: str) -> str:
+        return f"/product-categories/{quote(str(category_id), safe='')}"
+
+    def create(self, category_id: str, title: str) -> dict[str, Any]:
+        """``POST /product-categories`` (201); :class:`~.exceptions.Conflict` when taken."""
+        body = {"categoryID": category_id, "title": title}
+        return self.client.request("POST", "/product-categories", json_body=body).data or {}
+
+    def update(self, category_id: str, title: str) -> dict[str, Any]:
+        """``PATCH /product-categories/{id}``: a new title (there is no PUT)."""
+        path = self._path(category_id)
+        return self.client.request("PATCH", path, json_body={"title": title}).data or {}
+
+    def get(self, category_id: str) -> dict[str, Any]:
+        """``GET /product-categories/{id}``; raises :class:`~.exceptions.NotFound`."""
+        return self.client._get(self._path(category_id))
+
+    def delete(self, category_id: str) -> None:
+        """``DELETE /product-categories/{id}`` (204; NotFound when unknown)."""
+        self.client.request("DELETE", self._path(category_id), expect_json=False)
+
+    def list(self, **params: Any) -> dict[str, Any]:
+        """``GET /product-categories`` one page: ``{"categories": [...], "paging": {...}}``."""
+        return self.client._get("/product-categories", params)
+
+    def iterate(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every category, fetched lazily page by page."""
+        return _iterate_offset(self.client, "/product-categories", "categories", dict(params))
 
 
 class Brands(_Resource):

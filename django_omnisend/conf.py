@@ -97,7 +97,13 @@ DEFAULTS: dict[str, Any] = {
     "TRACKING_ADAPTER": "django_omnisend.tracking.TrackingAdapter",
     # Omnisend's snippet loader, which {% omnisend_snippet %} adds to the page.
     "SNIPPET_URL": "https://omnisnippet1.com/inshop/launcher-v2.js",
+    # Catalog sync: dotted path of a ProductAdapter subclass; "" turns it off. When set,
+    # saves and deletes of its models reach Omnisend's catalog and SCOPES gain products.*.
+    "PRODUCT_ADAPTER": "",
 }
+
+#: Scopes catalog sync needs on top of ``SCOPES`` (read: the backfill polls its batches).
+CATALOG_SCOPES = ("products.read", "products.write")
 
 
 class OmnisendSettings:
@@ -135,7 +141,16 @@ class OmnisendSettings:
 
     @property
     def scopes(self) -> list[str]:
-        return list(self.get("SCOPES"))
+        """``SCOPES``, plus the ``products.*`` scopes when catalog sync is on."""
+        scopes = list(self.get("SCOPES"))
+        if self.catalog_sync:
+            scopes += [s for s in CATALOG_SCOPES if s not in scopes]
+        return scopes
+
+    @property
+    def catalog_sync(self) -> bool:
+        """Whether catalog sync is on (a ``PRODUCT_ADAPTER`` is named)."""
+        return bool(self.get("PRODUCT_ADAPTER"))
 
     @property
     def request_timeout(self) -> float:

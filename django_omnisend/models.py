@@ -346,15 +346,20 @@ class SyncState(models.Model):
 
 
 class OutboxItem(models.Model):
-    """A write that must reach Omnisend as itself: a customer event or an erasure.
+    """A write that must reach Omnisend as itself: a customer event, an erasure, a catalog write.
 
-    Unlike profile syncs these are never coalesced away; an erasure also supersedes any
-    pending profile sync of the same contact.
+    Events and erasures are never coalesced away; an erasure also supersedes any pending
+    profile sync of the same contact. Catalog items (see :mod:`~django_omnisend.catalog`)
+    are coalesced per ``subject``: one pending item per product or category.
     """
 
     class Kind(models.TextChoices):
         EVENT = "event", _("Event")
         ERASURE = "erasure", _("Erasure")
+        PRODUCT_UPSERT = "product_upsert", _("Product upsert")
+        PRODUCT_DELETE = "product_delete", _("Product delete")
+        CATEGORY_UPSERT = "category_upsert", _("Category upsert")
+        CATEGORY_DELETE = "category_delete", _("Category delete")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -380,6 +385,9 @@ class OutboxItem(models.Model):
     email = models.CharField(_("e-mail"), max_length=320, blank=True)
     email_hash = models.CharField(_("e-mail hash"), max_length=64, blank=True, db_index=True)
     payload = models.JSONField(_("payload"), default=dict, blank=True)
+    #: What a catalog item writes (``product:<id>``, ``category:<id>``): pending items of one
+    #: subject are coalesced into one. Empty for events and erasures.
+    subject = models.CharField(_("subject"), max_length=120, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
@@ -407,6 +415,12 @@ class OutboxItem(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(state="pending"),
                 name="django_omnisend_outbox_due_idx",
+            ),
+            # Coalescing a catalog save reads the pending items of one subject: only those.
+            models.Index(
+                fields=["subject", "connection_key"],
+                condition=models.Q(state="pending") & ~models.Q(subject=""),
+                name="django_omnisend_outbox_subject",
             ),
         ]
 

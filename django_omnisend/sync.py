@@ -48,7 +48,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import batching, claims, delivery, erasure, events, exceptions, identity, oauth
+from . import batching, catalog, claims, delivery, erasure, events, exceptions, identity, oauth
 from .adapters import get_adapter
 from .batching import BATCH_SIZE
 from .conf import omnisend_settings
@@ -183,6 +183,8 @@ class DrainResult:
     deferred: int = 0
     events_sent: int = 0
     erasures_sent: int = 0
+    #: Product and category writes sent (or found superseded by a newer one).
+    catalog_sent: int = 0
     #: HTTP requests sent (not those the rate budget refused; a resend counts again).
     requests: int = 0
     paused: list[str] = field(default_factory=list)
@@ -220,6 +222,7 @@ class DrainResult:
             + self.dead
             + self.events_sent
             + self.erasures_sent
+            + self.catalog_sent
         )
 
 
@@ -1185,6 +1188,8 @@ class _Drain:
         try:
             if item.kind == OutboxItem.Kind.ERASURE:
                 sent = erasure.erase(item, client, self.send)
+            elif item.kind in catalog.KINDS:
+                sent = catalog.deliver(item, client, self.send)
             else:
                 self.send(item, client.events.send, dict(item.payload))
         except LeaseLost:
@@ -1223,6 +1228,8 @@ class _Drain:
         if item.kind == OutboxItem.Kind.ERASURE:
             self.result.erasures_sent += 1
             erasure.settled(item)
+        elif item.kind in catalog.KINDS:
+            self.result.catalog_sent += 1
         else:
             self.result.events_sent += 1
 

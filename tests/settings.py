@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_omnisend",
+    # A small shop whose catalog the catalog sync tests send (tests/shop/omnisend.py).
+    "tests.shop",
     # django-allauth: ContactAdapter.is_email_verified reads its EmailAddress by default.
     "allauth",
     "allauth.account",
