@@ -70,11 +70,14 @@ class Credential:
     token_type: str = "Bearer"
     scopes: tuple[str, ...] = ()
     api_key: str = field(default="", repr=False)
+    #: The OAuth client that issued the tokens ("" for an API key, or when unknown).
+    client_id: str = ""
 
     @classmethod
-    def from_tokens(cls, tokens: TokenResponse) -> Credential:
-        """The tokens of a code exchange."""
+    def from_tokens(cls, tokens: TokenResponse, client_id: str = "") -> Credential:
+        """The tokens of a code exchange made by the client ``client_id``."""
         return cls(
+            client_id=client_id,
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or "",
             expires_in=tokens.expires_in,
@@ -103,7 +106,7 @@ class Bound:
     #: The brand already had a live row, which took the credential (a reconnect).
     existing: bool
     #: ``(token, hint)`` pairs no longer used: revoke them after the transaction.
-    stale: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    stale: list[connections.Revocable] = field(default_factory=list, repr=False)
 
 
 class BrandMismatch(ValueError):
@@ -188,7 +191,7 @@ def bind(
     brand_id = str(brand["brandID"])
     check_target(row, brand_id)
     lookups = _owner_lookups(row, owner)
-    stale: list[tuple[str, str]] = []
+    stale: list[connections.Revocable] = []
     with transaction.atomic():
         check_brand_free(brand_id, lookups)
         mine = Connection.objects.filter(**lookups)
@@ -224,8 +227,8 @@ def bind(
             and mine.in_use().exclude(brand_id=brand_id).exclude(pk=target.pk).exists()
         )
         stale.extend(
-            (t, h)
-            for t, h in connections._tokens_to_revoke(target)
+            (t, h, c)
+            for t, h, c in connections._tokens_to_revoke(target)
             if t not in (credential.access_token, credential.refresh_token)
         )
         _store(target, credential)
@@ -254,6 +257,7 @@ def bind(
 @sensitive_variables()
 def _store(connection: Connection, credential: Credential) -> None:
     """Put ``credential`` on ``connection``, dropping whatever credential it held before."""
+    connection.client_id = credential.client_id
     if credential.is_oauth:
         connection.api_key = ""
         connection.refresh_token = ""

@@ -41,6 +41,7 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "ENCRYPTION_KEYS": (list, tuple),
     "SYNC_USERS": (bool,),
     "ADAPTER": (str,),
+    "CONNECTION_ADAPTER": (str,),
     "RATE_LIMIT": (int,),
     "RATE_LIMIT_WINDOW": (int, float),
     "TAGS_RATE_LIMIT": (int,),

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_KEY",
+    "Revocable",
     "active_connection",
     "client_for",
     "client_for_key",
@@ -73,6 +74,10 @@ TOKEN_FIELDS = (
     "scopes",
     "refreshed_at",
 )
+
+#: A token to revoke: ``(token, hint, client_id)``, the client being the one that issued it
+#: (empty: the site's current client).
+Revocable = tuple[str, str, str]
 
 _locks_guard = threading.Lock()
 _locks: dict[Any, threading.Lock] = {}
@@ -298,9 +303,19 @@ def refresh_connection(
             failure = "The stored credentials cannot be decrypted; reconnect."
         elif not row.refresh_token:
             failure = "Omnisend rejected the access token and there is no refresh token."
+        elif row.client_id and _issuing_client(row.client_id) is None:
+            # Another client cannot refresh these tokens; asking would only burn a request.
+            failure = (
+                f"The OAuth client {row.client_id} that issued the tokens is no longer "
+                "configured (its registration was deleted, or its secret expired or cannot "
+                "be decrypted); reconnect."
+            )
         else:
             try:
-                tokens = oauth.refresh(row.refresh_token)
+                tokens = oauth.refresh(
+                    row.refresh_token,
+                    credentials=_issuing_client(row.client_id) if row.client_id else None,
+                )
             except OAuthError as exc:
                 if oauth.is_transient(exc):
                     raise
@@ -336,6 +351,13 @@ def refresh_connection(
     logger.info("Refreshed the Omnisend access token of %r.", row)
     _copy_credentials(row, connection)
     return connection
+
+
+def _issuing_client(client_id: str) -> oauth.ClientCredentials | None:
+    """The credentials of the client that issued a row's tokens (None: the site lost it)."""
+    from .registration import credentials_for_client
+
+    return credentials_for_client(client_id)
 
 
 def _copy_credentials(source: Connection, target: Connection) -> None:
@@ -392,7 +414,7 @@ def disconnect(connection: Connection, user: Any = None, *, reason: str = "") ->
 
 
 @sensitive_variables()
-def retire(connection: Connection, reason: str) -> list[tuple[str, str]]:
+def retire(connection: Connection, reason: str) -> list[Revocable]:
     """Clear ``connection``'s secrets and mark it revoked; returns the OAuth tokens to revoke.
 
     No HTTP here, so it can run inside a transaction; pass the result to :func:`revoke_tokens`
@@ -422,7 +444,7 @@ def retire(connection: Connection, reason: str) -> list[tuple[str, str]]:
 
 
 @sensitive_variables()
-def _tokens_to_revoke(connection: Connection) -> list[tuple[str, str]]:
+def _tokens_to_revoke(connection: Connection) -> list[Revocable]:
     from .models import Connection
 
     if connection.auth_type != Connection.AuthType.OAUTH:
@@ -434,15 +456,20 @@ def _tokens_to_revoke(connection: Connection) -> list[tuple[str, str]]:
         (connection.access_token, "access_token"),
     ):
         if value and not isinstance(value, Undecryptable):
-            tokens.append((value, hint))
+            tokens.append((value, hint, connection.client_id))
     return tokens
 
 
 @sensitive_variables()
-def revoke_tokens(tokens: list[tuple[str, str]]) -> None:
-    """Revoke each ``(token, hint)`` at ``REVOKE_URL``; failures are logged and tolerated."""
-    for value, hint in tokens:
-        oauth.revoke(value, hint)
+def revoke_tokens(tokens: list[Revocable]) -> None:
+    """Revoke each ``(token, hint, client_id)`` at ``REVOKE_URL`` as the client that issued it.
+
+    Failures are logged and tolerated. A client the site no longer has is replaced by the
+    current one: revocation is best effort and the local copy is gone either way.
+    """
+    for value, hint, client_id in tokens:
+        issuer = _issuing_client(client_id) if client_id else None
+        oauth.revoke(value, hint, credentials=issuer)
 
 
 def probe(client: OmnisendClient) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class Connection(models.Model):
     scopes = models.JSONField(_("granted scopes"), default=list, blank=True)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
 
+    #: The OAuth client that issued the tokens (settings' ``CLIENT_ID`` or a registration's):
+    #: refresh and revoke authenticate as it, whatever client the site is configured with now.
+    #: Empty for API keys and for rows made before it was recorded (they use the current one).
+    client_id = models.CharField(_("OAuth client ID"), max_length=255, blank=True)
+
     brand_id = models.CharField(_("brand ID"), max_length=64, blank=True, db_index=True)
     brand_name = models.CharField(_("brand name"), max_length=255, blank=True)
     brand_website = models.CharField(_("brand website"), max_length=500, blank=True)

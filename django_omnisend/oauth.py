@@ -97,6 +97,8 @@ class AuthorizationRequest:
     code_verifier: str = field(repr=False)
     code_challenge: str
     redirect_uri: str
+    #: The client that asked: the code exchange must authenticate as the same one.
+    client_id: str
     scopes: tuple[str, ...]
     authorize_url: str
     token_url: str
@@ -202,8 +204,10 @@ def client_credentials(
     return configured
 
 
-def _client_credentials(redirect_uri: str | None = None) -> tuple[str, str]:
-    credentials = client_credentials(redirect_uri)
+def _client_credentials(
+    redirect_uri: str | None = None, given: ClientCredentials | None = None
+) -> tuple[str, str]:
+    credentials = given or client_credentials(redirect_uri)
     return credentials.client_id, credentials.client_secret
 
 
@@ -275,6 +279,7 @@ def build_authorization_request(
         code_verifier=verifier,
         code_challenge=challenge,
         redirect_uri=redirect_uri,
+        client_id=client_id,
         scopes=scopes,
         authorize_url=authorize_url,
         token_url=_setting("TOKEN_URL"),
@@ -291,16 +296,18 @@ def exchange_code(
     required_scopes: list[str] | tuple[str, ...] | None = None,
     token_url: str | None = None,
     timeout: tuple[float, float] | None = None,
+    credentials: ClientCredentials | None = None,
 ) -> TokenResponse:
     """Exchange an authorization ``code`` for tokens (``grant_type=authorization_code``).
 
-    ``redirect_uri`` must be byte-identical to the one in the authorize request. Raises
+    ``redirect_uri`` must be byte-identical to the one in the authorize request;
+    ``credentials`` the client that asked for the code (default: :func:`client_credentials`). Raises
     :class:`~django_omnisend.exceptions.OAuthError` (never containing the code or a token) on
     any transport problem or any answer that fails the strict checks.
     """
     if not code:
         raise OAuthError("Omnisend sent no authorization code.", code="missing_code")
-    client_id, client_secret = _client_credentials(redirect_uri)
+    client_id, client_secret = _client_credentials(redirect_uri, credentials)
     data = {
         "grant_type": "authorization_code",
         "code": code,
@@ -321,16 +328,18 @@ def refresh(
     required_scopes: list[str] | tuple[str, ...] | None = None,
     token_url: str | None = None,
     timeout: tuple[float, float] | None = None,
+    credentials: ClientCredentials | None = None,
 ) -> TokenResponse:
     """Use ``refresh_token`` for a new access token (``grant_type=refresh_token``).
 
+    ``credentials`` is the client that issued the token (default: :func:`client_credentials`).
     A response without ``refresh_token`` leaves ``TokenResponse.refresh_token`` empty: the caller
     keeps the old one (docs: reference/omnisend-api.rst, 'Refresh, revoke and registration').
     Errors as for :func:`exchange_code`.
     """
     if not refresh_token:
         raise OAuthError("There is no refresh token to use.", code="no_refresh_token")
-    client_id, client_secret = _client_credentials()
+    client_id, client_secret = _client_credentials(None, credentials)
     data = {
         "grant_type": "refresh_token",
         "refresh_token": refresh_token,
@@ -348,8 +357,12 @@ def revoke(
     *,
     revoke_url: str | None = None,
     timeout: tuple[float, float] | None = None,
+    credentials: ClientCredentials | None = None,
 ) -> bool:
     """Revoke ``token`` at ``REVOKE_URL`` (RFC 7009). Returns whether Omnisend confirmed it.
+
+    ``credentials`` is the client that issued the token (default: :func:`client_credentials`):
+    a server ignores a revocation by another client (RFC 7009 §2.1).
 
     Never raises on network or server trouble: revocation is best effort and the caller deletes
     its copy of the token either way
@@ -359,7 +372,7 @@ def revoke(
         return False
     url = revoke_url or _setting("REVOKE_URL")
     try:
-        client_id, client_secret = _client_credentials()
+        client_id, client_secret = _client_credentials(None, credentials)
     except ImproperlyConfigured:
         client_id = client_secret = ""  # still ask: a server may accept the bare token
     data = {"token": token, "token_type_hint": hint}

@@ -34,7 +34,7 @@ from .models import ClientRegistration
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["client_metadata", "resolve_credentials"]
+__all__ = ["client_metadata", "credentials_for_client", "resolve_credentials"]
 
 #: Django's untouched default Site: not a name worth registering under.
 DEFAULT_SITE_DOMAIN = "example.com"
@@ -69,6 +69,25 @@ def resolve_credentials(
             'OMNISEND["REDIRECT_URI"] must be set to register this site with Omnisend.'
         )
     return _register(uri, stale=row)
+
+
+@sensitive_variables()
+def credentials_for_client(client_id: str) -> oauth.ClientCredentials | None:
+    """The credentials of the client ``client_id`` (settings' or a usable registration's).
+
+    How tokens are refreshed and revoked by the client that issued them, even after
+    ``OMNISEND["CLIENT_ID"]`` changed. None when the site no longer has that client.
+    """
+    if not client_id:
+        return None
+    configured = oauth.settings_credentials()
+    if configured is not None and configured.client_id == client_id:
+        return configured
+    rows = ClientRegistration.objects.using(router.db_for_read(ClientRegistration))
+    for row in rows.filter(client_id=client_id).order_by("-created_at", "-pk"):
+        if row.usable:
+            return _credentials(row)
+    return None
 
 
 def _stored(uri: str) -> ClientRegistration | None:

@@ -47,7 +47,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import binding, connections, oauth, owners
+from . import binding, connections, oauth, owners, registration
 from .conf import omnisend_settings
 from .connection_adapter import PERMISSION, can_manage, get_connection_adapter
 from .exceptions import ImproperlyConfigured, OAuthError, OmnisendError
@@ -263,6 +263,7 @@ def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
         "user_id": str(request.user.pk),
         "verifier": auth.code_verifier,
         "redirect_uri": auth.redirect_uri,
+        "client_id": auth.client_id,
         "authorize_url": auth.authorize_url,
         "token_url": auth.token_url,
         "scopes": list(auth.scopes),
@@ -436,12 +437,18 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
             _("Omnisend sent no authorization code. Start again from the admin."),
         )
     try:
+        # The client that asked for the code exchanges it (and is remembered for refreshes),
+        # even if OMNISEND["CLIENT_ID"] was set while the person was on Omnisend's page.
+        client = registration.credentials_for_client(
+            str(record.get("client_id") or "")
+        ) or oauth.client_credentials(record.get("redirect_uri") or None)
         tokens = oauth.exchange_code(
             code,
             record.get("verifier", ""),
             record.get("redirect_uri", ""),
             required_scopes=record.get("scopes"),
             token_url=record.get("token_url"),
+            credentials=client,
         )
     except (OAuthError, ImproperlyConfigured) as exc:
         logger.warning("Omnisend code exchange failed: %s", exc)
@@ -451,7 +458,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         brand = connections.probe_credentials(access_token=tokens.access_token)
     except (OmnisendError, OAuthError) as exc:
         logger.warning("Omnisend brand check of a new token failed: %s", type(exc).__name__)
-        connections.revoke_tokens(_revocable(tokens))
+        connections.revoke_tokens(_revocable(tokens, client.client_id))
         return _page(
             request,
             _("Connecting Omnisend failed"),
@@ -460,12 +467,14 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
 
     try:
-        connection, needs_confirmation, stale = _bind(tokens, brand, user, owner)
+        connection, needs_confirmation, stale = _bind(
+            tokens, brand, user, owner, client_id=client.client_id
+        )
     except binding.BrandHeldElsewhere as exc:
-        connections.revoke_tokens(_revocable(tokens))
+        connections.revoke_tokens(_revocable(tokens, client.client_id))
         return _page(request, _("Brand already connected"), str(exc), status=409)
     except Exception:
-        connections.revoke_tokens(_revocable(tokens))
+        connections.revoke_tokens(_revocable(tokens, client.client_id))
         raise
     connections.revoke_tokens(stale)
     next_url = record.get("next") or changelist_url()
@@ -484,18 +493,24 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
 
 
 @sensitive_variables()
-def _revocable(tokens: oauth.TokenResponse) -> list[tuple[str, str]]:
+def _revocable(tokens: oauth.TokenResponse, client_id: str) -> list[connections.Revocable]:
     pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
-    return [(value, hint) for value, hint in pairs if value]
+    return [(value, hint, client_id) for value, hint in pairs if value]
 
 
 @sensitive_variables()
 def _bind(
-    tokens: oauth.TokenResponse, brand: dict[str, Any], user: Any, owner: Any = None
-) -> tuple[Connection, bool, list[tuple[str, str]]]:
+    tokens: oauth.TokenResponse,
+    brand: dict[str, Any],
+    user: Any,
+    owner: Any = None,
+    *,
+    client_id: str = "",
+) -> tuple[Connection, bool, list[connections.Revocable]]:
     """Store the probed tokens for ``owner`` by the brand rules every credential follows (see
     :mod:`~django_omnisend.binding`). Returns (connection, needs_confirmation, stale tokens)."""
-    bound = binding.bind(binding.Credential.from_tokens(tokens), brand, user, owner=owner)
+    credential = binding.Credential.from_tokens(tokens, client_id=client_id)
+    bound = binding.bind(credential, brand, user, owner=owner)
     return bound.connection, bound.needs_confirmation, bound.stale
 
 
@@ -589,7 +604,7 @@ def _switch(pending: Connection, user: Any) -> list[Connection]:
     revoke and signal."""
     from .signals import disconnected
 
-    tokens: list[tuple[str, str]] = []
+    tokens: list[connections.Revocable] = []
     owner = pending.owner
     with transaction.atomic():
         retired = list(_same_owner(pending).select_for_update().in_use().exclude(pk=pending.pk))

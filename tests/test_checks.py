@@ -190,6 +190,20 @@ def test_e016_names_the_settings_and_accepts_a_lease_that_outlasts_a_request():
         assert checks.check_lease() == []  # 2 * (5 + 2 * 3) + 25 = 47 s < 0.75 * 65
 
 
+def test_every_known_setting_has_an_expected_type():
+    """A key the app knows is checked, not a KeyError that stops every manage.py command."""
+    with override_settings(
+        OMNISEND={
+            **GOOD,
+            "CONNECTION_ADAPTER": "django_omnisend.connection_adapter.ConnectionAdapter",
+        }
+    ):
+        assert checks.check_settings_shape() == []
+    with override_settings(OMNISEND={**GOOD, "CONNECTION_ADAPTER": 3}):
+        (message,) = checks.check_settings_shape()
+    assert message.id == "django_omnisend.E002" and "CONNECTION_ADAPTER" in message.msg
+
+
 def test_unknown_key_hint_suggests_the_close_match():
     with override_settings(OMNISEND={**GOOD, "API_KEYS": "k"}):
         (message,) = checks.check_settings_shape()

@@ -81,12 +81,20 @@ _api_key = env("OMNISEND_API_KEY", default="")
 #: Omnisend credentials are configured (set OMNISEND_USE_EMULATOR to force either way).
 USE_EMULATOR = env.bool("OMNISEND_USE_EMULATOR", default=not (_client_id or _api_key))
 
+_mark_with = env("OMNISEND_MARK_WITH", default="signal")
+
 OMNISEND = {
     "ENCRYPTION_KEYS": env.list("OMNISEND_ENCRYPTION_KEYS", default=[]),
     "SYNC_USERS": True,
-    "ADAPTER": "members.adapter.NewsletterAdapter",
+    # Shops' members sync to their shop's brand. A database trigger cannot ask the adapter
+    # which brand a user belongs to, so with triggers everyone syncs to the site's brand.
+    "ADAPTER": "members.adapter.NewsletterAdapter"
+    if _mark_with == "trigger"
+    else "members.adapter.ShopNewsletterAdapter",
+    # Who may connect a shop's brand: its staff (the site's: staff with the permission).
+    "CONNECTION_ADAPTER": "members.adapter.ShopConnectionAdapter",
     # "trigger": database triggers mark users inside the save (installed by migrate).
-    "MARK_WITH": env("OMNISEND_MARK_WITH", default="signal"),
+    "MARK_WITH": _mark_with,
     # Deliveries are made by the `omnisend_drain --loop` worker that `manage.py demo` starts.
     "TASK_BACKEND": None,
 }

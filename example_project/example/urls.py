@@ -7,6 +7,9 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("verify/<str:token>/", views.verify, name="verify"),
     path("contacts/", views.contacts, name="contacts"),
+    # Two tenants ("shops"), each connecting its own Omnisend brand from its page.
+    path("shops/", views.shops, name="shops"),
+    path("shops/<slug:slug>/", views.shop, name="shop"),
     path("admin/", admin.site.urls),
     # The "Connect Omnisend" flow; its callback is /omnisend/callback/.
     path("omnisend/", include("django_omnisend.urls")),

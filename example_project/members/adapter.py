@@ -1,10 +1,15 @@
-"""The example's ContactAdapter: who syncs, extra fields, and the consent the sign-up recorded."""
+"""The example's adapters: who syncs, to which brand, with which consent, and who manages a
+shop's Omnisend connection."""
 
 from typing import Any
 
-from django_omnisend.adapter import Consent, ContactAdapter
+from django.http import HttpRequest
 
-from .models import EmailVerification, NewsletterConsent
+from django_omnisend import owners
+from django_omnisend.adapter import Consent, ContactAdapter
+from django_omnisend.connection_adapter import ConnectionAdapter
+
+from .models import EmailVerification, NewsletterConsent, Shop, ShopMembership
 
 
 class NewsletterAdapter(ContactAdapter):
@@ -59,3 +64,34 @@ class NewsletterAdapter(ContactAdapter):
                     "source": "unsubscribed in Omnisend",
                 },
             )
+
+
+class ShopNewsletterAdapter(NewsletterAdapter):
+    """:class:`NewsletterAdapter`, with each shop's members synced to the brand it connected.
+
+    Members of no shop go to the site's brand; a shop's members wait (their deliveries paused)
+    until the shop connects, never falling back to the site's brand. Database triggers cannot
+    call this method, so the settings use it only with signal marking.
+    """
+
+    def get_connection_key(self, user: Any) -> str:
+        # The sign-up form sets the shop on the new user before its first save, which is
+        # when the user is marked for sync: the membership row does not exist yet then.
+        shop = getattr(user, "shop_at_signup", None)
+        if shop is None:
+            membership = ShopMembership.objects.filter(user=user).select_related("shop").first()
+            shop = membership.shop if membership else None
+        return owners.connection_key(shop)
+
+
+class ShopConnectionAdapter(ConnectionAdapter):
+    """A shop's staff manage its brand and no other shop's; the site's stays with the default
+    rule (staff with the ``django_omnisend.manage_connection`` permission)."""
+
+    def can_manage_connection(self, request: HttpRequest, owner: Any) -> bool:
+        if isinstance(owner, Shop):
+            user = request.user
+            return bool(
+                user.is_authenticated and user.is_active and owner.staff.filter(pk=user.pk).exists()
+            )
+        return super().can_manage_connection(request, owner)

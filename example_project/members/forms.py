@@ -2,11 +2,20 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
+from .models import Shop
+
 
 class SignupForm(UserCreationForm):
-    """E-mail, name, password and the newsletter box (unticked by default: consent is opt-in)."""
+    """E-mail, name, password, the shop (optional) and the newsletter box (unticked by
+    default: consent is opt-in)."""
 
     email = forms.EmailField(required=True)
+    shop = forms.ModelChoiceField(
+        Shop.objects.all(),
+        required=False,
+        empty_label="No shop (the site's own brand)",
+        help_text="A shop's members sync to the Omnisend brand that shop connected.",
+    )
     newsletter = forms.BooleanField(
         required=False, label="Yes, e-mail me news and offers (unsubscribe at any time)."
     )
@@ -25,6 +34,9 @@ class SignupForm(UserCreationForm):
     def save(self, commit: bool = True):
         user = super().save(commit=False)
         user.username = self.cleaned_data["email"]
+        # Read by ShopNewsletterAdapter when the save marks the user for sync (the membership
+        # is only stored after the user).
+        user.shop_at_signup = self.cleaned_data.get("shop")
         if commit:
             user.save()
         return user

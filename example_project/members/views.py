@@ -13,7 +13,7 @@ from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ from django_omnisend.health import health
 from django_omnisend.models import SyncState
 
 from .forms import SignupForm
-from .models import EmailVerification, NewsletterConsent
+from .models import EmailVerification, NewsletterConsent, Shop, ShopMembership
 
 #: The contacts page shows at most this many contacts (it is a demo, not a CRM).
 MAX_CONTACTS = 200
@@ -54,6 +54,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         # The user and their consent record commit together: the sync's drain reads both.
         with transaction.atomic():
             user = form.save()
+            if form.cleaned_data.get("shop"):
+                ShopMembership.objects.create(user=user, shop=form.cleaned_data["shop"])
             EmailVerification.objects.create(user=user, address=user.email)
             if form.cleaned_data["newsletter"]:
                 NewsletterConsent.objects.create(
@@ -146,3 +148,41 @@ def contacts(request: HttpRequest) -> HttpResponse:
     ]
     context = {**_mode(), "rows": rows, "people": people, "error": error, "health": health()}
     return render(request, "members/contacts.html", context)
+
+
+@staff_member_required
+def shops(request: HttpRequest) -> HttpResponse:
+    """The shops (tenants), each with its Omnisend connection's status."""
+    return render(request, "members/shops.html", {"shops": Shop.objects.all()})
+
+
+@staff_member_required
+def shop(request: HttpRequest, slug: str) -> HttpResponse:
+    """A shop's page: its Omnisend control and, for its staff, its members and brand's contacts.
+
+    Any staff member sees the status; ``{% omnisend_connect shop %}`` shows the buttons only to
+    those ``ShopConnectionAdapter`` lets manage the shop, and its URLs refuse everyone else.
+    """
+    the_shop = get_object_or_404(Shop, slug=slug)
+    is_staff_of_shop = the_shop.staff.filter(pk=request.user.pk).exists()
+    members: list[Any] = []
+    remote: list[dict[str, Any]] = []
+    error = ""
+    if is_staff_of_shop:
+        members = [
+            m.user for m in the_shop.memberships.select_related("user").order_by("user__email")
+        ]
+        try:
+            # The shop's own brand: never the site's brand or API key.
+            with django_omnisend.get_client(owner=the_shop) as client:
+                remote = list(islice(client.contacts.iterate(limit=100), MAX_CONTACTS))
+        except OmnisendError as exc:
+            error = str(exc)
+    context = {
+        "shop": the_shop,
+        "is_staff_of_shop": is_staff_of_shop,
+        "members": members,
+        "remote": remote,
+        "error": error,
+    }
+    return render(request, "members/shop.html", context)

@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection
 from django.test import Client, override_settings
 
 from django_omnisend import connections as omnisend_connections
+from django_omnisend.exceptions import AuthenticationError, NeedsReconnect
 from django_omnisend.models import ClientRegistration, Connection
 
 from .conftest import CALLBACK_URL, CONNECT_URL, form, make_manager, token_requests
@@ -471,3 +472,93 @@ def test_key_rotation_re_encrypts_the_registration_secret(settings):
     with keys(new):
         assert ClientRegistration.objects.get(pk=row.pk).client_secret == "cs-0123456789"
         assert not ClientRegistration.objects.get(pk=gone.pk).usable
+
+
+def registered_connection(client: Client, emulator: Any) -> tuple[Connection, str]:
+    """Connect through a client the site registered; returns the row and that client's ID."""
+    query = start(client)
+    assert client.get(CALLBACK_URL, approve(emulator, query)).status_code == 302
+    [row] = Connection.objects.all()
+    return row, query["client_id"]
+
+
+def with_settings_client(emulator: Any, dcr_settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings that name Omnisend-issued credentials (the emulator's demo client)."""
+    emulator.add_client(emulator.demo_client_id, emulator.demo_client_secret, [REDIRECT])
+    return {
+        **dcr_settings,
+        "CLIENT_ID": emulator.demo_client_id,
+        "CLIENT_SECRET": emulator.demo_client_secret,
+    }
+
+
+@pytest.mark.django_db
+def test_tokens_refresh_and_revoke_with_the_client_that_issued_them(
+    manager_client, dcr_settings, emulator
+):
+    """CLIENT_ID set after a registered client connected: that connection keeps working."""
+    connected, registered = registered_connection(manager_client, emulator)
+    assert connected.client_id == registered
+    with override_settings(OMNISEND=with_settings_client(emulator, dcr_settings)):
+        omnisend_connections.refresh_connection(connected, force=True)
+        refreshed = token_requests(emulator)[-1]
+        assert form(refreshed)["grant_type"] == "refresh_token"
+        assert refreshed.status == 200, refreshed.response_json
+        assert form(refreshed)["client_id"] == registered
+        connected.refresh_from_db()
+        assert connected.status == Connection.Status.ACTIVE
+        access = connected.access_token
+        assert omnisend_connections.probe_credentials(access_token=access)["brandID"]
+
+        omnisend_connections.disconnect(connected)
+    revocations = emulator.ledger_for("/oauth2/revoke")
+    assert revocations and {form(r)["client_id"] for r in revocations} == {registered}
+    # Revoked for real: the emulator ignores a token revoked by a client that did not issue it.
+    with pytest.raises(AuthenticationError) as caught:
+        omnisend_connections.probe_credentials(access_token=access)
+    assert caught.value.status == 401
+
+
+@pytest.mark.django_db
+def test_a_connection_made_with_settings_credentials_remembers_that_client(
+    manager_client, dcr_settings, emulator
+):
+    with override_settings(OMNISEND=with_settings_client(emulator, dcr_settings)):
+        query = start(manager_client)
+        assert manager_client.get(CALLBACK_URL, approve(emulator, query)).status_code == 302
+    [connected] = Connection.objects.all()
+    assert connected.client_id == emulator.demo_client_id
+    assert register_requests(emulator) == []
+
+
+@pytest.mark.django_db
+def test_the_code_is_exchanged_by_the_client_that_asked_for_it(
+    manager_client, dcr_settings, emulator
+):
+    """CLIENT_ID set while a person is on Omnisend's consent page: the flow still completes."""
+    query = start(manager_client)
+    callback_query = approve(emulator, query)
+    with override_settings(OMNISEND=with_settings_client(emulator, dcr_settings)):
+        callback = manager_client.get(CALLBACK_URL, callback_query)
+    assert callback.status_code == 302, callback.content[:800]
+    assert form(token_requests(emulator)[-1])["client_id"] == query["client_id"]
+    [connected] = Connection.objects.all()
+    assert connected.status == Connection.Status.ACTIVE
+    assert connected.client_id == query["client_id"]
+
+
+@pytest.mark.django_db
+def test_a_deleted_registration_flags_its_connections_without_asking_another_client(
+    manager_client, dcr_settings, emulator
+):
+    connected, registered = registered_connection(manager_client, emulator)
+    ClientRegistration.objects.all().delete()
+    before = len(token_requests(emulator))
+    configured = with_settings_client(emulator, dcr_settings)
+    with override_settings(OMNISEND=configured), pytest.raises(NeedsReconnect) as caught:
+        omnisend_connections.refresh_connection(connected, force=True)
+    assert len(token_requests(emulator)) == before  # no request with a client that never issued
+    connected.refresh_from_db()
+    assert connected.status == Connection.Status.NEEDS_RECONNECT
+    assert registered in connected.status_reason
+    assert "reconnect" in str(caught.value).lower()

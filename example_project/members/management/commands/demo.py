@@ -1,10 +1,12 @@
 """``manage.py demo``: the whole example in one command.
 
 Migrates, makes sure the demo superuser exists with a new random password (printed in the
-banner; the example must never have a well-known admin password), starts the bundled Omnisend
-emulator in a thread of this process (when the settings point at it), then starts two child
-processes: an ``omnisend_drain --loop`` worker and the development server (``runserver
---noreload``: no autoreloader, so no second copy of this process and its threads). It prints
+banner; the example must never have a well-known admin password), makes the two demo shops
+(tenants), each with a staff user (a new random password too) and two members, starts the
+bundled Omnisend emulator (with a brand per shop) in a thread of this process (when the
+settings point at it), then starts two child processes: an ``omnisend_drain --loop`` worker
+and the development server (``runserver --noreload``: no autoreloader, so no second copy of
+this process and its threads). It prints
 the URLs to click once the site answers, and on Ctrl-C or SIGTERM stops the children and the
 emulator. The site and the emulator listen on loopback only (``--host`` refuses anything else).
 """
@@ -28,10 +30,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
 
 from django_omnisend.emulator import Emulator, EmulatorConfig
 from django_omnisend.emulator.hosts import is_loopback
 
+from ...models import EmailVerification, Shop, ShopMembership
 from .runserver import NOT_LOOPBACK
 
 MANAGE_PY = Path(__file__).resolve().parents[3] / "manage.py"
@@ -50,6 +55,28 @@ if os.getppid() != parent:
     sys.exit(0)
 os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """
+
+
+#: The demo's tenants: (slug, name, staff user, members, emulator brand ID, brand name). Each
+#: shop's staff connect the shop's own brand from its page; its members sync to that brand.
+SHOPS = [
+    (
+        "shop-a",
+        "Shop A",
+        "shop-a-staff",
+        ["ann@shop-a.example.com", "alex@shop-a.example.com"],
+        "example-shop-a",
+        "Shop A's brand",
+    ),
+    (
+        "shop-b",
+        "Shop B",
+        "shop-b-staff",
+        ["bea@shop-b.example.com", "ben@shop-b.example.com"],
+        "example-shop-b",
+        "Shop B's brand",
+    ),
+]
 
 
 class Stop(Exception):
@@ -98,6 +125,7 @@ class Command(BaseCommand):
         _require_free_port(host, port, "--port")
         call_command("migrate", interactive=False, verbosity=0)
         self._superuser(options["username"], options["password"] or secrets.token_urlsafe(18))
+        self._shops()
 
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEMO_PARENT_PID": str(os.getpid())}
         allowed_name = f"[{host}]" if ":" in host else host
@@ -161,6 +189,39 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         self._admin_note = f"user {username}, password {password}"
 
+    def _shops(self) -> None:
+        """The two demo shops, their staff (new random passwords) and their members."""
+        users = get_user_model().objects
+        self._shop_notes = []
+        for slug, name, staff_name, members, _brand, brand_name in SHOPS:
+            with transaction.atomic():
+                shop, _ = Shop.objects.get_or_create(slug=slug, defaults={"name": name})
+                password = secrets.token_urlsafe(18)
+                staff = users.filter(username=staff_name).first()
+                if staff is None:
+                    # Staff so it can sign in (the admin's login page); no permission at all:
+                    # ShopConnectionAdapter lets it manage its own shop's connection only.
+                    staff = users.create_user(
+                        staff_name, f"{staff_name}@example.com", password, is_staff=True
+                    )
+                else:
+                    staff.set_password(password)
+                    staff.save(update_fields=["password"])
+                shop.staff.add(staff)
+                for email in members:
+                    if not users.filter(username=email).exists():
+                        self._member(shop, email)
+            self._shop_notes.append((slug, name, staff_name, password, brand_name))
+
+    def _member(self, shop: Shop, email: str) -> None:
+        """A verified member of ``shop``, marked for its shop's brand (not the site's)."""
+        user = get_user_model()(username=email, email=email, first_name=email.split("@")[0])
+        user.set_unusable_password()
+        user.shop_at_signup = shop  # read by ShopNewsletterAdapter when the save marks it
+        user.save()
+        ShopMembership.objects.create(user=user, shop=shop)
+        EmailVerification.objects.create(user=user, address=email, verified_at=timezone.now())
+
     def _start_emulator(
         self, cfg: dict[str, str], host: str, port: int, options: dict[str, Any]
     ) -> tuple[Emulator, str]:
@@ -180,6 +241,10 @@ class Command(BaseCommand):
         config = EmulatorConfig().replace(demo_redirect_uris=redirect_uris)
         emulator = Emulator(config=config, state_file=cfg["STATE_FILE"])
         emulator.add_api_key(cfg["API_KEY"])
+        # One brand per shop: the consent page lets the person pick it, as Omnisend's does
+        # for someone with several brands.
+        for slug, _name, _staff, _members, brand_id, brand_name in SHOPS:
+            emulator.add_brand(brand_id, name=brand_name, website=f"https://{slug}.example.com")
         emulator.start(emu_host, emu_port)
         return emulator, emulator.base_url
 
@@ -193,7 +258,13 @@ class Command(BaseCommand):
             f"  Contacts:          {base}/contacts/",
             f"  Admin:             {base}/admin/   ({self._admin_note})",
             f"  Connect Omnisend:  {base}/admin/django_omnisend/connection/",
+            f"  Shops:             {base}/shops/",
         ]
+        for slug, name, staff_name, password, brand_name in self._shop_notes:
+            lines.append(
+                f"  {name}:{' ' * (18 - len(name))}{base}/shops/{slug}/   "
+                f"(user {staff_name}, password {password}; connect {brand_name!r})"
+            )
         if emulator is not None:
             lines.append(
                 f"  Emulator:          {emulator.base_url}/   (state: {emulator.state_file})"
