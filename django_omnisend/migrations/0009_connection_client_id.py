@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_omnisend', '0007_client_registration'),
+        ('django_omnisend', '0008_catalog_outbox'),
     ]
 
     operations = [
