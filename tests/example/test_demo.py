@@ -125,6 +125,16 @@ def test_demo_runs_the_example_end_to_end(tmp_path):
         assert 'id="omnisend-contacts"' in contacts.text
         assert 'id="contacts-error"' not in contacts.text
 
+        # A shop's staff are staff (the admin's login lets them in) but may not read every
+        # contact of the site: the page needs the permission to view sync rows.
+        shop_staff = requests.Session()
+        found = re.search(r"\(user shop-a-staff, password (\S+?);", banner)
+        assert found, banner
+        assert _log_in(shop_staff, site.base_url, "shop-a-staff", found.group(1))
+        refused = shop_staff.get(f"{site.base_url}/contacts/", timeout=10, allow_redirects=False)
+        assert refused.status_code == 403
+        assert "@example.com" not in refused.text
+
         _sign_up(visitor, site.base_url, "opted-in@example.com", newsletter=True)
         _sign_up(session, site.base_url, "no-box@example.com", False, lands_on="/contacts/")
         # Signing up logs nobody in: the visitor still cannot see the contacts.
