@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P8) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P8, P10) on SQLite and PostgreSQL and print one table.
 
 From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
 (127.0.0.1:6379) up::
@@ -18,6 +18,7 @@ one heavy benchmark loads the machine at a time:
                       check beside it)
 ``reconcile.py``      P8 (``omnisend_reconcile --all`` at a million users: wall time, memory
                       growth from a tenth of that; the old approach beside it)
+``drain_budget_db.py`` P10 (four drains sharing a budget in the database, no Redis)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
 target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
@@ -50,6 +51,7 @@ SCRIPTS = (
     ("drain_budget.py", ("P5", "P6")),
     ("identity.py", ("P7",)),
     ("reconcile.py", ("P8",)),
+    ("drain_budget_db.py", ("P10",)),
 )
 
 
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
-        "--only", help="comma-separated ids to run (P1..P8; a script runs if one of its ids is)"
+        "--only",
+        help="comma-separated ids to run (P1..P8, P10; a script runs if one of its ids is)",
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None
