@@ -1,9 +1,12 @@
 """One "process" of the shared-budget tests: N contact upserts through a shared budget.
 
-``python -m tests.client.budget_worker API_URL API_KEY STORE KEY_PREFIX BRAND N BUDGET WINDOW``
-``STORE`` is a Redis URL (the budget lives in that Redis cache), ``sqlite:///PATH`` or
-``postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`` (the budget lives in the ``RateBudgetSlot``
-table of that database, already migrated, with a LocMem cache that shares nothing).
+``python -m tests.client.budget_worker API_URL API_KEY STORE KEY_PREFIX BRAND N BUDGET WINDOW
+[LABEL]``
+``STORE`` is a Redis URL (the budget lives in that Redis cache), ``sqlite:///PATH``,
+``postgres://USER[:PASSWORD]@HOST[:PORT]/NAME`` or ``mysql://USER[:PASSWORD]@HOST[:PORT]/NAME``
+(the budget lives in the ``RateBudgetSlot`` table of that database, already migrated, with a
+LocMem cache that shares nothing). ``LABEL`` (default ``w``) goes into every contact's e-mail
+(``BRAND-KEY_PREFIX-LABEL-I@example.com``), so a test can tell the workers' requests apart.
 Configures Django minimally, then sends N upserts and prints how many succeeded. Not
 collected by pytest (its name does not start with ``test_``).
 """
@@ -14,7 +17,7 @@ import sys
 
 
 def database_settings(url: str) -> dict:
-    """Django ``DATABASES`` entry for a ``sqlite:///PATH`` or ``postgres://...`` URL."""
+    """Django ``DATABASES`` entry for a ``sqlite:///PATH``, ``postgres://`` or ``mysql://`` URL."""
     if url.startswith("sqlite:///"):
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -24,8 +27,9 @@ def database_settings(url: str) -> dict:
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
+    engine = "mysql" if parts.scheme == "mysql" else "postgresql"
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": f"django.db.backends.{engine}",
         "NAME": parts.path.lstrip("/"),
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
@@ -35,11 +39,12 @@ def database_settings(url: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    api_url, api_key, store, key_prefix, brand, count, budget, window = argv
+    api_url, api_key, store, key_prefix, brand, count, budget, window = argv[:8]
+    label = argv[8] if len(argv) > 8 else "w"
     import django
     from django.conf import settings
 
-    if store.startswith(("sqlite:///", "postgres://")):
+    if store.startswith(("sqlite:///", "postgres://", "mysql://")):
         settings.configure(
             CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
             DATABASES={"default": database_settings(store)},
@@ -73,7 +78,7 @@ def main(argv: list[str]) -> int:
     ok = 0
     with OmnisendClient(ApiKeyAuth(api_key), rate_limiter=limiter, max_wait=120) as client:
         for i in range(int(count)):
-            email = f"{brand}-{key_prefix}-{id(client)}-{i}@example.com"
+            email = f"{brand}-{key_prefix}-{label}-{i}@example.com"
             body = {"identifiers": [{"type": "email", "id": email, "sendWelcomeMessage": False}]}
             client.contacts.upsert(body)
             ok += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import time
 
 import pytest
 from django.core.cache.backends.db import DatabaseCache
@@ -27,6 +28,8 @@ from django_omnisend.ratelimit import (
     cache_is_shared,
     first_room,
 )
+
+from .conftest import FakeClock
 
 
 def max_in_any_window(times: list[float], span: float) -> int:
@@ -282,3 +285,57 @@ def test_database_budget_inside_atomic_counts_at_once_and_leaves_no_connection_o
     finally:
         other.close()
     limiter.reset(budget_key)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("conditional", [None, False], ids=["one-statement", "two-step"])
+def test_a_process_clock_ahead_cannot_erase_what_the_others_count(clock, budget_key, conditional):
+    """A process whose clock runs 150 s ahead prunes nothing the others still count in.
+
+    Its sub-windows are far ahead of theirs, so "older than my window" covered their current
+    ones: they were deleted, and the others spent their budget again (fault matrix M20).
+    """
+    ahead = FakeClock(clock.now + 150)
+    normal = make_database(clock, conditional, budget=3, window=60)
+    skewed = make_database(ahead, conditional, budget=3, window=60)
+    for _ in range(3):
+        normal.acquire(budget_key, timeout=0)
+    skewed.acquire(budget_key, timeout=0)  # opens a sub-window 150 s ahead of normal's
+    assert normal.usage(budget_key) == 3
+    with pytest.raises(BudgetExhausted):
+        normal.acquire(budget_key, timeout=0)
+
+
+@pytest.mark.django_db
+def test_the_database_server_clock_makes_one_budget_whatever_the_process_clocks(budget_key):
+    """PostgreSQL, MariaDB/MySQL: sub-windows and cooldowns follow the server's clock.
+
+    Two limiters whose process clocks disagree by 150 s share one budget and one cooldown.
+    SQLite has no server, so a server clock is refused there (README: one host by nature).
+    """
+    if connection.vendor == "sqlite":
+        with pytest.raises(ValueError, match="SQLite has no server clock"):
+            RateLimiter(store="database", budget=3, window=60, server_clock=True)
+        assert RateLimiter(store="database", budget=3, window=60).database.server_clock is False
+        return
+    normal = RateLimiter(store="database", budget=3, window=60)
+    skewed = RateLimiter(
+        store="database", budget=3, window=60, clock=lambda: time.time() + 150, server_clock=True
+    )
+    assert normal.database.server_clock  # the default with the default clock
+    normal.acquire(budget_key, timeout=0)
+    normal.acquire(budget_key, timeout=0)
+    skewed.acquire(budget_key, timeout=0)
+    for limiter in (normal, skewed):
+        assert limiter.usage(budget_key) == 3
+        with pytest.raises(BudgetExhausted, match="budget spent") as excinfo:
+            limiter.acquire(budget_key, timeout=0)
+        # The wait is measured on the server's clock too: at most k + 2 sub-windows.
+        assert 0 < excinfo.value.retry_after <= (30 + 2) * 61 / 30 + 0.1
+    skewed.cooldown(budget_key, 30)
+    # Read on the server's clock: not 30 s plus the skewed process's lead.
+    assert 20 < normal.cooldown_remaining(budget_key) <= 30
+    assert 20 < skewed.cooldown_remaining(budget_key) <= 30
+    normal.reset(budget_key)
+    assert skewed.usage(budget_key) == 0
+    assert skewed.cooldown_remaining(budget_key) == 0.0
