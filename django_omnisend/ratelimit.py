@@ -43,7 +43,9 @@ atomic across processes, so then the same sub-window counters live in the databa
 ``RateBudgetSlot`` table (:mod:`django_omnisend.budget_db`): one row per key and sub-window,
 counted by atomic upserts, so every worker of the site shares one budget with the same bound.
 On SQLite an admitted request costs one short statement, on PostgreSQL and MariaDB/MySQL two
-(see that module for why); a Redis or Memcached cache stays the faster choice.
+(see that module for why); a Redis or Memcached cache stays the faster choice. There the
+sub-windows follow the database server's clock (read in the counting statement), so hosts
+need not agree on the time; SQLite, whose processes share one host, uses the process clock.
 
 Per process (last resort): when no database can hold the budget (the app is not installed,
 settings are not configured, or an unsupported database), or with ``store="process"``, the
@@ -156,7 +158,11 @@ class RateLimiter:
     :param using: database alias for the database store; default the router's choice.
     :param subwindows: ``k``; more sub-windows waste less budget but read more keys.
     :param margin: seconds added to the window for latency; default ``window / 60``.
-    :param clock: wall-clock ``time.time`` (shared mode needs a clock all hosts agree on).
+    :param clock: wall clock, default ``time.time`` (a shared cache needs a clock all hosts
+        agree on).
+    :param server_clock: database store only: cut time by the database server's clock, so
+        hosts whose clocks disagree still share one budget (PostgreSQL, MariaDB/MySQL; SQLite
+        has no server). Default: yes there, unless ``clock`` is given.
     :param sleep: called to wait; inject a recorder in tests.
     """
 
@@ -174,7 +180,8 @@ class RateLimiter:
         subwindows: int = 30,
         margin: float | None = None,
         prefix: str = "django_omnisend:rl",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        server_clock: bool | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         if budget is None or window is None:
@@ -190,7 +197,7 @@ class RateLimiter:
         self.margin = float(window / 60.0 if margin is None else margin)
         self.subwindows = int(subwindows)
         self.prefix = prefix
-        self.clock = clock
+        self.clock = time.time if clock is None else clock
         self.sleep = sleep
         if store is None and shared is not None:
             store = "cache" if shared else "process"
@@ -214,7 +221,9 @@ class RateLimiter:
         if store == "database":
             from .budget_db import DatabaseBudget
 
-            self.database = DatabaseBudget(using)
+            if server_clock is None and clock is not None:
+                server_clock = False  # a clock of one's own (tests) is the clock
+            self.database = DatabaseBudget(using, server_clock=server_clock)
         #: ``"cache"``, ``"database"`` or ``"process"``.
         self.store = store
         #: Whether every process of the site shares this budget.
@@ -266,9 +275,10 @@ class RateLimiter:
         if not bounded:
             return
         seconds = bounded
-        until = self.clock() + seconds
+        now = self.clock()
+        until = now + seconds
         if self.store == "database":
-            self.database.set_cooldown(self._cooldown_key(key), math.ceil(until * 1000))
+            self.database.set_cooldown(self._cooldown_key(key), seconds, now)
         elif self.store == "cache":
             current = self.cache.get(self._cooldown_key(key))
             if current is not None and float(current) >= until:
@@ -285,9 +295,9 @@ class RateLimiter:
         """Seconds left of the cooldown of ``key`` (0.0 when none)."""
         key = self._key(key)
         if self.store == "database":
-            until_ms = self.database.cooldown_until(self._cooldown_key(key))
-            until = None if until_ms is None else until_ms / 1000
-        elif self.store == "cache":
+            left = self.database.cooldown_remaining(self._cooldown_key(key), self.clock())
+            return min(MAX_RETRY_AFTER, left)
+        if self.store == "cache":
             until = self.cache.get(self._cooldown_key(key))
         else:
             with self._local.lock:
@@ -372,21 +382,22 @@ class RateLimiter:
         return max(index * self.slot - now, 0.0) + min(0.01, self.slot / 100)
 
     def _try_database(self, key: str) -> tuple[float, str]:
-        now = self.clock()
-        b = math.floor(now / self.slot)
-        admitted, counts, until_ms = self.database.take(
+        taken = self.database.take(
             self._scoped(key),
             self._cooldown_key(key),
-            b,
+            self.slot,
             self.subwindows,
             self.budget,
-            math.floor(now * 1000),
+            self.clock(),
         )
-        if admitted:
+        if taken.admitted:
             return 0.0, ""
-        if until_ms is not None:
-            return min(MAX_RETRY_AFTER, max(until_ms / 1000 - now, 0.0)), "cooling down after a 429"
-        return self._wait_for(b + first_room(counts, b, self.subwindows, self.budget), now), (
+        # Waits are measured on the clock the sub-window came from (the server's, or ours).
+        now, b = taken.now, taken.subwindow
+        if taken.cooldown_until is not None:
+            wait = min(MAX_RETRY_AFTER, max(taken.cooldown_until - now, 0.0))
+            return wait, "cooling down after a 429"
+        return self._wait_for(b + first_room(taken.counts, b, self.subwindows, self.budget), now), (
             "budget spent"
         )
 
@@ -413,8 +424,8 @@ class RateLimiter:
         key = self._key(key)
         now = self.clock()
         if self.store == "database":
-            b = math.floor(now / self.slot)
-            return sum(self.database.counts(self._scoped(key), b - self.subwindows, b + 1).values())
+            counts = self.database.counts(self._scoped(key), self.slot, self.subwindows, now)
+            return sum(counts.values())
         if self.store == "cache":
             b = math.floor(now / self.slot)
             names = [self._slot_key(key, i) for i in range(b - self.subwindows, b + 2)]

@@ -20,6 +20,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from django_omnisend.budget_db import SKEW_HORIZON
 from django_omnisend.exceptions import BudgetExhausted
 from django_omnisend.models import RateBudgetSlot
 from django_omnisend.ratelimit import (
@@ -210,15 +211,39 @@ def test_database_budget_admits_with_one_statement_on_sqlite(clock, budget_key):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("conditional", [None, False], ids=["one-statement", "two-step"])
-def test_database_budget_prunes_old_sub_windows(clock, budget_key, conditional):
+def test_database_budget_on_a_process_clock_prunes_beyond_the_skew_horizon(
+    clock, budget_key, conditional
+):
+    """On a process clock old sub-windows go once they are an hour old, not a window old.
+
+    Another process's clock may be behind this one's and still count in them (SQLite, one
+    host: a faketime, a time namespace), so only sub-windows older than any plausible skew
+    (``SKEW_HORIZON``) are deleted.
+    """
     limiter = make_database(clock, conditional, budget=1000, window=6.0, margin=0, subwindows=6)
-    for _ in range(200):
+    step = 100.0
+    for _ in range(100):  # 10,000 s, a request every 100 s
         limiter.acquire(budget_key)
-        clock.now += 0.37
+        clock.now += step
     rows = RateBudgetSlot.objects.filter(key__startswith=f"django_omnisend:rl:{budget_key}:")
-    # Only the sub-windows still read (k + 2) and the two before them survive.
-    assert rows.count() <= 6 + 4
-    assert 0 < limiter.usage(budget_key) <= 200
+    assert SKEW_HORIZON / step - 1 <= rows.count() <= SKEW_HORIZON / step + 2
+
+
+@pytest.mark.django_db
+def test_database_budget_on_the_server_clock_keeps_only_the_sub_windows_read(budget_key):
+    """On the server's clock every process cuts time alike: sub-windows go once none reads them."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server clock")
+    limiter = RateLimiter(store="database", budget=1000, window=0.3, margin=0, subwindows=3)
+    assert limiter.database.server_clock
+    start = limiter.database.clock(0.0)
+    # Until the server's clock has moved on by ten sub-windows, whatever the speed.
+    while limiter.database.clock(0.0) < start + 10 * limiter.slot:
+        limiter.acquire(budget_key)
+        time.sleep(limiter.slot / 3)
+    rows = RateBudgetSlot.objects.filter(key__startswith=f"django_omnisend:rl:{budget_key}:")
+    # The sub-windows still read (k + 2) and the one before them.
+    assert 1 <= rows.count() <= 3 + 3
 
 
 @pytest.mark.django_db
@@ -248,8 +273,13 @@ def test_database_store_is_chosen_without_a_shared_cache_and_keys_are_bounded(cl
 
 
 def sessions_on_test_database() -> int:
-    """Connections to this test database, this test's own included (PostgreSQL)."""
+    """Connections to this test database, this test's own included (PostgreSQL, MySQL)."""
     with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE()"
+            )
+            return cursor.fetchone()[0]
         # pg_stat_activity is a snapshot taken once per transaction unless cleared.
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
@@ -261,7 +291,7 @@ def test_database_budget_inside_atomic_counts_at_once_and_leaves_no_connection_o
     clock, budget_key
 ):
     """Inside the test's transaction the budget uses a connection of its own, then closes it."""
-    if connection.vendor != "postgresql":
+    if connection.vendor not in ("postgresql", "mysql"):
         pytest.skip("only PostgreSQL and MySQL count on a second connection inside atomic")
     assert connection.in_atomic_block  # pytest-django's db: the test runs in a transaction
     limiter = make_database(clock, budget=5, window=60)
@@ -276,9 +306,10 @@ def test_database_budget_inside_atomic_counts_at_once_and_leaves_no_connection_o
     other = connections.create_connection(connection.alias)
     try:
         with other.cursor() as cursor:
+            q = other.ops.quote_name
             cursor.execute(
-                f"SELECT SUM(count) FROM {RateBudgetSlot._meta.db_table} "
-                "WHERE key LIKE %s AND slot_index >= 0",
+                f"SELECT SUM({q('count')}) FROM {q(RateBudgetSlot._meta.db_table)} "
+                f"WHERE {q('key')} LIKE %s AND {q('slot_index')} >= 0",
                 [f"%:{budget_key}:%"],
             )
             assert cursor.fetchone()[0] == 1
