@@ -23,7 +23,8 @@ the client's own account:
 * the budget: at most ``BUDGET`` + 1 requests in any ``WINDOW`` (server-measured; the one is
   the request in flight, see :func:`budget_check`), for the single-process scenarios; the
   multi-process ones check the sum of their processes' budgets plus one per process (M12,
-  whose restarted workers start with fresh per-process budgets, reports it only);
+  whose restarted workers start with fresh per-process budgets, reports it only), except M19
+  and M20, which check the budget their workers really share (:func:`workers_budget`);
 * what the scenario itself promises (writes == users, probes per cooldown, …).
 
 Time is scaled, not faked (as in ``tests/sync/test_load.py``): the budget window, the 429
