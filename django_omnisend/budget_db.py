@@ -213,7 +213,12 @@ class DatabaseBudget:
         if not self.server_clock:
             return now
         with self._session() as conn:
-            return float(self._sql(conn, "SELECT {clock}", [], fetch=True)[0][0])
+            return self._clock(conn, now)
+
+    def _clock(self, conn: Any, now: float) -> float:
+        if not self.server_clock:
+            return now
+        return float(self._sql(conn, "SELECT {clock}", [], fetch=True)[0][0])
 
     def _increment(self, conn: Any, key: str, slot: float, now: float) -> tuple[int, int, float]:
         """Add one to ``key``'s current sub-window (creating it): ``(index, count, now)``.
@@ -382,8 +387,8 @@ class DatabaseBudget:
 
     def counts(self, key: str, slot: float, subwindows: int, now: float) -> dict[int, int]:
         """The counters of ``key`` that a request at ``now`` would read (read only)."""
-        index = math.floor(self.clock(now) / slot)
         with self._session() as conn:
+            index = math.floor(self._clock(conn, now) / slot)
             return self._read(conn, row_key(key), "", index - subwindows, index + 1)[0]
 
     def _prune(self, conn: Any, key: str, before: int) -> None:

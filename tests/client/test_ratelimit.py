@@ -299,6 +299,11 @@ def test_database_budget_inside_atomic_counts_at_once_and_leaves_no_connection_o
     limiter.acquire(budget_key, timeout=0)
     limiter.cooldown(budget_key, 1)
     assert limiter.usage(budget_key) == 1
+    # Closed: the server ends a closed connection's session a moment later, so wait for it
+    # (30 s: a bound for a loaded machine, not a speed), then it must be gone.
+    deadline = time.monotonic() + 30
+    while sessions_on_test_database() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sessions_on_test_database() == before
     # Committed already: a connection outside this transaction sees the count.
     from django.db import connections
