@@ -91,7 +91,19 @@ def measure_p6(kind: str, users_n: int) -> dict[str, Any]:
     }
 
 
-def measure_p5(kind: str, db: dict[str, Any], windows: int, workers: int) -> dict[str, Any]:
+def measure_p5(
+    kind: str,
+    db: dict[str, Any],
+    windows: int,
+    workers: int,
+    cache: dict[str, Any] | None = None,
+    label: str = "P5",
+) -> dict[str, Any]:
+    """Run ``workers`` drains against the emulator's limit; figures from its ledger.
+
+    ``cache``: the workers' ``CACHES["default"]`` (default: a fresh Redis key prefix). P10
+    passes a database cache, so the budget lives in the ``RateBudgetSlot`` table.
+    """
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -109,14 +121,14 @@ def measure_p5(kind: str, db: dict[str, Any], windows: int, workers: int) -> dic
             RATE_LIMIT_WINDOW=WINDOW,
             RATE_LIMIT_CACHE="default",
         )
-        cache = {
+        cache = cache or {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": common.REDIS_URL,
             "KEY_PREFIX": f"omnisend-bench-{uuid.uuid4().hex[:8]}",
         }
         env = common.bench_env(db, omnisend, cache)
         common.log(
-            f"[{kind}] P5: {workers} drain processes, {users_n} dirty users, "
+            f"[{kind}] {label}: {workers} drain processes, {users_n} dirty users, "
             f"{windows} windows of {WINDOW:g} s at {BUDGET}/window"
         )
         procs = [
@@ -167,7 +179,7 @@ def measure_p5(kind: str, db: dict[str, Any], windows: int, workers: int) -> dic
                     errors.append(err.strip().splitlines()[-1])
         ledger = emu.ledger("/api")
     if not ledger:
-        raise SystemExit(f"P5: no request reached the emulator; workers said {errors}")
+        raise SystemExit(f"{label}: no request reached the emulator; workers said {errors}")
     times = sorted(e["time"] for e in ledger)
     t0 = times[0]
     span = windows * WINDOW

@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P9) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P10) on SQLite and PostgreSQL and print one table.
 
 From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
 (127.0.0.1:6379) up::
@@ -20,6 +20,7 @@ one heavy benchmark loads the machine at a time:
                       growth from a tenth of that; the old approach beside it)
 ``drain_backlog.py``  P9 (requests to clear 100,000 dirty users with the drain alone; the
                       drain one request per user beside it)
+``drain_budget_db.py`` P10 (four drains sharing a budget in the database, no Redis)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
 target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
@@ -53,6 +54,7 @@ SCRIPTS = (
     ("identity.py", ("P7",)),
     ("reconcile.py", ("P8",)),
     ("drain_backlog.py", ("P9",)),
+    ("drain_budget_db.py", ("P10",)),
 )
 
 
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
-        "--only", help="comma-separated ids to run (P1..P9; a script runs if one of its ids is)"
+        "--only",
+        help="comma-separated ids to run (P1..P10; a script runs if one of its ids is)",
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None

@@ -411,19 +411,22 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
 
 @checks.register("django_omnisend", deploy=True)
 def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
-    """The rate budget must live in a cache that every worker process shares.
+    """The rate budget must live where every worker process shares it.
 
-    A deployment (``check --deploy``) is assumed to run several processes (web workers plus
-    ``omnisend_drain``), so a process-local budget there means each process spends the whole
-    ``OMNISEND["RATE_LIMIT"]`` and together they earn 429s. Development (plain ``check``) runs
-    one process, where the per-process fallback is exact, so it is not reported there.
+    A shared cache (Redis, Memcached) is the fast path; without one the budget lives in the
+    database (``RateBudgetSlot``, SQLite, PostgreSQL or MariaDB/MySQL), which every process
+    shares too. Only when neither can be had (an unsupported database, or the table routed to
+    an alias that does not exist) does each process keep its own budget. A deployment
+    (``check --deploy``) is assumed to run several processes, so that is reported there;
+    development (plain ``check``) runs one, where the per-process budget is exact.
     """
     if not _settings_ok():
         return []
+    from .budget_db import database_budget_alias
     from .ratelimit import cache_alias_is_shared
 
     alias = omnisend_settings.get("RATE_LIMIT_CACHE")
-    if cache_alias_is_shared(alias):
+    if cache_alias_is_shared(alias) or database_budget_alias() is not None:
         return []
     caches = getattr(settings, "CACHES", {})
     backend = caches.get(alias, {}).get("BACKEND", "") if alias in caches else ""
@@ -431,9 +434,12 @@ def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: A
     return [
         checks.Warning(
             f'OMNISEND["RATE_LIMIT_CACHE"] = {alias!r} ({what}) has no atomic increments '
-            "shared between processes, so each worker keeps its own rate budget.",
+            "shared between processes, and no database can hold the budget (the "
+            "RateBudgetSlot table needs SQLite, PostgreSQL or MariaDB/MySQL), so each worker "
+            "keeps its own rate budget.",
             hint='Point OMNISEND["RATE_LIMIT_CACHE"] at a Redis or Memcached cache (e.g. '
-            "django.core.cache.backends.redis.RedisCache); otherwise several workers together "
+            "django.core.cache.backends.redis.RedisCache), or route django_omnisend's "
+            "RateBudgetSlot to a supported database; otherwise several workers together "
             'can exceed OMNISEND["RATE_LIMIT"] and Omnisend answers 429.',
             id=_id("W", 5),
         )

@@ -534,3 +534,31 @@ class ClientRegistration(models.Model):
             and not isinstance(self.client_secret, Undecryptable)
             and (self.secret_expires_at is None or self.secret_expires_at > timezone.now())
         )
+
+
+class RateBudgetSlot(models.Model):
+    """One sub-window counter of a request budget kept in the database (or a key's cooldown).
+
+    Used by :class:`~django_omnisend.ratelimit.RateLimiter` when ``OMNISEND["RATE_LIMIT_CACHE"]``
+    is not shared between processes (no Redis or Memcached): ``count`` requests were admitted
+    for ``key`` in sub-window ``slot_index``. The row with ``slot_index`` -1 holds the key's
+    cooldown deadline (Unix milliseconds) in ``count``. Rows older than the window are
+    deleted as the budget moves on, so the table holds a few dozen rows per key.
+    """
+
+    key = models.CharField(_("key"), max_length=200)
+    slot_index = models.BigIntegerField(_("sub-window"))
+    count = models.BigIntegerField(_("count"), default=0)
+
+    class Meta:
+        verbose_name = _("rate budget slot")
+        verbose_name_plural = _("rate budget slots")
+        constraints = [
+            # Also the index of every budget statement: key = %s AND slot_index BETWEEN ...
+            models.UniqueConstraint(
+                fields=["key", "slot_index"], name="django_omnisend_budget_slot_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} [{self.slot_index}] = {self.count}"

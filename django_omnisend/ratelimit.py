@@ -38,14 +38,23 @@ Requirements for the shared mode: a cache whose ``incr`` is atomic across proces
 ``django.core.cache.backends.redis.RedisCache`` or django-redis, Memcached), and host clocks
 that agree within one sub-window (NTP).
 
-Fallback: for LocMem, dummy, database and file caches (their ``incr`` is per-process or a
-non-atomic get-and-set) the budget is kept in this process's memory as an exact sliding log.
-That is correct for one process only; with several workers each would spend the whole budget,
-which is what the ``django_omnisend.W005`` deployment check warns about.
+Database (no shared cache): LocMem, dummy, database and file caches have no ``incr`` that is
+atomic across processes, so then the same sub-window counters live in the database, in the
+``RateBudgetSlot`` table (:mod:`django_omnisend.budget_db`): one row per key and sub-window,
+counted by atomic upserts, so every worker of the site shares one budget with the same bound.
+On SQLite an admitted request costs one short statement, on PostgreSQL and MariaDB/MySQL two
+(see that module for why); a Redis or Memcached cache stays the faster choice. There the
+sub-windows follow the database server's clock (read in the counting statement), so hosts
+need not agree on the time; SQLite, whose processes share one host, uses the process clock.
+
+Per process (last resort): when no database can hold the budget (the app is not installed,
+settings are not configured, or an unsupported database), or with ``store="process"``, the
+budget is kept in this process's memory as an exact sliding log. That is correct for one
+process only; with several workers each would spend the whole budget.
 
 A 429 from Omnisend cools the whole brand down: :meth:`RateLimiter.cooldown` stores a
-"not before" time in the same cache, and :meth:`RateLimiter.acquire` waits for it in every
-process.
+"not before" time where the counters are, and :meth:`RateLimiter.acquire` waits for it in
+every process.
 """
 
 from __future__ import annotations
@@ -91,6 +100,26 @@ def cache_alias_is_shared(alias: str) -> bool:
     return _backend_is_shared(str(config.get("BACKEND", "")).rpartition(".")[0])
 
 
+#: Where a :class:`RateLimiter` keeps its counters: a shared cache, the database, this process.
+STORES = ("cache", "database", "process")
+
+
+def first_room(counts: dict[int, int], index: int, subwindows: int, budget: int) -> int:
+    """How many sub-windows after ``index`` a request first fits (at least 1).
+
+    ``counts``: the requests counted per sub-window (``index - subwindows .. index + 1``), as
+    a refused request saw them without itself. A request in sub-window ``index + j`` reads
+    ``index + j - subwindows .. index + j + 1``, of which only those up to ``index + 1`` hold
+    anything yet; the first ``j`` whose view has room for one more is the answer (at most
+    ``subwindows + 2``, when every counted request has slid out).
+    """
+    for j in range(1, subwindows + 3):
+        seen = sum(c for i, c in counts.items() if i >= index + j - subwindows)
+        if seen + 1 <= budget:
+            return j
+    return subwindows + 2
+
+
 class _LocalStore:
     """Process-wide sliding logs and cooldowns for the fallback mode (thread-safe)."""
 
@@ -121,11 +150,19 @@ class RateLimiter:
     :param window: the window in seconds (Omnisend's is 60).
     :param cache_alias: Django cache alias; default ``OMNISEND["RATE_LIMIT_CACHE"]``.
     :param cache: a cache object to use instead of looking up the alias.
-    :param shared: force (True) or forbid (False) the shared mode; default: decided from the
-        cache backend (:func:`cache_is_shared`).
+    :param store: where the counters live, one of :data:`STORES`; default: ``"cache"`` when
+        the cache is shared (:func:`cache_is_shared`), else ``"database"`` when a database can
+        hold the budget (:func:`~django_omnisend.budget_db.database_budget_alias`), else
+        ``"process"``.
+    :param shared: older switch: True means ``store="cache"``, False ``store="process"``.
+    :param using: database alias for the database store; default the router's choice.
     :param subwindows: ``k``; more sub-windows waste less budget but read more keys.
     :param margin: seconds added to the window for latency; default ``window / 60``.
-    :param clock: wall-clock ``time.time`` (shared mode needs a clock all hosts agree on).
+    :param clock: wall clock, default ``time.time`` (a shared cache needs a clock all hosts
+        agree on).
+    :param server_clock: database store only: cut time by the database server's clock, so
+        hosts whose clocks disagree still share one budget (PostgreSQL, MariaDB/MySQL; SQLite
+        has no server). Default: yes there, unless ``clock`` is given.
     :param sleep: called to wait; inject a recorder in tests.
     """
 
@@ -138,10 +175,13 @@ class RateLimiter:
         cache_alias: str | None = None,
         cache: Any = None,
         shared: bool | None = None,
+        store: str | None = None,
+        using: str | None = None,
         subwindows: int = 30,
         margin: float | None = None,
         prefix: str = "django_omnisend:rl",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        server_clock: bool | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         if budget is None or window is None:
@@ -157,14 +197,37 @@ class RateLimiter:
         self.margin = float(window / 60.0 if margin is None else margin)
         self.subwindows = int(subwindows)
         self.prefix = prefix
-        self.clock = clock
+        self.clock = time.time if clock is None else clock
         self.sleep = sleep
-        if cache is None and shared is not False:
+        if store is None and shared is not None:
+            store = "cache" if shared else "process"
+        if store is not None and store not in STORES:
+            raise ValueError(f"store must be one of {STORES}")
+        if cache is None and store in (None, "cache"):
             cache = self._lookup_cache(cache_alias)
         self.cache = cache
-        if shared is None:
-            shared = cache is not None and cache_is_shared(cache)
-        self.shared = bool(shared and cache is not None)
+        self.database: Any = None
+        if store is None:
+            from .budget_db import database_budget_alias
+
+            if cache is not None and cache_is_shared(cache):
+                store = "cache"
+            elif database_budget_alias(using) is not None:
+                store = "database"
+            else:
+                store = "process"
+        if store == "cache" and cache is None:
+            store = "process"  # forced shared mode without a cache: nothing to share
+        if store == "database":
+            from .budget_db import DatabaseBudget
+
+            if server_clock is None and clock is not None:
+                server_clock = False  # a clock of one's own (tests) is the clock
+            self.database = DatabaseBudget(using, server_clock=server_clock)
+        #: ``"cache"``, ``"database"`` or ``"process"``.
+        self.store = store
+        #: Whether every process of the site shares this budget.
+        self.shared = store != "process"
         #: Sub-window length ``w``.
         self.slot = (self.window + self.margin) / self.subwindows
         self._local = _PROCESS_STORE
@@ -185,7 +248,7 @@ class RateLimiter:
         return caches[name]
 
     def __repr__(self) -> str:
-        mode = "shared" if self.shared else "per-process"
+        mode = {"cache": "shared", "database": "database", "process": "per-process"}[self.store]
         return (
             f"RateLimiter(key={self.key!r}, budget={self.budget}, window={self.window:g}, "
             f"mode={mode})"
@@ -212,8 +275,11 @@ class RateLimiter:
         if not bounded:
             return
         seconds = bounded
-        until = self.clock() + seconds
-        if self.shared:
+        now = self.clock()
+        until = now + seconds
+        if self.store == "database":
+            self.database.set_cooldown(self._cooldown_key(key), seconds, now)
+        elif self.store == "cache":
             current = self.cache.get(self._cooldown_key(key))
             if current is not None and float(current) >= until:
                 return
@@ -228,7 +294,10 @@ class RateLimiter:
     def cooldown_remaining(self, key: str | None = None) -> float:
         """Seconds left of the cooldown of ``key`` (0.0 when none)."""
         key = self._key(key)
-        if self.shared:
+        if self.store == "database":
+            left = self.database.cooldown_remaining(self._cooldown_key(key), self.clock())
+            return min(MAX_RETRY_AFTER, left)
+        if self.store == "cache":
             until = self.cache.get(self._cooldown_key(key))
         else:
             with self._local.lock:
@@ -247,10 +316,18 @@ class RateLimiter:
 
     def try_acquire(self, key: str | None = None) -> float:
         """Take one slot for ``key`` if there is room: return 0.0, else the seconds to wait."""
-        key = self._key(key)
-        if self.shared:
-            return self._try_shared(key)
-        return self._try_local(key)
+        return self._attempt(self._key(key))[0]
+
+    def _attempt(self, key: str) -> tuple[float, str]:
+        """Take a slot: ``(0.0, "")``, or the seconds to wait and why."""
+        if self.store == "database":
+            return self._try_database(key)
+        wait = self.cooldown_remaining(key)
+        if wait > 0:
+            return wait, "cooling down after a 429"
+        if self.store == "cache":
+            return self._try_shared(key), "budget spent"
+        return self._try_local(key), "budget spent"
 
     def acquire(self, key: str | None = None, timeout: float | None = None) -> None:
         """Take one request slot for ``key``, sleeping until one is free.
@@ -265,13 +342,9 @@ class RateLimiter:
             now = self.clock()
             waited = now - start
             left = math.inf if timeout is None else timeout - waited
-            wait = self.cooldown_remaining(key)
-            reason = "cooling down after a 429"
+            wait, reason = self._attempt(key)
             if wait <= 0:
-                wait = self.try_acquire(key)
-                reason = "budget spent"
-                if wait <= 0:
-                    return
+                return
             if wait > left:
                 raise BudgetExhausted(
                     f"Omnisend request budget for {key!r}: {reason}; "
@@ -302,14 +375,31 @@ class RateLimiter:
             return 0.0
         cache.decr(slot_key)
         counts[b] -= 1
-        # Earliest sub-window b+j whose own view (b+j-k .. b+1, later ones are empty so far)
-        # has room for one more request.
-        for j in range(1, k + 3):
-            seen = sum(c for i, c in counts.items() if i >= b + j - k)
-            if seen + 1 <= self.budget:
-                break
+        return self._wait_for(b + first_room(counts, b, k, self.budget), now)
+
+    def _wait_for(self, index: int, now: float) -> float:
         # A little past the boundary, so the slot index really has moved on when we wake.
-        return max((b + j) * self.slot - now, 0.0) + min(0.01, self.slot / 100)
+        return max(index * self.slot - now, 0.0) + min(0.01, self.slot / 100)
+
+    def _try_database(self, key: str) -> tuple[float, str]:
+        taken = self.database.take(
+            self._scoped(key),
+            self._cooldown_key(key),
+            self.slot,
+            self.subwindows,
+            self.budget,
+            self.clock(),
+        )
+        if taken.admitted:
+            return 0.0, ""
+        # Waits are measured on the clock the sub-window came from (the server's, or ours).
+        now, b = taken.now, taken.subwindow
+        if taken.cooldown_until is not None:
+            wait = min(MAX_RETRY_AFTER, max(taken.cooldown_until - now, 0.0))
+            return wait, "cooling down after a 429"
+        return self._wait_for(b + first_room(taken.counts, b, self.subwindows, self.budget), now), (
+            "budget spent"
+        )
 
     def _try_local(self, key: str) -> float:
         span = self.window + self.margin
@@ -327,13 +417,16 @@ class RateLimiter:
     def usage(self, key: str | None = None) -> int:
         """Requests of ``key`` the budget currently counts (read-only; takes no slot).
 
-        Shared mode: the sum of the live sub-window counters (what the next
+        Shared modes (cache, database): the sum of the live sub-window counters (what the next
         :meth:`try_acquire` would see, minus itself). Per-process mode: this process's log
         only, so another process (a management command) sees 0 there.
         """
         key = self._key(key)
         now = self.clock()
-        if self.shared:
+        if self.store == "database":
+            counts = self.database.counts(self._scoped(key), self.slot, self.subwindows, now)
+            return sum(counts.values())
+        if self.store == "cache":
             b = math.floor(now / self.slot)
             names = [self._slot_key(key, i) for i in range(b - self.subwindows, b + 2)]
             return sum(int(v or 0) for v in self.cache.get_many(names).values())
@@ -345,7 +438,9 @@ class RateLimiter:
     def reset(self, key: str | None = None) -> None:
         """Forget the counts and cooldown of ``key`` (tests, or after changing the budget)."""
         key = self._key(key)
-        if self.shared:
+        if self.store == "database":
+            self.database.forget(self._scoped(key), self._cooldown_key(key))
+        if self.store == "cache":
             b = math.floor(self.clock() / self.slot)
             keys = [self._slot_key(key, i) for i in range(b - self.subwindows - 2, b + 3)]
             self.cache.delete_many([*keys, self._cooldown_key(key)])

@@ -13,7 +13,9 @@ Enable them in your top-level ``conftest.py``::
   ``API_KEY`` of the default brand and ``TASK_BACKEND = None`` (the test runs
   ``django_omnisend.sync.drain()`` itself); every other key, ``SYNC_USERS`` included, is your
   settings'. Your ``REDIRECT_URI``, if set, is registered for the demo client. The brand's rate
-  budget and cooldown are cleared before and after the test. Yields the emulator.
+  budget and cooldown are cleared before and after the test. When the budget lives in the
+  database (no Redis or Memcached cache), the fixture enables database access (pytest-django's
+  ``db``) for tests that did not ask for it. Yields the emulator.
 
 This module imports pytest, so only a test run imports it; ``import django_omnisend`` never
 does. It needs configured Django settings (pytest-django) only for ``omnisend``.
@@ -47,12 +49,20 @@ def omnisend_emulator(omnisend_emulator_server: Emulator) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def omnisend(omnisend_emulator: Emulator) -> Iterator[Emulator]:
+def omnisend(request: pytest.FixtureRequest, omnisend_emulator: Emulator) -> Iterator[Emulator]:
     """``omnisend_emulator`` with ``OMNISEND`` pointed at it for this test (module docstring)."""
     from django.conf import settings
     from django.test import override_settings
 
     from .ratelimit import RateLimiter, tags_rate_limiter
+
+    if RateLimiter(budget=1, window=1).store == "database" and not (
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+        or request.node.get_closest_marker("django_db")
+    ):
+        # Without Redis or Memcached the budget lives in the database: every request
+        # touches it, so the test needs database access (pytest-django's ``db``).
+        request.getfixturevalue("db")
 
     current = dict(getattr(settings, "OMNISEND", {}))
     redirect_uri = current.get("REDIRECT_URI")

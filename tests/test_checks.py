@@ -297,16 +297,30 @@ REDIS_CACHES = {
 }
 
 
+class BudgetNowhereRouter:
+    """Routes the database budget's table to an alias that does not exist."""
+
+    def db_for_write(self, model, **hints):
+        return "nowhere" if model._meta.model_name == "ratebudgetslot" else None
+
+
+NOWHERE = ["tests.test_checks.BudgetNowhereRouter"]
+
+
 @pytest.mark.parametrize(
-    ("omnisend", "expected"),
+    ("omnisend", "routers", "expected"),
     [
-        pytest.param(GOOD, ["django_omnisend.W005"], id="W005-locmem"),
-        pytest.param({**GOOD, "RATE_LIMIT_CACHE": "nope"}, ["django_omnisend.W005"], id="W005-"),
-        pytest.param({**GOOD, "RATE_LIMIT_CACHE": "shared"}, [], id="W005-redis-ok"),
+        # No shared cache, but the database holds the budget: nothing to warn about.
+        pytest.param(GOOD, [], [], id="W005-locmem-database-ok"),
+        pytest.param(GOOD, NOWHERE, ["django_omnisend.W005"], id="W005-locmem-no-database"),
+        pytest.param(
+            {**GOOD, "RATE_LIMIT_CACHE": "nope"}, NOWHERE, ["django_omnisend.W005"], id="W005-"
+        ),
+        pytest.param({**GOOD, "RATE_LIMIT_CACHE": "shared"}, NOWHERE, [], id="W005-redis-ok"),
     ],
 )
-def test_w005_process_local_rate_budget(omnisend, expected):
-    with override_settings(OMNISEND=omnisend, CACHES=REDIS_CACHES):
+def test_w005_process_local_rate_budget(omnisend, routers, expected):
+    with override_settings(OMNISEND=omnisend, CACHES=REDIS_CACHES, DATABASE_ROUTERS=routers):
         messages = checks.check_rate_limit_cache()
     assert ids(messages) == expected
     for message in messages:
@@ -315,7 +329,7 @@ def test_w005_process_local_rate_budget(omnisend, expected):
 
 
 def test_w005_is_a_deployment_check(capsys):
-    with override_settings(OMNISEND=GOOD, CACHES=REDIS_CACHES):
+    with override_settings(OMNISEND=GOOD, CACHES=REDIS_CACHES, DATABASE_ROUTERS=NOWHERE):
         call_command("check")
         assert "W005" not in capsys.readouterr().err
         call_command("check", "--deploy")
