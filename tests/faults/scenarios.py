@@ -729,10 +729,10 @@ def open_transactions_end(patience: float = PROBE_PATIENCE) -> Callable[[], bool
     it, however slow the machine (SECURITY-RELIABILITY.md §4.3, M9).
 
     PostgreSQL: each other session's transaction (``pid``, ``xact_start``) open now must be
-    gone or replaced by a newer one. MariaDB/MySQL: the same over InnoDB's transactions
-    (thread, start; a drain's transaction is in InnoDB's list once it has read or locked a
-    row). SQLite (rollback journal): an exclusive lock, which waits for every reader and
-    writer, must be taken.
+    gone or replaced by a newer one. MariaDB/MySQL: the same over InnoDB's transactions of
+    sessions on this database (thread, start; a drain's transaction is in InnoDB's list once
+    it has read or locked a row). SQLite (rollback journal): an exclusive lock, which waits
+    for every reader and writer, must be taken.
     """
     from django.db import connection
 
@@ -744,9 +744,11 @@ def open_transactions_end(patience: float = PROBE_PATIENCE) -> Callable[[], bool
                 "AND backend_type = 'client backend'"
             )
         else:
+            # InnoDB's list is server-wide: only sessions on this (test) database count.
             sql = (
-                "SELECT trx_mysql_thread_id, trx_started FROM information_schema.innodb_trx "
-                "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+                "SELECT t.trx_mysql_thread_id, t.trx_started FROM information_schema.innodb_trx t "
+                "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+                "WHERE p.db = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()"
             )
 
         def server_probe() -> bool:
