@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -33,6 +34,11 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 #: Overridable (``BENCH_PG_DB``) so benchmarks of several checkouts do not share a database.
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB") or "omnisend_bench"
 DATABASES = ("sqlite", "postgresql")
+#: Scripts that also measure MariaDB/MySQL (``--db mariadb``; in ``--db all`` too) pass this.
+WITH_MARIADB = (*DATABASES, "mariadb")
+#: The MariaDB/MySQL server (a ``mysql://`` URL, as DATABASE_URL takes it); the benchmark
+#: database named in it is dropped and recreated per run.
+MARIADB_URL = os.environ.get("BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306/omnisend_bench")
 #: Redis for the shared rate budget (P5); a per-run key prefix keeps runs apart.
 REDIS_URL = "redis://127.0.0.1:6379/3"
 
@@ -55,6 +61,59 @@ def postgres_problem() -> str:
         psycopg.connect(dbname="postgres", connect_timeout=3, **PG).close()
     except Exception as exc:
         return f"PostgreSQL at {PG['host']}:{PG['port']} is unreachable ({exc})".strip()
+    return ""
+
+
+def _mariadb_params() -> dict[str, Any]:
+    parts = urlsplit(MARIADB_URL)
+    if parts.scheme not in ("mysql", "mysql2") or not parts.path.strip("/"):
+        raise ValueError("BENCH_MARIADB_URL must be mysql://user[:password]@host[:port]/name")
+    return {
+        "NAME": parts.path.strip("/"),
+        "USER": unquote(parts.username or "root"),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": parts.port or 3306,
+    }
+
+
+def mariadb_problem() -> str:
+    """Why MariaDB/MySQL cannot be used ("" when it can)."""
+    try:
+        import MySQLdb
+    except ImportError:
+        return "mysqlclient is not installed (pip install django-omnisend[mysql])"
+    p = _mariadb_params()
+    try:
+        MySQLdb.connect(
+            host=p["HOST"],
+            port=p["PORT"],
+            user=p["USER"],
+            password=p["PASSWORD"],
+            connect_timeout=3,
+        ).close()
+    except Exception as exc:
+        return f"MariaDB at {p['HOST']}:{p['PORT']} is unreachable ({exc})".strip()
+    return ""
+
+
+def _mariadb_admin(sql: str) -> None:
+    import MySQLdb
+
+    p = _mariadb_params()
+    conn = MySQLdb.connect(host=p["HOST"], port=p["PORT"], user=p["USER"], password=p["PASSWORD"])
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+def kind_problem(kind: str) -> str:
+    """Why database ``kind`` cannot be measured here ("" when it can)."""
+    if kind == "postgresql":
+        return postgres_problem()
+    if kind == "mariadb":
+        return mariadb_problem()
     return ""
 
 
@@ -93,6 +152,15 @@ def database(kind: str) -> Iterator[dict[str, Any]]:
         finally:
             with contextlib.suppress(Exception):
                 _pg_admin(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
+    elif kind == "mariadb":
+        p = _mariadb_params()
+        _mariadb_admin(f"DROP DATABASE IF EXISTS `{p['NAME']}`")
+        _mariadb_admin(f"CREATE DATABASE `{p['NAME']}` CHARACTER SET utf8mb4")
+        try:
+            yield {"ENGINE": "django.db.backends.mysql", **p, "OPTIONS": {"charset": "utf8mb4"}}
+        finally:
+            with contextlib.suppress(Exception):
+                _mariadb_admin(f"DROP DATABASE IF EXISTS `{p['NAME']}`")
     else:
         raise ValueError(f"unknown database {kind!r}")
 
@@ -111,6 +179,9 @@ def recreate_database(db: dict[str, Any]) -> None:
         for suffix in ("", "-journal", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(db["NAME"] + suffix)
+    elif db["ENGINE"].endswith("mysql"):
+        _mariadb_admin(f"DROP DATABASE IF EXISTS `{db['NAME']}`")
+        _mariadb_admin(f"CREATE DATABASE `{db['NAME']}` CHARACTER SET utf8mb4")
     else:
         _pg_admin(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
         _pg_admin(f'CREATE DATABASE "{db["NAME"]}"')
@@ -454,12 +525,12 @@ def skipped_rows(
 # -- one process per database ---------------------------------------------------------------
 
 
-def add_common_arguments(parser: Any) -> None:
+def add_common_arguments(parser: Any, kinds: Sequence[str] = DATABASES) -> None:
     parser.add_argument(
         "--db",
-        choices=(*DATABASES, "all"),
+        choices=(*kinds, "all"),
         default="all",
-        help="database to measure (default: both, each in its own process)",
+        help="database to measure (default: all of them, each in its own process)",
     )
     parser.add_argument("--quick", action="store_true", help="reduced sizes (run.py --quick)")
     parser.add_argument("--result", help="also write the rows as JSON to this file")
@@ -471,17 +542,19 @@ def main_per_database(
     options: Any,
     measure: Callable[[str, Any], list[dict[str, Any]]],
     pids: Sequence[str],
+    kinds: Sequence[str] = DATABASES,
 ) -> int:
-    """``--db all``: run ``script`` once per database in a child process; else measure here.
+    """``--db all``: run ``script`` once per database of ``kinds`` in a child process; else
+    measure here.
 
     Prints the rows as a table on stdout and writes them to ``--result`` when given.
     """
     if options.db == "all":
         rows: list[dict[str, Any]] = []
-        for kind in DATABASES:
-            if kind == "postgresql" and (problem := postgres_problem()):
-                log(f"Skipping PostgreSQL: {problem}")
-                rows += skipped_rows(pids, kind, "PostgreSQL unreachable")
+        for kind in kinds:
+            if problem := kind_problem(kind):
+                log(f"Skipping {kind}: {problem}")
+                rows += skipped_rows(pids, kind, f"{kind} unreachable")
                 continue
             with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
                 out = handle.name
@@ -501,9 +574,9 @@ def main_per_database(
                 with contextlib.suppress(OSError):
                     os.unlink(out)
     else:
-        if options.db == "postgresql" and (problem := postgres_problem()):
-            log(f"Skipping PostgreSQL: {problem}")
-            rows = skipped_rows(pids, "postgresql", "PostgreSQL unreachable")
+        if problem := kind_problem(options.db):
+            log(f"Skipping {options.db}: {problem}")
+            rows = skipped_rows(pids, options.db, f"{options.db} unreachable")
         else:
             rows = measure(options.db, options)
     if options.result:

@@ -16,8 +16,11 @@ statement); HTTP time is not counted:
 
 Run from the repository root::
 
-    python benchmarks/identity.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/identity.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--users 1000000] [--rows 500] [--result rows.json]
+
+MariaDB/MySQL: the server and benchmark database (dropped and recreated) are
+``BENCH_MARIADB_URL``, default ``mysql://root@127.0.0.1:3306/omnisend_bench``.
 """
 
 from __future__ import annotations
@@ -226,11 +229,13 @@ def measure(kind: str, options: Any) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser)
+    common.add_common_arguments(parser, common.WITH_MARIADB)
     parser.add_argument("--users", type=int, default=None, help="users in the table")
     parser.add_argument("--rows", type=int, default=None, help="rows drained")
     options = parser.parse_args(argv)
-    return common.main_per_database(__file__, argv, options, measure, ("P7", "P7"))
+    return common.main_per_database(
+        __file__, argv, options, measure, ("P7", "P7"), common.WITH_MARIADB
+    )
 
 
 if __name__ == "__main__":

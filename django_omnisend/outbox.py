@@ -2,7 +2,8 @@
 
 These run on every save of every user, so each is one cheap statement and never touches
 the network: :func:`mark_dirty` is a single ``INSERT … ON CONFLICT DO UPDATE`` on SQLite and
-PostgreSQL (an update-then-insert elsewhere).
+PostgreSQL, ``INSERT … ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL (an update-then-insert
+elsewhere).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from django.utils import timezone
 from .identity import address_hash
 from .models import OutboxItem, SyncState
 
-#: Databases whose ``INSERT … ON CONFLICT DO UPDATE`` makes marking one statement.
-UPSERT_VENDORS = {"sqlite", "postgresql"}
+#: Databases whose upsert (``ON CONFLICT DO UPDATE``, MySQL's ``ON DUPLICATE KEY UPDATE``)
+#: makes marking one statement.
+UPSERT_VENDORS = {"sqlite", "postgresql", "mysql"}
 
 
 #: Fields a new row gets per call, in model order; every other column takes its default.
@@ -56,7 +58,8 @@ def _statement(conn) -> tuple[str, list[Any], list[int]]:
     key = (conn.alias, conn.vendor)
     if key not in _STATEMENTS:
         columns, template, slots = new_row_template(conn)
-        _STATEMENTS[key] = (upsert_sql(conn.ops.quote_name, columns), template, slots)
+        sql = upsert_sql(conn.ops.quote_name, columns, vendor=conn.vendor)
+        _STATEMENTS[key] = (sql, template, slots)
     return _STATEMENTS[key]
 
 
@@ -76,11 +79,17 @@ def _params(template: list[Any], slots: list[int], user_pk: Any, key: str, stamp
     return values
 
 
-def upsert_sql(quote, columns: list[str], values: list[str] | None = None) -> str:
+def upsert_sql(
+    quote, columns: list[str], values: list[str] | None = None, *, vendor: str = "postgresql"
+) -> str:
     """``INSERT … ON CONFLICT (user, connection) DO UPDATE`` that marks a row dirty.
 
     ``values`` are SQL expressions for ``columns`` (the database trigger's body); by default
-    every value is a ``%s`` parameter.
+    every value is a ``%s`` parameter. On MariaDB/MySQL (``vendor="mysql"``) it is ``INSERT …
+    ON DUPLICATE KEY UPDATE`` reading the new values with ``VALUES(column)``: MariaDB has no
+    row alias (MySQL 8's replacement, which still accepts ``VALUES()``), and a parameter after
+    ``VALUES (…)`` would break mysqlclient's multi-row ``executemany``. The only other unique
+    key a new row could hit is the address binding's, and a new row binds no address (NULL).
 
     An existing row only gets ``dirty``, ``generation + 1`` and two timestamps, the least a
     save can write: no indexed column changes, so the statement stays cheap. That is enough
@@ -92,6 +101,12 @@ def upsert_sql(quote, columns: list[str], values: list[str] | None = None) -> st
     c = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
     names = ", ".join(quote(col) for col in columns)
     placeholders = ", ".join(values if values is not None else ["%s"] * len(columns))
+    if vendor == "mysql":
+        new = {name: f"VALUES({c[name]})" for name in ("dirty", "dirtied_at", "updated_at")}
+        return (
+            f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "  # noqa: S608
+            "ON DUPLICATE KEY UPDATE " + mark_assignments(quote, **new)
+        )
     excluded = {name: f"EXCLUDED.{c[name]}" for name in ("dirty", "dirtied_at", "updated_at")}
     # Only quoted identifiers are interpolated; values are parameters.
     return (
@@ -142,8 +157,9 @@ def mark_dirty_many(rows: list[tuple[Any, str]], using: str | None = None) -> No
     """Mark ``(user_pk, connection_key)`` pairs dirty: one batched statement where it can be.
 
     For many users at once (a backfill, a reconcile): ``executemany`` of the same upsert as
-    :func:`mark_dirty` on SQLite and PostgreSQL, one call per pair elsewhere. Run it inside
-    the caller's transaction, with pairs in primary-key order (the order rows get locked in).
+    :func:`mark_dirty` on SQLite, PostgreSQL and MariaDB/MySQL, one call per pair elsewhere.
+    Run it inside the caller's transaction, with pairs in primary-key order (the order rows
+    get locked in).
     """
     if not rows:
         return

@@ -11,7 +11,8 @@ write is part of the save's own statement. It also sees writes that send no sign
 Rules kept from the receiver: an update that changes only ``NOISE_FIELDS`` columns marks
 nothing (compared by value, so ``save()`` without ``update_fields`` is covered too); fixture
 loads mark nothing (their ``pre_save`` holds the triggers off until ``post_save``: a
-transaction-local setting on PostgreSQL, a :class:`MarkSuppression` row on SQLite); the
+transaction-local setting on PostgreSQL, a :class:`MarkSuppression` row on SQLite and
+MariaDB/MySQL); the
 connection key is the adapter's default one. Triggers are asked for only while
 ``SYNC_USERS`` is on; turning it off removes them at the next ``migrate``.
 
@@ -24,6 +25,7 @@ marked by the receiver as well, so nothing is lost before ``migrate`` runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sys
@@ -43,7 +45,7 @@ from .models import MarkSuppression, SyncState
 logger = logging.getLogger(__name__)
 
 #: Databases whose triggers can run the upsert (the same ones ``outbox`` upserts on).
-VENDORS = ("sqlite", "postgresql")
+VENDORS = ("sqlite", "postgresql", "mysql")
 PREFIX = "django_omnisend_mark_"
 #: PostgreSQL setting that holds the triggers off while a fixture load saves users.
 SKIP_SETTING = "django_omnisend.skip_mark"
@@ -70,7 +72,10 @@ def problems(using: str = "default") -> list[str]:
     found = []
     vendor = connections[using].vendor
     if vendor not in VENDORS:
-        found.append(f"the {vendor} database backend has no trigger marking (SQLite, PostgreSQL)")
+        found.append(
+            f"the {vendor} database backend has no trigger marking "
+            "(SQLite, PostgreSQL, MariaDB/MySQL)"
+        )
     if type(get_adapter()).get_connection_key is not ContactAdapter.get_connection_key:
         found.append(
             "the adapter overrides get_connection_key(), which a trigger cannot call "
@@ -81,8 +86,9 @@ def problems(using: str = "default") -> list[str]:
         found.append("the user model uses multi-table inheritance (its fields span two tables)")
     if router.db_for_write(SyncState) != router.db_for_write(user_model):
         found.append("the database router puts the sync tables and the user table apart")
-    if vendor == "sqlite" and not settings.USE_TZ:
-        found.append("SQLite triggers write UTC timestamps, which needs USE_TZ = True")
+    if vendor in ("sqlite", "mysql") and not settings.USE_TZ:
+        name = "SQLite" if vendor == "sqlite" else "MariaDB/MySQL"
+        found.append(f"{name} triggers write UTC timestamps, which needs USE_TZ = True")
     return found
 
 
@@ -100,6 +106,8 @@ def _literal(value: Any, vendor: str) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        if vendor == "mysql":  # a backslash escapes there (unless NO_BACKSLASH_ESCAPES)
+            value = value.replace("\\", "\\\\")
         return "'" + value.replace("'", "''") + "'"
     raise TypeError(f"No SQL literal for a {type(value).__name__} default.")
 
@@ -111,6 +119,8 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     user_pk = f"NEW.{quote(user_model._meta.pk.column)}"
     if conn.vendor == "postgresql":
         now = "clock_timestamp()"
+    elif conn.vendor == "mysql":  # Django stores aware datetimes as UTC, without a zone
+        now = "UTC_TIMESTAMP(6)"
     else:  # the text form Django stores for an aware datetime (UTC, no offset)
         now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
     columns, template, slots = outbox.new_row_template(conn)
@@ -123,10 +133,19 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     kept, noise = [], []
     for field in user_model._meta.concrete_fields:
         (noise if field.name in noise_names else kept).append(quote(field.column))
-    differs = "IS DISTINCT FROM" if conn.vendor == "postgresql" else "IS NOT"
+    if conn.vendor == "mysql":  # <=> is MySQL's NULL-safe equality
+
+        def differs(c: str) -> str:
+            return f"NOT (OLD.{c} <=> NEW.{c})"
+
+    else:
+        operator = "IS DISTINCT FROM" if conn.vendor == "postgresql" else "IS NOT"
+
+        def differs(c: str) -> str:
+            return f"OLD.{c} {operator} NEW.{c}"
 
     def changed(cols: list[str]) -> str:
-        return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in cols) or "FALSE"
+        return " OR ".join(differs(c) for c in cols) or "FALSE"
 
     # Mark unless the update changed noise columns and nothing else (a save that changes
     # nothing still marks, as a save does through the receiver).
@@ -136,7 +155,8 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
         # per save than a query (and no function call at all while it holds).
         suppressed = f"current_setting('{SKIP_SETTING}', true) = 'on'"
     else:
-        # SQLite has no session settings; the table is read by primary key, in process.
+        # SQLite has no session settings (and a MySQL user variable outlives the
+        # transaction); the table is read by primary key.
         table = MarkSuppression._meta
         suppressed = (
             f"EXISTS (SELECT 1 FROM {quote(table.db_table)} "  # noqa: S608
@@ -146,7 +166,7 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     c = {f.name: quote(f.column) for f in state.concrete_fields}
     return {
         "table": quote(user_model._meta.db_table),
-        "upsert": outbox.upsert_sql(quote, columns, values),
+        "upsert": outbox.upsert_sql(quote, columns, values, vendor=conn.vendor),
         # What the upsert does to an existing row, as a plain UPDATE.
         "update": (
             f"UPDATE {quote(state.db_table)} SET "  # noqa: S608
@@ -177,6 +197,14 @@ def _definition(conn: BaseDatabaseWrapper, tag: str) -> list[str]:
             f"WHEN ({on_insert}) EXECUTE FUNCTION {function}()",
             f"CREATE TRIGGER {upd} AFTER UPDATE ON {p['table']} FOR EACH ROW "
             f"WHEN ({on_update}) EXECUTE FUNCTION {function}()",
+        ]
+    if conn.vendor == "mysql":
+        # No WHEN clause there: the condition is an IF in the body.
+        return [
+            f"CREATE TRIGGER {ins} AFTER INSERT ON {p['table']} FOR EACH ROW "
+            f"BEGIN IF {on_insert} THEN {p['upsert']}; END IF; END",
+            f"CREATE TRIGGER {upd} AFTER UPDATE ON {p['table']} FOR EACH ROW "
+            f"BEGIN IF {on_update} THEN {p['upsert']}; END IF; END",
         ]
     return [
         f"CREATE TRIGGER {ins} AFTER INSERT ON {p['table']} FOR EACH ROW "
@@ -218,6 +246,13 @@ def installed(conn: BaseDatabaseWrapper, *, disabled_too: bool = False) -> list[
             cursor.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s "
                 "AND name LIKE %s ESCAPE '\\'",
+                [table, PREFIX.replace("_", r"\_") + "%"],
+            )
+        elif conn.vendor == "mysql":
+            cursor.execute(
+                "SELECT trigger_name FROM information_schema.triggers "
+                "WHERE event_object_schema = DATABASE() AND event_object_table = %s "
+                "AND trigger_name LIKE %s",
                 [table, PREFIX.replace("_", r"\_") + "%"],
             )
         else:
@@ -264,11 +299,29 @@ def install(using: str = "default") -> None:
     if found:
         raise RuntimeError("Trigger marking cannot be used: " + "; ".join(found) + ".")
     tag = signature(conn)
-    with transaction.atomic(using=using), conn.cursor() as cursor:
+    with _ddl(conn), conn.cursor() as cursor:
         _drop(conn)
         for statement in _definition(conn, tag):
             cursor.execute(statement)
     forget()
+
+
+def _ddl(conn: BaseDatabaseWrapper) -> Any:
+    """A transaction for trigger DDL where the database can roll it back.
+
+    MariaDB/MySQL commit the open transaction at every ``CREATE``/``DROP TRIGGER``: there,
+    the statements run as they are (each is atomic), and never inside a caller's
+    ``atomic()`` block, whose earlier writes they would commit behind its back.
+    """
+    if conn.features.can_rollback_ddl:
+        return transaction.atomic(using=conn.alias)
+    if conn.in_atomic_block:
+        raise RuntimeError(
+            f"{conn.display_name} commits the open transaction when a trigger is created or "
+            "dropped: install or remove the mark triggers outside transaction.atomic() "
+            '(as "manage.py migrate" does).'
+        )
+    return contextlib.nullcontext()
 
 
 def uninstall(using: str = "default") -> int:
@@ -276,7 +329,7 @@ def uninstall(using: str = "default") -> int:
     conn = connections[using]
     if conn.vendor not in VENDORS:
         return 0
-    with transaction.atomic(using=using):
+    with _ddl(conn):
         removed = _drop(conn)
     forget()
     return removed
@@ -383,8 +436,8 @@ def suppress(using: str, user_pk: Any) -> bool:
     """Keep the triggers off this fixture save until :func:`release`; False if they cannot be.
 
     PostgreSQL: a transaction-local setting (loaddata saves inside a transaction; a raw save
-    in autocommit cannot be covered). SQLite: a :class:`MarkSuppression` row for ``user_pk``
-    (none without a primary key).
+    in autocommit cannot be covered). SQLite, MariaDB/MySQL: a :class:`MarkSuppression` row
+    for ``user_pk`` (none without a primary key).
     """
     conn = connections[using]
     if conn.vendor == "postgresql":

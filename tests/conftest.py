@@ -33,6 +33,31 @@ from django_omnisend.emulator import Emulator
 TEST_REDIRECT_URI = "http://testserver/omnisend/callback/"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On MariaDB/MySQL, tests that install the mark triggers run as transactional tests.
+
+    There ``CREATE``/``DROP TRIGGER`` commit the open transaction, so a test inside the usual
+    rolled-back transaction would commit its data and lose its savepoints; a transactional
+    test commits anyway and is flushed after. Such tests are marked ``triggers`` or run
+    trigger marking through the ``sync_settings``/``mark_with`` parameters.
+    """
+    from django.conf import settings
+
+    if not settings.DATABASES["default"]["ENGINE"].endswith("mysql"):
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec else {}
+        uses_triggers = item.get_closest_marker("triggers") is not None or "trigger" in (
+            params.get("sync_settings"),
+            params.get("mark_with"),
+        )
+        marker = item.get_closest_marker("django_db")
+        if uses_triggers and marker is not None:
+            kwargs = {**marker.kwargs, "transaction": True}
+            item.add_marker(pytest.mark.django_db(**kwargs), append=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _second_database_features(django_db_setup, django_db_blocker) -> None:
     """Ask the ``second`` test database for its features once, up front.

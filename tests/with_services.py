@@ -1,8 +1,9 @@
 """Run a command only when the services in DATABASE_URL and CACHE_URL answer.
 
-``python -m tests.with_services CMD ...``: if PostgreSQL or Redis cannot be reached, CI
-(``CI=true``) fails with a message naming the service; elsewhere the env is skipped with the
-same message, so a laptop without PostgreSQL can still run ``tox``.
+``python -m tests.with_services CMD ...``: if PostgreSQL, MariaDB/MySQL or Redis cannot be
+reached, CI (``CI=true``) fails with a message naming the service; elsewhere the env is
+skipped with the same message, so a laptop without PostgreSQL or MariaDB can still run
+``tox``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "redis": 6379, "rediss": 6379}
+DEFAULT_PORTS = {
+    "postgres": 5432,
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mysql2": 3306,
+    "redis": 6379,
+    "rediss": 6379,
+}
 
 
 def unreachable_services() -> list[str]:

@@ -31,11 +31,13 @@ def database_url_for_workers(sqlite_timeout: int | None = None) -> str:
     if db["ENGINE"].endswith("sqlite3"):
         query = f"?timeout={sqlite_timeout}" if sqlite_timeout is not None else ""
         return f"sqlite:///{db['NAME']}{query}"
-    user = db.get("USER") or "postgres"
+    mysql = connection.vendor == "mysql"
+    user = db.get("USER") or ("root" if mysql else "postgres")
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    port = db.get("PORT") or (3306 if mysql else 5432)
+    scheme = "mysql" if mysql else "postgres"
+    return f"{scheme}://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def worker_env(overrides: dict[str, Any], sqlite_timeout: int | None = None) -> dict[str, str]:

@@ -200,10 +200,9 @@ def test_reads_users_in_chunks(sync_settings, emulator):
     with CaptureQueriesContext(connection) as queries:
         assert "checked 30, marked dirty 30" in reconcile("--chunk-size", "10")
     # One sync-row lookup per chunk of 10 users, not one per user nor one for all.
+    table = connection.ops.quote_name(SyncState._meta.db_table)
     row_lookups = [
-        q["sql"]
-        for q in queries
-        if q["sql"].startswith('SELECT "django_omnisend_syncstate"') and " IN (" in q["sql"]
+        q["sql"] for q in queries if q["sql"].startswith(f"SELECT {table}") and " IN (" in q["sql"]
     ]
     assert len(row_lookups) == 3
 

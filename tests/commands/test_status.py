@@ -204,6 +204,7 @@ def test_expired_token_without_refresh_token_is_unusable(sync_settings):
     assert code == 2 and "needs a reconnect" in output
 
 
+@pytest.mark.triggers
 def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
     from django_omnisend import triggers
 

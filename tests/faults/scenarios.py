@@ -730,21 +730,31 @@ def open_transactions_end(patience: float = PROBE_PATIENCE) -> Callable[[], bool
     it, however slow the machine (SECURITY-RELIABILITY.md §4.3, M9).
 
     PostgreSQL: each other session's transaction (``pid``, ``xact_start``) open now must be
-    gone or replaced by a newer one. SQLite (rollback journal): an exclusive lock, which waits
+    gone or replaced by a newer one. MariaDB/MySQL: the same over InnoDB's transactions of
+    sessions on this database (thread, start; a drain's transaction is in InnoDB's list once
+    it has read or locked a row). SQLite (rollback journal): an exclusive lock, which waits
     for every reader and writer, must be taken.
     """
     from django.db import connection
 
-    if connection.vendor == "postgresql":
-
-        def pg_probe() -> bool:
-            from django.db import connection as own  # this thread's own session
-
+    if connection.vendor in ("postgresql", "mysql"):
+        if connection.vendor == "postgresql":
             sql = (
                 "SELECT pid, xact_start FROM pg_stat_activity WHERE datname = "
                 "current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL "
                 "AND backend_type = 'client backend'"
             )
+        else:
+            # InnoDB's list is server-wide: only sessions on this (test) database count.
+            sql = (
+                "SELECT t.trx_mysql_thread_id, t.trx_started FROM information_schema.innodb_trx t "
+                "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
+                "WHERE p.db = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()"
+            )
+
+        def server_probe() -> bool:
+            from django.db import connection as own  # this thread's own session
+
             try:
                 with own.cursor() as cursor:
                     cursor.execute(sql)
@@ -758,7 +768,7 @@ def open_transactions_end(patience: float = PROBE_PATIENCE) -> Callable[[], bool
             finally:
                 own.close()
 
-        return pg_probe
+        return server_probe
     import sqlite3
 
     path = connection.settings_dict["NAME"]

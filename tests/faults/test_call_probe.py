@@ -18,10 +18,7 @@ from django_omnisend.client import ApiKeyAuth, OmnisendClient
 
 from .scenarios import open_transactions_end, probing_calls
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "sqlite", reason="the sender holds a SQLite lock"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def call(emulator) -> None:
@@ -31,6 +28,7 @@ def call(emulator) -> None:
         client.contacts.list(limit=1)
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the sender holds a SQLite lock")
 @pytest.mark.parametrize("in_transaction", [True, False])
 def test_the_probe_sees_a_transaction_held_over_a_call(emulator, in_transaction):
     sender = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
@@ -43,6 +41,28 @@ def test_the_probe_sees_a_transaction_held_over_a_call(emulator, in_transaction)
             call(emulator)
             if in_transaction:
                 sender.execute("COMMIT")
+    finally:
+        sender.close()
+    assert seen.probed == 1
+    assert seen.concurrent is True
+    assert bool(seen.held) is in_transaction, seen.held
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="runs in tox -e mariadb")
+@pytest.mark.parametrize("in_transaction", [True, False])
+def test_the_mariadb_probe_sees_a_transaction_held_over_a_call(emulator, in_transaction):
+    """The same on MariaDB/MySQL, where the probe reads InnoDB's open transactions."""
+    sender = connection.Database.connect(**connection.get_connection_params())
+    cursor = sender.cursor()
+    try:
+        with probing_calls(emulator, open_transactions_end(patience=1), concurrent=1) as seen:
+            if in_transaction:
+                cursor.execute("START TRANSACTION")
+                cursor.execute("SELECT count(*) FROM django_omnisend_syncstate")
+                cursor.fetchall()
+            call(emulator)
+            if in_transaction:
+                sender.commit()
     finally:
         sender.close()
     assert seen.probed == 1

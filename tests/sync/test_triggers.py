@@ -1,6 +1,7 @@
 """Trigger marking (``OMNISEND["MARK_WITH"] = "trigger"``) on the test database.
 
-These run on SQLite in every Django env and on PostgreSQL in the ``postgres`` env. The
+These run on SQLite in every Django env, on PostgreSQL in the ``postgres`` env and on
+MariaDB in the ``mariadb`` env. The
 sync contract in trigger mode (coalescing, rollback, deletion, consent...) is covered by
 ``test_sync.py``, whose tests run in both modes; here is what only triggers do.
 """
@@ -26,7 +27,7 @@ from django_omnisend.sync import drain
 from tests.marking import marking
 from tests.users import fixture_fields, fixture_pk, user_label
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.triggers]
 
 User = get_user_model()
 
