@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, include, path
 
 from django_omnisend import checks
 from django_omnisend.adapter import ContactAdapter, normalize_email
+from tests.client.conftest import REDIS_URL
 
 KEY = Fernet.generate_key().decode()
 GOOD = {"API_KEY": "k", "ENCRYPTION_KEYS": [KEY]}
@@ -292,7 +293,7 @@ REDIS_CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "shared": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:6379/2",
+        "LOCATION": REDIS_URL,
     },
 }
 
