@@ -63,8 +63,8 @@ def backfill_child(out: str, profile: str | None, trace: bool = False) -> int:
     import requests  # noqa: F401
     from django.core.management import call_command, load_command_class
 
+    import django_omnisend.api
     import django_omnisend.bulk
-    import django_omnisend.client
     import django_omnisend.connections  # noqa: F401
     from django_omnisend.models import SyncState
 

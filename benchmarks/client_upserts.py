@@ -50,7 +50,7 @@ def body(email: str) -> dict:
 
 
 def run_client(api_url: str, api_key: str, count: int, tag: str) -> float:
-    from django_omnisend.client import ApiKeyAuth, OmnisendClient
+    from django_omnisend.api import ApiKeyAuth, OmnisendClient
 
     with OmnisendClient(ApiKeyAuth(api_key), api_url=api_url, max_retries=0) as client:
         started = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .client import OmnisendClient
+    from .api import OmnisendClient
 
 __version__ = "0.1.0"
 
@@ -18,7 +18,7 @@ __all__ = ["__version__", "get_client", "mark_for_sync"]
 
 
 def get_client(connection: Any = None, *, owner: Any = None) -> OmnisendClient:
-    """Return an :class:`~django_omnisend.client.OmnisendClient` for the site's Omnisend brand.
+    """Return an :class:`~django_omnisend.api.OmnisendClient` for the site's Omnisend brand.
 
     With no argument, the site's active connection is used (an OAuth connection made in the
     admin, else ``OMNISEND["API_KEY"]``); pass a ``Connection`` to pick one explicitly, or

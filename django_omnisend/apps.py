@@ -20,12 +20,12 @@ class DjangoOmnisendConfig(AppConfig):
         from . import (
             catalog,
             checks,  # noqa: F401  (registers the checks)
-            oauth,
             receivers,
             redaction,
             registration,
             triggers,
         )
+        from .api import oauth
 
         receivers.connect_receivers()
         # Catalog sync: receivers on the models OMNISEND["PRODUCT_ADAPTER"] names.

@@ -44,7 +44,7 @@ from .signals import connected
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from django.db.models import QuerySet
 
-    from .oauth import TokenResponse
+    from .api.oauth import TokenResponse
 
 logger = logging.getLogger(__name__)
 

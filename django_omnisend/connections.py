@@ -1,7 +1,7 @@
 """The site's Omnisend connection as host code sees it: find it, get a client, keep it healthy.
 
 * :func:`active_connection` is the site's active ``Connection`` row (None when there is none).
-* :func:`get_client` returns an :class:`~django_omnisend.client.OmnisendClient` for a connection:
+* :func:`get_client` returns an :class:`~django_omnisend.api.OmnisendClient` for a connection:
   OAuth rows get a Bearer token (refreshed first when it is about to expire), API-key rows and
   ``OMNISEND["API_KEY"]`` get the key. A 401 later triggers one refresh, else the connection is
   flagged "needs reconnect" (never a silent fall back to the API key;
@@ -14,7 +14,7 @@
   ``OPTIONS["transaction_mode"]``). Only then is the row read again, so a worker that waited
   finds the other's new token and makes no request. A per-process lock keeps threads from
   polling SQLite's lock. The token request runs under the lock on purpose (that is the single
-  flight); its timeout (``oauth.TOKEN_TIMEOUT``) bounds the wait. A refused grant flags the row
+  flight); its timeout (``tokens.TOKEN_TIMEOUT``) bounds the wait. A refused grant flags the row
   only if it still holds the credential that was refused.
 * :func:`mark_needs_reconnect` and :func:`disconnect` change status for the views, admin and sync.
 """
@@ -31,13 +31,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import oauth
+from .api import oauth
 from .conf import omnisend_settings
 from .exceptions import NeedsReconnect, NotConnected, OAuthError
 from .fields import Undecryptable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .client import OmnisendClient
+    from .api import OmnisendClient
     from .models import Connection
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def get_client(
     With neither: the site's newest active ``Connection`` row; else, when the newest OAuth or
     API-key row is waiting for a reconnect, :class:`NeedsReconnect` (an OAuth site never falls
     back to the settings key silently); else ``OMNISEND["API_KEY"]``; else :class:`NotConnected`.
-    ``client_kwargs`` go to :class:`~django_omnisend.client.OmnisendClient` (e.g.
+    ``client_kwargs`` go to :class:`~django_omnisend.api.OmnisendClient` (e.g.
     ``max_retries=0`` for a worker that reschedules instead of retrying).
     """
     from .models import Connection
@@ -551,13 +551,13 @@ def _needs_reconnect_message(connection: Connection) -> str:
 
 
 def _bearer_auth(token: str) -> Any:
-    from .client import BearerAuth
+    from .api import BearerAuth
 
     return BearerAuth(token)
 
 
 def _api_key_auth(key: str) -> Any:
-    from .client import ApiKeyAuth
+    from .api import ApiKeyAuth
 
     return ApiKeyAuth(key)
 
@@ -574,7 +574,7 @@ def _build_client(
     With ``rate_limit_key=None`` (the settings API key) the client keys the budget by the
     key's brand prefix.
     """
-    from .client import OmnisendClient
+    from .api import OmnisendClient
 
     limiter = tags_limiter = None
     if rate_limit_key is not False:

@@ -144,7 +144,7 @@ class RateLimiter:
     """A per-key (per-brand) request budget; see the module docstring for the algorithm.
 
     :param key: the default key (normally the brand id) for methods called without one;
-        :class:`~django_omnisend.client.OmnisendClient` uses it when it gets no
+        :class:`~django_omnisend.api.OmnisendClient` uses it when it gets no
         ``rate_limit_key``.
     :param budget: requests allowed per ``window``; default ``OMNISEND["RATE_LIMIT"]``.
     :param window: the window in seconds (Omnisend's is 60).

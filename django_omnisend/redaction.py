@@ -14,7 +14,7 @@ The filter rewrites ``record.msg`` (with its ``args`` merged in) and the formatt
 only when something had to be redacted, so ordinary records keep their ``args``.
 
 The package's own loggers (``django_omnisend`` and every ``django_omnisend.*`` logger) get the
-filter when :mod:`django_omnisend.client` is imported (:func:`install`). Logger filters only see
+filter when :mod:`django_omnisend.api` is imported (:func:`install`). Logger filters only see
 records created *on that logger*, so for third-party loggers the robust place is the handler.
 To cover ``requests``/``urllib3`` (which log URLs at DEBUG) and everything else, add it to your
 handlers::

@@ -13,7 +13,7 @@ Registration is single flight: the row (unique on ``redirect_uri``) is inserted 
 HTTP request runs inside that transaction, and a concurrent first Connect blocks on the
 insert until the first commits, then finds its row (IntegrityError) and uses it. A failed
 registration rolls the row back, so nothing half-made is left. The HTTP part lives in
-:func:`~django_omnisend.oauth.register_client`.
+:func:`~django_omnisend.api.oauth.register_client`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from django.apps import apps
 from django.db import IntegrityError, OperationalError, router, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from . import oauth
+from .api import oauth
 from .conf import omnisend_settings
 from .exceptions import ImproperlyConfigured, RegistrationError
 from .models import ClientRegistration

@@ -69,7 +69,7 @@ def _brand_id(owner: Any) -> str:
     if row is not None:
         return row.brand_id or ""
     if owner is None and omnisend_settings.api_key:
-        from .client import ApiKeyAuth
+        from .api import ApiKeyAuth
 
         return ApiKeyAuth(omnisend_settings.api_key).brand_id
     return ""

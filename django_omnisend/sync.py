@@ -48,8 +48,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import batching, catalog, claims, delivery, erasure, events, exceptions, identity, oauth
+from . import batching, catalog, claims, delivery, erasure, events, exceptions, identity
 from .adapters import get_adapter
+from .api import tokens
 from .batching import BATCH_SIZE
 from .conf import omnisend_settings
 from .models import OutboxItem, SyncState
@@ -124,13 +125,13 @@ def request_seconds_bound(request_timeout: float | None = None) -> float:
     The drain sends each request once (it retries by rescheduling the row, not in the call):
     a wait for room in the shared budget (at most :data:`DRAIN_MAX_WAIT`), then connecting
     and reading (``REQUEST_TIMEOUT`` each); after a 401, one token refresh
-    (``oauth.TOKEN_TIMEOUT``) and one resend. (``requests``' read timeout bounds each wait
+    (``tokens.TOKEN_TIMEOUT``) and one resend. (``requests``' read timeout bounds each wait
     for bytes, not a body trickled slowly: the fence keeps even that case safe.)
     """
     if request_timeout is None:
         request_timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
     attempt = DRAIN_MAX_WAIT + 2 * float(request_timeout)
-    return 2 * attempt + sum(oauth.TOKEN_TIMEOUT)
+    return 2 * attempt + sum(tokens.TOKEN_TIMEOUT)
 
 
 def unknown_outcome(exc: BaseException) -> bool:

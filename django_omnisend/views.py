@@ -47,7 +47,9 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import binding, connections, oauth, owners, registration
+from . import binding, connections, owners, registration
+from .api import oauth
+from .api.tokens import SAFE_ERROR_CODE
 from .conf import omnisend_settings
 from .connection_adapter import PERMISSION, can_manage, get_connection_adapter
 from .exceptions import ImproperlyConfigured, OAuthError, OmnisendError
@@ -420,7 +422,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
                 status=200,
                 description=description,
             )
-        shown = error[:64] if oauth._SAFE_ERROR_CODE.match(error[:64]) else "?"
+        shown = error[:64] if SAFE_ERROR_CODE.match(error[:64]) else "?"
         return _page(
             request,
             _("Connecting Omnisend failed"),

@@ -8,9 +8,9 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
+from django_omnisend.api.oauth import build_authorization_request
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.models import Connection
-from django_omnisend.oauth import build_authorization_request
 
 CATALOG_SCOPES = {"products.read", "products.write"}
 

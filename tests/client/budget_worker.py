@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
             OMNISEND={"API_URL": api_url},
         )
         expected = "cache"
-    from django_omnisend.client import ApiKeyAuth, OmnisendClient
+    from django_omnisend.api import ApiKeyAuth, OmnisendClient
     from django_omnisend.ratelimit import RateLimiter
 
     limiter = RateLimiter(brand, budget=int(budget), window=float(window), subwindows=15)

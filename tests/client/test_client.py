@@ -18,7 +18,7 @@ import pytest
 from django.test import override_settings
 
 from django_omnisend import __version__
-from django_omnisend.client import ApiKeyAuth, BearerAuth, ContactResult, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, BearerAuth, ContactResult, OmnisendClient
 from django_omnisend.exceptions import (
     AuthenticationError,
     Conflict,

@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from django_omnisend.client import ApiKeyAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, OmnisendClient
 from django_omnisend.exceptions import (
     OmnisendAPIError,
     PagingError,

@@ -17,8 +17,7 @@ import pytest
 from django.test import RequestFactory, override_settings
 from django.views.debug import ExceptionReporter
 
-from django_omnisend import oauth
-from django_omnisend.client import ApiKeyAuth, BearerAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, BearerAuth, OmnisendClient, oauth
 from django_omnisend.exceptions import (
     AuthenticationError,
     OAuthError,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from django_omnisend.client import ApiKeyAuth, BearerAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, BearerAuth, OmnisendClient
 from django_omnisend.exceptions import AuthenticationError, ValidationError
 from django_omnisend.redaction import install, uninstall
 

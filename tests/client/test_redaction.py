@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from django_omnisend.client import ApiKeyAuth, BearerAuth
+from django_omnisend.api import ApiKeyAuth, BearerAuth
 from django_omnisend.redaction import MASK, RedactingFilter, install, redact, uninstall
 
 SECRET = "s3cr3t-VALUE_123"

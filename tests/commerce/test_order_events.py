@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from django.test import override_settings
 
-from django_omnisend.client import ApiKeyAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, OmnisendClient
 from django_omnisend.commerce import placed_order
 from django_omnisend.events import send_order, send_recommended
 from django_omnisend.models import OutboxItem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_omnisend import commerce
-from django_omnisend.client import ApiKeyAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, OmnisendClient
 from django_omnisend.exceptions import ValidationError
 
 from .test_builders import _every_event

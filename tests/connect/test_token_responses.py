@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from django_omnisend import oauth
+from django_omnisend.api import oauth, tokens
 from django_omnisend.models import Connection
 
 from .conftest import CHANGELIST_URL, authorize, finish, start, token_requests
@@ -64,7 +64,7 @@ def test_malformed_token_responses_store_nothing(
 def test_token_timeout_stores_nothing(
     manager_client, stub_token_settings, stub, emulator, monkeypatch
 ):
-    monkeypatch.setattr(oauth, "TOKEN_TIMEOUT", (1.0, 0.3))
+    monkeypatch.setattr(tokens, "TOKEN_TIMEOUT", (1.0, 0.3))
     stub.respond("/token", 200, {"access_token": "late"}, delay=1.0)
     _, response = callback_with_stub(manager_client, stub)
     assert_failed(response, stub, emulator)

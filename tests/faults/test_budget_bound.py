@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from django_omnisend.client import ApiKeyAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, OmnisendClient
 from django_omnisend.ratelimit import RateLimiter
 
 from .scenarios import budget_check

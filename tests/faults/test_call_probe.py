@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 from django.db import connection
 
-from django_omnisend.client import ApiKeyAuth, OmnisendClient
+from django_omnisend.api import ApiKeyAuth, OmnisendClient
 
 from .scenarios import open_transactions_end, probing_calls
 

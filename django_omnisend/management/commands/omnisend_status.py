@@ -128,7 +128,7 @@ def connection_info() -> dict[str, Any]:
         }
     api_key = omnisend_settings.api_key
     if api_key:
-        from django_omnisend.client import ApiKeyAuth
+        from django_omnisend.api import ApiKeyAuth
 
         return {
             "source": "settings",
