@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from .models import ClientRegistration
+from ..models import ClientRegistration
 
 
 @admin.register(ClientRegistration)

@@ -1,125 +1,32 @@
-"""Admin for Omnisend connections: list, "Connect Omnisend", test, refresh and disconnect.
+"""Admin for Omnisend connections: list, add or change (an API key), delete.
 
-No secret is ever rendered: the encrypted fields are excluded from every form, list and
-read-only view; an API key is entered through a write-only ``PasswordInput`` where empty means
-"keep"; only the non-reversible :attr:`~django_omnisend.models.Connection.fingerprint` is shown.
-History (``LogEntry``) messages name changed fields, never values, and no URL carries a secret
-(docs: guides/security.rst, 'Secrets are never shown'). A new key follows the OAuth callback's
-brand rules (:mod:`~django_omnisend.binding`):
-the brand's existing row takes it, another brand waits for the confirm page, and a row never
-changes brand. Deleting a row ends it, so it takes the manage permission like disconnecting.
-Sync-state admins live in another module.
+No secret is ever rendered (docs: guides/security.rst, 'Secrets are never shown'); a new key
+follows the OAuth callback's brand rules (:mod:`django_omnisend.binding`). The actions are in
+:mod:`~django_omnisend.admin.connection_actions`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from . import binding, connections, crypto
-from .conf import omnisend_settings
-from .exceptions import NeedsReconnect, OAuthError, OmnisendError
-from .models import SECRET_FIELDS, Connection
-from .views import PERMISSION, can_manage
-
-
-class ConnectionForm(forms.ModelForm):
-    """The change form: the only writable secret is a new API key, never shown back."""
-
-    new_api_key = forms.CharField(
-        label=_("API key"),
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text=_(
-            "Write-only. Leave empty to keep the stored key. A new key is checked with "
-            "Omnisend (GET /brands/current) before it is saved."
-        ),
-    )
-
-    class Meta:
-        model = Connection
-        fields: list[str] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: The brand Omnisend answered for the new key (set by ``clean_new_api_key``).
-        self.brand: dict[str, Any] | None = None
-        if self.instance.pk is None:
-            self.fields["new_api_key"].required = True
-            self.fields["new_api_key"].help_text = _(
-                "The key from Omnisend (Store settings → API keys). It is checked with Omnisend "
-                "before it is saved, and stored encrypted."
-            )
-
-    @sensitive_variables()
-    def clean_new_api_key(self) -> str:
-        key = self.cleaned_data.get("new_api_key") or ""
-        if not key:
-            return ""
-        if self.instance.pk and self.instance.auth_type == Connection.AuthType.OAUTH:
-            raise forms.ValidationError(
-                _("This is an OAuth connection; connect an API key as a new connection.")
-            )
-        # Before asking Omnisend: a key that cannot be stored must be a form error, not a 500.
-        unconfigured = crypto.configuration_error()
-        if unconfigured:
-            raise forms.ValidationError(unconfigured)
-        try:
-            brand = connections.probe_credentials(api_key=key)
-        except (OmnisendError, OAuthError) as exc:
-            raise forms.ValidationError(connections.describe_probe_error(exc)) from None
-        try:
-            # A row never changes brand (refused here, before anything is stored).
-            binding.check_target(self.instance, str(brand["brandID"]))
-        except binding.BrandMismatch as exc:
-            raise forms.ValidationError(str(exc)) from None
-        self.brand = brand
-        return key
-
-
-class OwnerFilter(admin.SimpleListFilter):
-    """Filter connections by owner: the site's own, or one kind of owner (shops, teams...)."""
-
-    title = _("owner")
-    parameter_name = "owner"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from django.contrib.contenttypes.models import ContentType
-
-        kinds = (
-            Connection.objects.exclude(owner_type=None)
-            .values_list("owner_type", flat=True)
-            .distinct()
-        )
-        choices = [("site", str(_("The site")))]
-        for ct in ContentType.objects.filter(pk__in=list(kinds)).order_by("model"):
-            model = ct.model_class()
-            label = model._meta.verbose_name_plural if model is not None else ct.model
-            choices.append((str(ct.pk), str(label)))
-        return choices
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        value = self.value()
-        if value == "site":
-            return queryset.filter(owner_type=None)
-        if value and value.isdigit():
-            return queryset.filter(owner_type_id=int(value))
-        return queryset
+from .. import binding, connections
+from ..conf import omnisend_settings
+from ..models import SECRET_FIELDS, Connection
+from ..views import can_manage
+from .connection_actions import ConnectionActions
+from .forms import ConnectionForm, OwnerFilter
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(ConnectionActions, admin.ModelAdmin):
     form = ConnectionForm
     list_display = (
         "__str__",
@@ -340,99 +247,3 @@ class ConnectionAdmin(admin.ModelAdmin):
                     connection,
                     "The stored credentials cannot be decrypted with OMNISEND['ENCRYPTION_KEYS'].",
                 )
-
-    # -- actions ----------------------------------------------------------------------------
-
-    @admin.action(description=_("Test connection"), permissions=["manage"])
-    def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        for connection in queryset:
-            if connection.status in (Connection.Status.REVOKED, Connection.Status.PENDING):
-                self.message_user(
-                    request,
-                    _("%(c)s is not in use; nothing to test.") % {"c": connection},
-                    messages.WARNING,
-                )
-                continue
-            try:
-                client = connections.client_for(connection, require_active=False)
-            except OmnisendError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            try:
-                brand = connections.probe(client)
-            except (OmnisendError, OAuthError) as exc:
-                connection.refresh_from_db()
-                self.message_user(
-                    request,
-                    f"{connection}: {connections.describe_probe_error(exc)}",
-                    messages.ERROR,
-                )
-                continue
-            finally:
-                client.close()
-            connection.refresh_from_db()
-            if brand["brandID"] != connection.brand_id and connection.brand_id:
-                self.message_user(
-                    request,
-                    _("%(c)s now answers for the brand %(b)s; connect again to switch brands.")
-                    % {"c": connection, "b": brand["brandID"]},
-                    messages.ERROR,
-                )
-                continue
-            connection.brand_name = str(brand.get("name") or connection.brand_name)[:255]
-            connection.brand_website = str(brand.get("website") or connection.brand_website)[:500]
-            connection.checked_at = timezone.now()
-            connection.status = Connection.Status.ACTIVE
-            connection.status_reason = ""
-            connection.save(
-                update_fields=[
-                    "brand_name",
-                    "brand_website",
-                    "checked_at",
-                    "status",
-                    "status_reason",
-                    "updated_at",
-                ]
-            )
-            self.message_user(request, _("%(c)s works.") % {"c": connection}, messages.SUCCESS)
-
-    @admin.action(description=_("Refresh token"), permissions=["manage"])
-    def refresh_token(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        for connection in queryset:
-            if connection.auth_type != Connection.AuthType.OAUTH or not (connection.refresh_token):
-                self.message_user(
-                    request,
-                    _("%(c)s has no refresh token.") % {"c": connection},
-                    messages.WARNING,
-                )
-                continue
-            try:
-                connections.refresh_connection(connection, force=True)
-            except NeedsReconnect as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            except OmnisendError as exc:
-                self.message_user(request, f"{connection}: {exc}", messages.ERROR)
-            else:
-                self.message_user(request, _("Refreshed the token of %(c)s.") % {"c": connection})
-
-    @admin.action(description=_("Disconnect (revoke tokens)"), permissions=["manage"])
-    def disconnect(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        count = 0
-        for connection in queryset.exclude(status=Connection.Status.REVOKED):
-            connections.disconnect(connection, request.user)
-            count += 1
-        self.message_user(
-            request,
-            ngettext(
-                "Disconnected %(n)d Omnisend connection.",
-                "Disconnected %(n)d Omnisend connections.",
-                count,
-            )
-            % {"n": count},
-        )
-
-
-__all__ = ["PERMISSION", "ConnectionAdmin", "ConnectionForm"]
-
-# The sync pages (states, outbox, health) and client registrations live in their own modules.
-from . import admin_registration, admin_sync  # noqa: E402, F401
