@@ -65,7 +65,7 @@ def backfill_child(out: str, profile: str | None, trace: bool = False) -> int:
 
     import django_omnisend.api
     import django_omnisend.bulk
-    import django_omnisend.connections  # noqa: F401
+    import django_omnisend.connect  # noqa: F401
     from django_omnisend.models import SyncState
 
     load_command_class("django_omnisend", "omnisend_sync_contacts")

@@ -26,7 +26,7 @@ def get_client(connection: Any = None, *, owner: Any = None) -> OmnisendClient:
     site's. An OAuth token that is about to expire is refreshed first. Raises
     :class:`~django_omnisend.exceptions.NotConnected` when there is nothing to connect with.
     """
-    from .connections import get_client as _get_client
+    from .connect import get_client as _get_client
 
     return _get_client(connection, owner=owner)
 

@@ -17,15 +17,9 @@ class DjangoOmnisendConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
-            catalog,
-            checks,  # noqa: F401  (registers the checks)
-            receivers,
-            redaction,
-            registration,
-            triggers,
-        )
+        from . import catalog, receivers, redaction, triggers
         from .api import oauth
+        from .connect import registration
 
         receivers.connect_receivers()
         # Catalog sync: receivers on the models OMNISEND["PRODUCT_ADAPTER"] names.

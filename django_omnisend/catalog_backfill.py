@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connections import client_for_key
+from .connect import client_for_key
 from .exceptions import OmnisendError
 from .product_adapter import ProductAdapter, validate_category, validate_product
 

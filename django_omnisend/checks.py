@@ -715,7 +715,7 @@ def check_catalog_scopes(app_configs: Iterable[Any] | None = None, **kwargs: Any
     from django.db import DatabaseError
 
     from .catalog import missing_scopes
-    from .connections import DEFAULT_KEY, connection_for_key
+    from .connect import DEFAULT_KEY, connection_for_key
 
     try:
         missing = missing_scopes(connection_for_key(DEFAULT_KEY))

@@ -95,7 +95,7 @@ class Verification:
 def last_accepted(key: str = "default") -> datetime | None:
     """When Omnisend last accepted a request of this site: a checked connection, a synced
     contact or a sent event/erasure (a lower bound; requests leave no other trace)."""
-    from .connections import connection_for_key
+    from .connect import connection_for_key
 
     connection = connection_for_key(key)
     moments = [
@@ -117,7 +117,7 @@ def verify_credential(key: str = "default") -> Verification:
     reconnect.
     """
     from . import delivery, exceptions
-    from .connections import client_for_key, connection_for_key
+    from .connect import client_for_key, connection_for_key
     from .reachability import advice, unreachable_reason
 
     try:

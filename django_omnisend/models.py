@@ -29,7 +29,7 @@ class ConnectionQuerySet(models.QuerySet):
 
     def of_owner(self, owner: Any = None) -> ConnectionQuerySet:
         """Rows of ``owner`` (a model instance), or of the site itself when ``owner`` is None."""
-        from .owners import owner_filter
+        from .connect.owners import owner_filter
 
         return self.filter(**owner_filter(owner))
 
@@ -492,7 +492,7 @@ class ClientRegistration(models.Model):
     """The OAuth client Omnisend issued to this site by dynamic registration (RFC 7591).
 
     One row per exact redirect URI, made at the first Connect when ``OMNISEND["CLIENT_ID"]``
-    is empty (see :mod:`~django_omnisend.registration`). The secret is encrypted at rest and
+    is empty (see :mod:`~django_omnisend.connect.registration`). The secret is encrypted at rest and
     never shown; settings credentials, when set, are used instead of any row.
     """
 

@@ -207,7 +207,7 @@ def pull(
     has no credentials, and the client's errors for failed requests; the resume point reached
     so far is saved either way.
     """
-    from .connections import client_for_key, credential_fingerprint
+    from .connect import client_for_key, credential_fingerprint
 
     start = start_point(key, since)
     result = PullResult(connection_key=key, since=start, dry_run=dry_run)

@@ -24,9 +24,10 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from . import connections, owners
+from . import connect
 from .adapters import get_adapter
 from .conf import omnisend_settings
+from .connect import owners
 from .tracking import get_tracking_adapter
 
 #: ``eventVersion`` of Omnisend's ``viewed product`` for the JavaScript API.
@@ -65,7 +66,7 @@ def csp_nonce(context: Any, request: HttpRequest | None) -> str | None:
 
 
 def _brand_id(owner: Any) -> str:
-    row = connections.owner_connection(owner)
+    row = connect.owner_connection(owner)
     if row is not None:
         return row.brand_id or ""
     if owner is None and omnisend_settings.api_key:
@@ -80,8 +81,8 @@ def _same_connection(user_key: str, owner: Any) -> bool:
     target = owners.connection_key(owner)
     if str(user_key) == target:
         return True
-    mine = connections.connection_for_key(str(user_key))
-    theirs = connections.connection_for_key(target)
+    mine = connect.connection_for_key(str(user_key))
+    theirs = connect.connection_for_key(target)
     return mine is not None and theirs is not None and mine.pk == theirs.pk
 
 

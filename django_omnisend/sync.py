@@ -249,7 +249,7 @@ class _Clients:
 
     def get(self, key: str) -> Any:
         if key not in self._clients:
-            from .connections import client_for_key
+            from .connect import client_for_key
 
             # The drain owns retries (it reschedules instead of sleeping), so the client makes
             # exactly one request per call and never sits on its leases waiting for budget.
@@ -259,7 +259,7 @@ class _Clients:
     def credential(self, key: str) -> str:
         """Fingerprint of the credential ``key`` would use now ("" when there is none)."""
         if key not in self._fingerprints:
-            from .connections import credential_fingerprint
+            from .connect import credential_fingerprint
 
             self._fingerprints[key] = credential_fingerprint(key)
         return self._fingerprints[key]
@@ -284,7 +284,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _not_connected_reason(key: str, exc: exceptions.NotConnected) -> str:
     """Why there is no client for ``key``: the connection's own reason when it has one."""
-    from .connections import connection_for_key
+    from .connect import connection_for_key
 
     connection = connection_for_key(key)
     if isinstance(exc, exceptions.NeedsReconnect) and connection and connection.status_reason:
@@ -748,7 +748,7 @@ class _Drain:
             if not isinstance(exc, exceptions.VersionRetired):
                 # The credential is at fault: the admin shows the connection needs a reconnect.
                 # (A retired version is the site's setting, not the credential's fault.)
-                from .connections import mark_key_needs_reconnect
+                from .connect import mark_key_needs_reconnect
 
                 mark_key_needs_reconnect(key, reason)
             self.blocked.add(key)

@@ -8,14 +8,15 @@ with Omnisend and put into ``OMNISEND["REDIRECT_URI"]``.
 
 from django.urls import path
 
-from . import views
+from .connect import views
+from .connect.confirm import confirm
 
 app_name = "django_omnisend"
 
 urlpatterns = [
     path("connect/", views.connect, name="connect"),
     path("callback/", views.callback, name="callback"),
-    path("confirm/<int:pk>/", views.confirm, name="confirm"),
+    path("confirm/<int:pk>/", confirm, name="confirm"),
     path("disconnect/", views.disconnect, name="disconnect"),
     # An owner's connection: ``owner`` is ``owners.sign_owner(instance)`` (the template tag
     # ``{% omnisend_connect owner %}`` builds these); a reconnect is a connect of its owner.

@@ -3,7 +3,7 @@
 Importing the package registers them all (Django's admin autodiscovery imports it).
 """
 
-from ..views import PERMISSION
+from ..connect.permissions import PERMISSION
 from . import registration, sync  # noqa: F401  (registers their admins)
 from .connections import ConnectionAdmin
 from .forms import ConnectionForm

@@ -9,13 +9,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import connections
+from .. import connect
 from ..exceptions import NeedsReconnect, OAuthError, OmnisendError
 from ..models import Connection
 
 
 class ConnectionActions:
-    """Mixin for :class:`~django_omnisend.admin.connections.ConnectionAdmin`: its actions."""
+    """Mixin for :class:`~django_omnisend.admin.connect.ConnectionAdmin`: its actions."""
 
     @admin.action(description=_("Test connection"), permissions=["manage"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
@@ -28,17 +28,17 @@ class ConnectionActions:
                 )
                 continue
             try:
-                client = connections.client_for(connection, require_active=False)
+                client = connect.client_for(connection, require_active=False)
             except OmnisendError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
             try:
-                brand = connections.probe(client)
+                brand = connect.probe(client)
             except (OmnisendError, OAuthError) as exc:
                 connection.refresh_from_db()
                 self.message_user(
                     request,
-                    f"{connection}: {connections.describe_probe_error(exc)}",
+                    f"{connection}: {connect.describe_probe_error(exc)}",
                     messages.ERROR,
                 )
                 continue
@@ -81,7 +81,7 @@ class ConnectionActions:
                 )
                 continue
             try:
-                connections.refresh_connection(connection, force=True)
+                connect.refresh_connection(connection, force=True)
             except NeedsReconnect as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             except OmnisendError as exc:
@@ -93,7 +93,7 @@ class ConnectionActions:
     def disconnect(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         count = 0
         for connection in queryset.exclude(status=Connection.Status.REVOKED):
-            connections.disconnect(connection, request.user)
+            connect.disconnect(connection, request.user)
             count += 1
         self.message_user(
             request,

@@ -1,7 +1,8 @@
 """Admin for Omnisend connections: list, add or change (an API key), delete.
 
 No secret is ever rendered (docs: guides/security.rst, 'Secrets are never shown'); a new key
-follows the OAuth callback's brand rules (:mod:`django_omnisend.binding`). The actions are in
+follows the OAuth callback's brand rules
+(:mod:`django_omnisend.connect.binding`). The actions are in
 :mod:`~django_omnisend.admin.connection_actions`.
 """
 
@@ -17,10 +18,11 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from .. import binding, connections
+from .. import connect
 from ..conf import omnisend_settings
+from ..connect import binding
+from ..connect.permissions import can_manage
 from ..models import SECRET_FIELDS, Connection
-from ..views import can_manage
 from .connection_actions import ConnectionActions
 from .forms import ConnectionForm, OwnerFilter
 
@@ -122,7 +124,7 @@ class ConnectionAdmin(ConnectionActions, admin.ModelAdmin):
         )
         # Tokens the key replaced are revoked once the admin's transaction has committed.
         stale = bound.stale
-        transaction.on_commit(lambda: connections.revoke_tokens(stale))
+        transaction.on_commit(lambda: connect.revoke_tokens(stale))
         request._omnisend_bound = bound  # type: ignore[attr-defined]
         # Did the key land on another row than the one added or edited (the brand's own)?
         request._omnisend_moved = bound.existing and bound.connection.pk != (  # type: ignore[attr-defined]
@@ -181,14 +183,14 @@ class ConnectionAdmin(ConnectionActions, admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Connection) -> None:
         # Deleting the row must not leave live tokens behind at Omnisend.
-        tokens = connections._tokens_to_revoke(obj)
+        tokens = connect.tokens_to_revoke(obj)
         super().delete_model(request, obj)
-        connections.revoke_tokens(tokens)
+        connect.revoke_tokens(tokens)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        tokens = [t for c in queryset for t in connections._tokens_to_revoke(c)]
+        tokens = [t for c in queryset for t in connect.tokens_to_revoke(c)]
         super().delete_queryset(request, queryset)
-        connections.revoke_tokens(tokens)
+        connect.revoke_tokens(tokens)
 
     # -- list page --------------------------------------------------------------------------
 
@@ -243,7 +245,7 @@ class ConnectionAdmin(ConnectionActions, admin.ModelAdmin):
         )
         for connection in candidates:
             if connection.undecryptable:
-                connections.mark_needs_reconnect(
+                connect.mark_needs_reconnect(
                     connection,
                     "The stored credentials cannot be decrypted with OMNISEND['ENCRYPTION_KEYS'].",
                 )

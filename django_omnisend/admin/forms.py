@@ -12,7 +12,8 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from .. import binding, connections, crypto
+from .. import connect, crypto
+from ..connect import binding
 from ..exceptions import OAuthError, OmnisendError
 from ..models import Connection
 
@@ -60,9 +61,9 @@ class ConnectionForm(forms.ModelForm):
         if unconfigured:
             raise forms.ValidationError(unconfigured)
         try:
-            brand = connections.probe_credentials(api_key=key)
+            brand = connect.probe_credentials(api_key=key)
         except (OmnisendError, OAuthError) as exc:
-            raise forms.ValidationError(connections.describe_probe_error(exc)) from None
+            raise forms.ValidationError(connect.describe_probe_error(exc)) from None
         try:
             # A row never changes brand (refused here, before anything is stored).
             binding.check_target(self.instance, str(brand["brandID"]))

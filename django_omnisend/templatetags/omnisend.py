@@ -1,7 +1,7 @@
 """Template tags of django-omnisend: ``{% load omnisend %}``.
 
 ``{% omnisend_connect owner %}`` renders an owner's connection status and, for people the
-:class:`~django_omnisend.connection_adapter.ConnectionAdapter` lets manage it, POST forms (with
+:class:`~django_omnisend.connect.permissions.ConnectionAdapter` lets manage it, POST forms (with
 the CSRF token) to connect, reconnect or disconnect. ``owner`` is any model instance, or None for
 the site's own connection; the control returns to the page it is on.
 """
@@ -12,8 +12,9 @@ from typing import Any
 
 from django import template
 
-from .. import connections, owners
-from ..connection_adapter import get_connection_adapter
+from .. import connect
+from ..connect import owners
+from ..connect.permissions import get_connection_adapter
 from ..models import Connection
 
 register = template.Library()
@@ -23,7 +24,7 @@ register = template.Library()
 def omnisend_connect(context: template.Context, owner: Any = None) -> dict[str, Any]:
     """The context of the control: status, and which actions the current user may take."""
     request = context.get("request")
-    connection = connections.owner_connection(owner)
+    connection = connect.owner_connection(owner)
     may_manage = request is not None and get_connection_adapter().can_manage_connection(
         request, owner
     )

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from django_omnisend import owners
 from django_omnisend.adapter import Consent, ContactAdapter
-from django_omnisend.connection_adapter import ConnectionAdapter
+from django_omnisend.connect import owners
+from django_omnisend.connect.permissions import ConnectionAdapter
 
 from .models import EmailVerification, NewsletterConsent, Shop, ShopMembership
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import django_omnisend
 from django_omnisend.adapter import normalize_email
-from django_omnisend.connections import active_connection
+from django_omnisend.connect import active_connection
 from django_omnisend.exceptions import OmnisendError
 from django_omnisend.health import health
 from django_omnisend.models import SyncState

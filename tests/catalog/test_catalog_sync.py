@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_omnisend import exceptions
-from django_omnisend.connections import get_client
+from django_omnisend.connect import get_client
 from django_omnisend.models import OutboxItem
 from django_omnisend.sync import drain
 from tests.shop.models import Category, Product, Variant

@@ -207,7 +207,7 @@ def test_since_option_and_first_run_default(recording_settings, emulator):
 
 
 def test_paused_connection_refuses(sync_settings, emulator, api_requests):
-    from django_omnisend.connections import credential_fingerprint
+    from django_omnisend.connect import credential_fingerprint
 
     delivery.pause("default", "401: rejected", credential_fingerprint("default"))
     with pytest.raises(CommandError, match="paused") as excinfo:

@@ -230,7 +230,7 @@ def last_word_is_whole(shown: str, source: str) -> bool:
 def test_changed_encryption_keys_never_cut_a_reason_mid_word(sync_settings, emulator):
     from cryptography.fernet import Fernet
 
-    from django_omnisend.connections import client_for_key
+    from django_omnisend.connect import client_for_key
     from django_omnisend.exceptions import NeedsReconnect
 
     connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo Shop")

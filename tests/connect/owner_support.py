@@ -10,9 +10,10 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 
-from django_omnisend import binding, connections, owners
+from django_omnisend import connect
 from django_omnisend.adapter import ContactAdapter
-from django_omnisend.connection_adapter import ConnectionAdapter
+from django_omnisend.connect import binding, owners
+from django_omnisend.connect.permissions import ConnectionAdapter
 
 SHOP_A_BRAND = "brand-shop-a"
 SHOP_B_BRAND = "brand-shop-b"
@@ -27,7 +28,7 @@ def add_shop_brands(emulator: Any) -> None:
 def bind_by_token(emulator: Any, owner: Any, brand_id: str, user: Any = None) -> binding.Bound:
     """Tokens for ``brand_id`` as if consent was given, probed over HTTP, bound to ``owner``."""
     tokens = emulator.issue_token(brand_id)
-    brand = connections.probe_credentials(access_token=tokens["access_token"])
+    brand = connect.probe_credentials(access_token=tokens["access_token"])
     credential = binding.Credential(
         access_token=tokens["access_token"],
         refresh_token=tokens.get("refresh_token", ""),

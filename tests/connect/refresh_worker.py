@@ -4,7 +4,7 @@
 :func:`tests.workers.worker_env` (the test database and the emulator's coordinates). It loads
 connection ``PK`` (stale: its token is about to expire, or already revoked at Omnisend),
 writes ``GATE_DIR/NAME.ready``, waits for ``GATE_DIR/go`` so both workers start together, then
-makes one API call through :func:`~django_omnisend.connections.get_client`:
+makes one API call through :func:`~django_omnisend.connect.get_client`:
 
 * ``expiring``: ``get_client`` refreshes first, because the row expires soon;
 * ``401``: the client was built before the gate with the old token; the call gets a 401 and
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
 
     django.setup()
     from django_omnisend import crypto
-    from django_omnisend.connections import get_client
+    from django_omnisend.connect import get_client
     from django_omnisend.models import Connection
 
     row = Connection.objects.get(pk=int(pk))

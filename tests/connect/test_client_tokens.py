@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 import django_omnisend
-from django_omnisend.connections import active_connection, get_client, refresh_connection
+from django_omnisend.connect import active_connection, get_client, refresh_connection
 from django_omnisend.exceptions import (
     AuthenticationError,
     NeedsReconnect,
@@ -224,7 +224,7 @@ def test_two_concurrent_refreshes_make_one_token_request(emulator, emulator_sett
 @pytest.mark.django_db
 def test_a_refused_credential_does_not_condemn_a_newer_one(emulator, emulator_settings):
     """Flagging after a failure names the credential that failed; a newer one stays active."""
-    from django_omnisend.connections import mark_needs_reconnect
+    from django_omnisend.connect import mark_needs_reconnect
 
     connection, _token = oauth_connection(emulator)
     refused = connection.fingerprint
@@ -332,7 +332,7 @@ def test_full_connect_and_ten_calls_leak_no_secret(
 
 @pytest.mark.django_db
 def test_disconnect_revokes_and_forgets(emulator, emulator_settings):
-    from django_omnisend.connections import disconnect
+    from django_omnisend.connect import disconnect
 
     connection, token = oauth_connection(emulator)
     disconnect(connection)
@@ -348,7 +348,7 @@ def test_disconnect_revokes_and_forgets(emulator, emulator_settings):
 
 @pytest.mark.django_db
 def test_disconnect_deletes_tokens_even_if_revoke_fails(emulator, emulator_settings):
-    from django_omnisend.connections import disconnect
+    from django_omnisend.connect import disconnect
 
     connection, _ = oauth_connection(emulator)
     emulator.add_fault(route="POST /oauth2/revoke", kind="500")
@@ -377,7 +377,7 @@ def test_expired_without_refresh_token_needs_reconnect(emulator, emulator_settin
 @pytest.mark.django_db
 def test_connection_keys(emulator, emulator_settings):
     from django_omnisend import crypto
-    from django_omnisend.connections import (
+    from django_omnisend.connect import (
         client_for_key,
         connection_for_key,
         credential_fingerprint,

@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
 
-from django_omnisend.connections import get_client
+from django_omnisend.connect import get_client
 
 from .test_client_tokens import oauth_connection
 

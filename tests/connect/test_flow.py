@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client, override_settings
 
-from django_omnisend import views
+from django_omnisend.connect import views
 from django_omnisend.models import Connection
 
 from .conftest import (

@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
-from django_omnisend import connections, owners
+from django_omnisend import connect
+from django_omnisend.connect import owners
 from django_omnisend.models import Connection
 
 from .owner_support import SHOP_A_BRAND, SHOP_B_BRAND, add_shop_brands, bind_by_token
@@ -57,7 +58,7 @@ def test_status_all_lists_every_owner_brand_and_state(shops):
 
 def test_status_of_one_owner_and_its_problem(shops):
     shop_a, shop_b, _a, b, _site = shops
-    connections.mark_needs_reconnect(b, "Omnisend rejected the access token (HTTP 401).")
+    connect.mark_needs_reconnect(b, "Omnisend rejected the access token (HTTP 401).")
     code, text = status("--owner", owners.owner_key(shop_a), "--json")
     assert code == 0
     report = json.loads(text)

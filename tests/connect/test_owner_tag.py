@@ -10,7 +10,8 @@ from django.middleware.csrf import get_token
 from django.template import RequestContext, Template
 from django.test import RequestFactory, override_settings
 
-from django_omnisend import connections, owners
+from django_omnisend import connect
+from django_omnisend.connect import owners
 
 from .owner_support import SHOP_A_BRAND, add_shop_brands, bind_by_token
 
@@ -58,7 +59,7 @@ def test_a_connected_owner_gets_its_status_reconnect_and_disconnect(shop, emulat
     ref = owners.sign_owner(owner)
     assert actions(html) == [f"/omnisend/reconnect/{ref}/", f"/omnisend/disconnect/{ref}/"]
     assert "Shop A brand" in html and "Active" in html
-    connections.mark_needs_reconnect(connection, "Omnisend rejected the access token (HTTP 401).")
+    connect.mark_needs_reconnect(connection, "Omnisend rejected the access token (HTTP 401).")
     html = render(owner, ann)
     assert "Needs reconnect" in html and "HTTP 401" in html
     assert connection.access_token not in html and connection.fingerprint not in html

@@ -16,7 +16,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client, override_settings
 
-from django_omnisend import connections, owners
+from django_omnisend import connect
+from django_omnisend.connect import owners
 from django_omnisend.models import Connection
 
 from .conftest import CALLBACK_URL, make_manager, token_requests
@@ -84,7 +85,7 @@ def snapshot():
 
 
 def brand_reached(owner: Any) -> str:
-    client = connections.get_client(owner=owner)
+    client = connect.get_client(owner=owner)
     try:
         return client.brands.current()["brandID"]
     finally:
@@ -97,13 +98,13 @@ def test_two_shops_connect_two_brands_from_their_own_pages(shop_settings, emulat
     assert response.status_code == 302 and response["Location"] == SHOP_PAGE
     response = connect_shop(client_for(bob), emulator, shop_b, SHOP_B_BRAND)
     assert response.status_code == 302 and response["Location"] == SHOP_PAGE
-    a = connections.active_connection(shop_a)
-    b = connections.active_connection(shop_b)
+    a = connect.active_connection(shop_a)
+    b = connect.active_connection(shop_b)
     assert (a.brand_id, a.connected_by, a.owner) == (SHOP_A_BRAND, ann, shop_a)
     assert (b.brand_id, b.connected_by, b.owner) == (SHOP_B_BRAND, bob, shop_b)
     assert brand_reached(shop_a) == SHOP_A_BRAND
     assert brand_reached(shop_b) == SHOP_B_BRAND
-    assert connections.active_connection() is None  # the site's own stays unconnected
+    assert connect.active_connection() is None  # the site's own stays unconnected
 
 
 def test_the_connect_page_of_an_owner_posts_back_to_itself(shop_settings, emulator, shops):
@@ -135,7 +136,7 @@ def test_another_shops_staff_cannot_connect_reconnect_or_disconnect_it(
         assert "Location" not in response
     assert intruder.get(url("connect", shop_b)).status_code == 403
     # Naming B's row on A's own disconnect URL does not reach it either.
-    b = connections.active_connection(shop_b)
+    b = connect.active_connection(shop_b)
     response = intruder.post(url("disconnect", shop_a), {"connection": b.pk})
     assert response.status_code == 302
     assert snapshot() == before
@@ -183,8 +184,8 @@ def test_a_state_for_owner_a_cannot_complete_for_owner_b(
         client, emulator, shop_a, SHOP_A_BRAND, extra={"owner": owners.sign_owner(shop_b)}
     )
     assert response.status_code == 302
-    assert connections.active_connection(shop_a).brand_id == SHOP_A_BRAND
-    assert connections.active_connection(shop_b) is None
+    assert connect.active_connection(shop_a).brand_id == SHOP_A_BRAND
+    assert connect.active_connection(shop_b) is None
     # A state started by ann for shop A cannot be finished by bob (shop B) in his session.
     ann_client = client_for(ann)
     location, state = start_for(ann_client, shop_a)
@@ -251,8 +252,8 @@ def test_a_shop_disconnects_and_reconnects_its_own_brand(shop_settings, emulator
     client = client_for(ann)
     response = client.post(url("disconnect", shop_a), {"next": SHOP_PAGE})
     assert response.status_code == 302 and response["Location"] == SHOP_PAGE
-    assert connections.active_connection(shop_a) is None
-    assert connections.active_connection(shop_b).brand_id == SHOP_B_BRAND
+    assert connect.active_connection(shop_a) is None
+    assert connect.active_connection(shop_b).brand_id == SHOP_B_BRAND
     location, _ = start_for(client, shop_a, action="reconnect")
     response = client.get(CALLBACK_URL, approve_as_brand(emulator, location, SHOP_A_BRAND))
     assert response.status_code == 302
@@ -268,13 +269,13 @@ def test_a_brand_switch_of_a_shop_is_confirmed_within_the_shop(shop_settings, em
     assert response.status_code == 302 and "/omnisend/confirm/" in response["Location"]
     confirm_url = response["Location"]
     assert client_for(bob).post(confirm_url, {"action": "confirm"}).status_code == 403
-    assert connections.active_connection(shop_a).brand_id == SHOP_A_BRAND
+    assert connect.active_connection(shop_a).brand_id == SHOP_A_BRAND
     page = client.get(confirm_url)
     assert page.status_code == 200 and "Shop B brand" not in page.content.decode()
     response = client.post(confirm_url, {"action": "confirm"})
     assert response.status_code == 302 and response["Location"] == SHOP_PAGE
-    assert connections.active_connection(shop_a).brand_id == emulator.default_brand_id
-    assert connections.active_connection(shop_b).brand_id == SHOP_B_BRAND
+    assert connect.active_connection(shop_a).brand_id == emulator.default_brand_id
+    assert connect.active_connection(shop_b).brand_id == SHOP_B_BRAND
 
 
 def test_owner_connect_needs_a_post_with_a_csrf_token(shop_settings, emulator, shops):
@@ -310,7 +311,7 @@ def test_a_shops_tokens_are_stored_encrypted(shop_settings, emulator, shops):
 
     shop_a, _, ann, _ = shops
     connect_shop(client_for(ann), emulator, shop_a, SHOP_A_BRAND)
-    row = connections.active_connection(shop_a)
+    row = connect.active_connection(shop_a)
     with db.cursor() as cursor:
         cursor.execute(
             f"SELECT access_token, refresh_token FROM {Connection._meta.db_table} WHERE id = %s",

@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 from django.test import override_settings
 
 import django_omnisend
-from django_omnisend import binding, connections, owners
+from django_omnisend import connect
+from django_omnisend.connect import binding, owners
 from django_omnisend.exceptions import NeedsReconnect, NotConnected
 from django_omnisend.models import Connection
 
@@ -42,12 +43,12 @@ def test_two_owners_hold_two_brands_and_each_client_reaches_its_own(
     b = bind_by_token(emulator, shop_b, SHOP_B_BRAND).connection
     assert (a.status, b.status) == (Connection.Status.ACTIVE, Connection.Status.ACTIVE)
     assert a.owner == shop_a and b.owner == shop_b
-    assert brand_seen(connections.get_client(owner=shop_a)) == SHOP_A_BRAND
-    assert brand_seen(connections.get_client(owner=shop_b)) == SHOP_B_BRAND
+    assert brand_seen(connect.get_client(owner=shop_a)) == SHOP_A_BRAND
+    assert brand_seen(connect.get_client(owner=shop_b)) == SHOP_B_BRAND
     assert brand_seen(django_omnisend.get_client(owner=shop_a)) == SHOP_A_BRAND
     # The site's own client is not a tenant's: no site row, so the settings API key's brand.
-    assert connections.active_connection() is None
-    assert brand_seen(connections.get_client()) == emulator.default_brand_id
+    assert connect.active_connection() is None
+    assert brand_seen(connect.get_client()) == emulator.default_brand_id
 
 
 def test_sync_connection_keys_resolve_through_the_owner(emulator_settings, emulator, shops):
@@ -55,14 +56,14 @@ def test_sync_connection_keys_resolve_through_the_owner(emulator_settings, emula
     a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
     key = owners.connection_key(shop_a)
     assert key == f"owner:auth.group:{shop_a.pk}"
-    assert connections.connection_for_key(key) == a
-    assert connections.connection_for_key(owners.connection_key(shop_b)) is None
-    assert connections.connection_for_key("owner:nosuch.model:1") is None
-    assert brand_seen(connections.client_for_key(key)) == SHOP_A_BRAND
+    assert connect.connection_for_key(key) == a
+    assert connect.connection_for_key(owners.connection_key(shop_b)) is None
+    assert connect.connection_for_key("owner:nosuch.model:1") is None
+    assert brand_seen(connect.client_for_key(key)) == SHOP_A_BRAND
     with pytest.raises(NotConnected):
-        connections.client_for_key(owners.connection_key(shop_b))
+        connect.client_for_key(owners.connection_key(shop_b))
     # The site's key keeps meaning the site.
-    assert connections.connection_for_key("default") is None
+    assert connect.connection_for_key("default") is None
 
 
 def test_an_owner_without_a_connection_never_falls_back_to_the_site(
@@ -71,7 +72,7 @@ def test_an_owner_without_a_connection_never_falls_back_to_the_site(
     shop_a, _ = shops
     bind_by_token(emulator, None, emulator.default_brand_id)  # the site is connected
     with pytest.raises(NotConnected, match="Shop A has no Omnisend connection"):
-        connections.get_client(owner=shop_a)
+        connect.get_client(owner=shop_a)
 
 
 def test_an_owner_waiting_for_a_reconnect_raises_needs_reconnect(
@@ -79,10 +80,10 @@ def test_an_owner_waiting_for_a_reconnect_raises_needs_reconnect(
 ):
     shop_a, _ = shops
     a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
-    connections.mark_needs_reconnect(a, "Omnisend rejected the access token (HTTP 401).")
+    connect.mark_needs_reconnect(a, "Omnisend rejected the access token (HTTP 401).")
     with pytest.raises(NeedsReconnect):
-        connections.get_client(owner=shop_a)
-    assert connections.connection_for_key(owners.connection_key(shop_a)) == a
+        connect.get_client(owner=shop_a)
+    assert connect.connection_for_key(owners.connection_key(shop_a)) == a
 
 
 def test_the_site_connection_ignores_owner_rows(emulator_settings, emulator, shops):
@@ -91,8 +92,8 @@ def test_the_site_connection_ignores_owner_rows(emulator_settings, emulator, sho
     site = bind_by_token(emulator, None, emulator.default_brand_id)
     # A tenant's active brand is no competitor of the site's: no switch to confirm.
     assert not site.needs_confirmation
-    assert connections.active_connection() == site.connection
-    assert connections.active_connection(shop_a).brand_id == SHOP_A_BRAND
+    assert connect.active_connection() == site.connection
+    assert connect.active_connection(shop_a).brand_id == SHOP_A_BRAND
 
 
 def test_a_brand_held_by_another_owner_is_refused_and_nothing_changes(
@@ -106,9 +107,9 @@ def test_a_brand_held_by_another_owner_is_refused_and_nothing_changes(
     with pytest.raises(binding.BrandHeldElsewhere):
         bind_by_token(emulator, None, SHOP_A_BRAND)  # the site cannot take it either
     assert list(Connection.objects.values_list("pk", "status", "fingerprint", "owner_id")) == before
-    assert connections.active_connection(shop_a) == a
+    assert connect.active_connection(shop_a) == a
     # Waiting for a reconnect still holds the brand.
-    connections.mark_needs_reconnect(a, "test")
+    connect.mark_needs_reconnect(a, "test")
     with pytest.raises(binding.BrandHeldElsewhere):
         bind_by_token(emulator, shop_b, SHOP_A_BRAND)
 
@@ -116,7 +117,7 @@ def test_a_brand_held_by_another_owner_is_refused_and_nothing_changes(
 def test_a_reconnect_of_the_same_brand_reuses_the_owners_row(emulator_settings, emulator, shops):
     shop_a, _ = shops
     first = bind_by_token(emulator, shop_a, SHOP_A_BRAND)
-    connections.mark_needs_reconnect(first.connection, "test")
+    connect.mark_needs_reconnect(first.connection, "test")
     again = bind_by_token(emulator, shop_a, SHOP_A_BRAND)
     assert again.existing and again.connection.pk == first.connection.pk
     assert again.connection.status == Connection.Status.ACTIVE
@@ -133,8 +134,8 @@ def test_a_second_brand_for_one_owner_waits_for_confirmation_without_touching_ot
     assert switch.needs_confirmation
     assert switch.connection.status == Connection.Status.PENDING
     assert switch.connection.owner == shop_a
-    assert connections.active_connection(shop_a) == a
-    assert connections.active_connection(shop_b) == b
+    assert connect.active_connection(shop_a) == a
+    assert connect.active_connection(shop_b) == b
     assert list(binding.competing(emulator.default_brand_id, shop_a)) == [a]
 
 
@@ -166,7 +167,7 @@ def test_connected_and_disconnected_signals_carry_the_owner(emulator_settings, e
     try:
         a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
         site = bind_by_token(emulator, None, emulator.default_brand_id).connection
-        connections.disconnect(a)
+        connect.disconnect(a)
     finally:
         connected.disconnect(on_connected)
         disconnected.disconnect(on_disconnected)

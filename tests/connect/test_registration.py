@@ -18,7 +18,7 @@ import requests
 from django.db import close_old_connections, connection
 from django.test import Client, override_settings
 
-from django_omnisend import connections as omnisend_connections
+from django_omnisend import connect as omnisend_connections
 from django_omnisend.exceptions import AuthenticationError, NeedsReconnect
 from django_omnisend.models import ClientRegistration, Connection
 

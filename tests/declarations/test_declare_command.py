@@ -9,7 +9,7 @@ import requests
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from django_omnisend.connections import get_client
+from django_omnisend.connect import get_client
 from django_omnisend.event_declarations import register_event
 from django_omnisend.exceptions import ValidationError
 from tests.openapi import validate_request, validate_response

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend import connections
+from django_omnisend import connect
 from django_omnisend.declare import CREATED, FAILED, MERGED, UNCHANGED, declare_events
 from django_omnisend.event_declarations import declared_events
 from django_omnisend.exceptions import ImproperlyConfigured, OmnisendError
@@ -32,7 +32,7 @@ def all_connection_keys() -> list[str]:
     """``"default"`` and the key of every active connection that belongs to an owner."""
     from django_omnisend.models import Connection
 
-    keys = [connections.DEFAULT_KEY]
+    keys = [connect.DEFAULT_KEY]
     for row in (
         Connection.objects.filter(status=Connection.Status.ACTIVE)
         .exclude(owner_type__isnull=True)
@@ -86,7 +86,7 @@ class Command(BaseCommand):
             entry: dict[str, Any] = {"connection": key, "events": [], "error": ""}
             report.append(entry)
             try:
-                with connections.client_for_key(key) as client:
+                with connect.client_for_key(key) as client:
                     outcomes = declare_events(client, declarations, dry_run=dry_run)
             except OmnisendError as exc:
                 failed = True

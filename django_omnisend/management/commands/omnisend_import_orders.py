@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from django_omnisend.adapter import normalize_email
 from django_omnisend.commerce import CommerceError, ImportedOrder, as_request, order_events
 from django_omnisend.conf import omnisend_settings
-from django_omnisend.connections import DEFAULT_KEY, client_for_key
+from django_omnisend.connect import DEFAULT_KEY, client_for_key
 from django_omnisend.events import PHONE_RE
 from django_omnisend.exceptions import OmnisendError
 from django_omnisend.reachability import advice, unreachable_reason

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from django_omnisend.connections import DEFAULT_KEY
+from django_omnisend.connect import DEFAULT_KEY
 from django_omnisend.exceptions import OmnisendError
 from django_omnisend.pull import pull
 from django_omnisend.reachability import advice, unreachable_reason

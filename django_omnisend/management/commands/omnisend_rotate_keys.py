@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from ...connections import mark_needs_reconnect
+from ...connect import mark_needs_reconnect
 from ...fields import Undecryptable
 from ...models import ClientRegistration, Connection
 

@@ -27,10 +27,10 @@ from django.db import connections, router
 from django.db.models import Count
 from django.utils import timezone
 
-from django_omnisend import crypto, owners, triggers
+from django_omnisend import crypto, triggers
 from django_omnisend import health as health_module
 from django_omnisend.conf import omnisend_settings
-from django_omnisend.connections import DEFAULT_KEY, connection_for_key
+from django_omnisend.connect import DEFAULT_KEY, connection_for_key, owners
 from django_omnisend.health import Verification, health, verify_credential
 from django_omnisend.models import Connection, DeliveryControl, OutboxItem, SyncState
 from django_omnisend.redaction import redact

@@ -27,12 +27,12 @@ from django.apps import apps
 from django.db import IntegrityError, OperationalError, router, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from .api import oauth
-from .conf import omnisend_settings
-from .exceptions import ImproperlyConfigured, RegistrationError
-from .models import ClientRegistration
+from ..api import oauth
+from ..conf import omnisend_settings
+from ..exceptions import ImproperlyConfigured, RegistrationError
+from ..models import ClientRegistration
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("django_omnisend.registration")
 
 __all__ = ["client_metadata", "credentials_for_client", "resolve_credentials"]
 
