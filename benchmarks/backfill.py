@@ -63,9 +63,6 @@ def backfill_child(out: str, profile: str | None, trace: bool = False) -> int:
     import requests  # noqa: F401
     from django.core.management import call_command, load_command_class
 
-    import django_omnisend.api
-    import django_omnisend.bulk
-    import django_omnisend.connect  # noqa: F401
     from django_omnisend.models import SyncState
 
     load_command_class("django_omnisend", "omnisend_sync_contacts")

@@ -49,7 +49,7 @@ def child(step: str, out: str) -> int:
     django.setup()
     from django.core.management import call_command
 
-    from django_omnisend import sync
+    from django_omnisend.sync import loop as sync
 
     started = time.perf_counter()
     result: dict[str, Any] = {}
@@ -92,8 +92,8 @@ def one_backlog(kind: str, db: dict[str, Any], users: int, step: str) -> dict[st
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from django_omnisend.bulk import mark_users, select_users
     from django_omnisend.models import SyncState
+    from django_omnisend.sync.bulk import mark_users, select_users
 
     common.recreate_database(db)
     common.log(f"[{kind}] P9: {users:,} users, backfilled first")

@@ -113,8 +113,8 @@ def bind_everyone() -> None:
     from django.contrib.auth import get_user_model
     from django.db.models import OuterRef, Subquery
 
-    from django_omnisend.bulk import mark_users
     from django_omnisend.models import SyncState
+    from django_omnisend.sync.bulk import mark_users
 
     user_model = get_user_model()
     mark_users(user_model.objects.all())
@@ -138,9 +138,9 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from django_omnisend import identity
     from django_omnisend.models import SyncState
-    from django_omnisend.sync import drain
+    from django_omnisend.sync import identity
+    from django_omnisend.sync.loop import drain
 
     user_model = get_user_model()
     with common.emulator(rate_limit_enabled=False) as emu:

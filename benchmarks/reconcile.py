@@ -55,7 +55,7 @@ def populate(start: int, count: int) -> None:
 
     from django_omnisend.adapters import get_adapter
     from django_omnisend.models import SyncState
-    from django_omnisend.payloads import plan_contact
+    from django_omnisend.sync.payloads import plan_contact
 
     common.create_users(count, start=start, batch=CHUNK)
     user_model = get_user_model()
@@ -121,11 +121,11 @@ def old_reconcile() -> str:
     from django.contrib.auth import get_user_model
     from django.db import router, transaction
 
-    from django_omnisend import outbox
     from django_omnisend.adapters import get_adapter
     from django_omnisend.management.commands.omnisend_reconcile import verdict
     from django_omnisend.models import SyncState
-    from django_omnisend.wakeup import nudge_drain_on_commit
+    from django_omnisend.sync import marking as outbox
+    from django_omnisend.tasks import nudge_drain_on_commit
 
     adapter = get_adapter()
     outcomes: Counter[str] = Counter()

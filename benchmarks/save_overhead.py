@@ -66,8 +66,8 @@ def measure(kind: str, options: Any) -> list[dict[str, Any]]:
         from django.db import connection, transaction
         from django.db.models.signals import post_save
 
-        from django_omnisend import triggers
         from django_omnisend.models import SyncState
+        from django_omnisend.sync import triggers
 
         user_model = get_user_model()
         common.create_users(users_n)

@@ -43,8 +43,8 @@ def mark_for_sync(user: Any) -> bool:
     if not omnisend_settings.sync_users:
         return False
     from .adapters import get_adapter
-    from .outbox import mark_dirty
-    from .wakeup import nudge_drain_on_commit
+    from .sync.marking import mark_dirty
+    from .tasks import nudge_drain_on_commit
 
     mark_dirty(user.pk, get_adapter().get_connection_key(user))
     nudge_drain_on_commit()

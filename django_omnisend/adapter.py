@@ -55,7 +55,7 @@ def normalize_email(raw: Any) -> str | None:
     Strips spaces, NFC-normalises, lower-cases the whole address (Omnisend compares e-mail
     identifiers case-sensitively, so one spelling per person avoids duplicate contacts),
     IDNA-encodes the domain, then validates with Django's ``EmailValidator``. The result is
-    also the ownership key (:mod:`django_omnisend.identity`). Invisible characters are
+    also the ownership key (:mod:`django_omnisend.sync.identity`). Invisible characters are
     refused, and ``EmailValidator`` accepts only ASCII local parts, so homoglyph and
     full-width look-alikes of an address are invalid rather than a second spelling of it.
     """

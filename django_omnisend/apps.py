@@ -17,9 +17,10 @@ class DjangoOmnisendConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import catalog, receivers, redaction, triggers
+        from . import catalog, redaction
         from .api import oauth
         from .connect import registration
+        from .sync import receivers, triggers
 
         receivers.connect_receivers()
         # Catalog sync: receivers on the models OMNISEND["PRODUCT_ADAPTER"] names.
@@ -37,7 +38,7 @@ class DjangoOmnisendConfig(AppConfig):
 def _settings_changed(setting: str, **kwargs) -> None:
     # override_settings(OMNISEND=...) may switch MARK_WITH or NOISE_FIELDS.
     if setting in ("OMNISEND", "AUTH_USER_MODEL", "USE_TZ"):
-        from . import triggers
+        from .sync import triggers
 
         triggers.forget()
     if setting == "OMNISEND":

@@ -44,7 +44,7 @@ from .product_adapter import (
     validate_product,
     validate_product_id,
 )
-from .wakeup import nudge_drain_on_commit
+from .tasks import nudge_drain_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -385,7 +385,7 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
     """A drain request must end before its lease does (else another worker sends too)."""
     if not _settings_ok():
         return []
-    from .sync import LEASE_FLOOR, request_seconds_bound
+    from .sync.loop import LEASE_FLOOR, request_seconds_bound
 
     lease = float(omnisend_settings.get("LEASE_SECONDS"))
     timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
@@ -489,7 +489,7 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
         ]
     if value != "trigger":
         return []
-    from . import triggers
+    from .sync import triggers
 
     found = triggers.problems()
     if not found:
@@ -512,7 +512,7 @@ def check_mark_triggers(
         return []
     from django.db import connections
 
-    from . import triggers
+    from .sync import triggers
 
     messages: list[checks.CheckMessage] = []
     for alias in databases:

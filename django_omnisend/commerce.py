@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from .payloads import rfc3339
+from .sync.payloads import rfc3339
 
 #: Namespace of every recommended event id (uuid5 of the event name and the thing it is about).
 EVENT_NAMESPACE = uuid.UUID("3f4c1a52-9b7e-5d0a-8c61-2e9f0d4b7a13")

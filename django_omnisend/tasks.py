@@ -1,4 +1,10 @@
-"""The django.tasks task that runs :func:`django_omnisend.sync.drain`.
+"""The nudge: after a commit that marked rows, enqueue the django.tasks task that drains.
+
+The outbox table is the source of truth; a task only *wakes* a drain, so a lost task or a
+dead worker loses nothing (``omnisend_drain`` or the next nudge picks the rows up). One nudge
+is registered per transaction, however many users it saves. The task runs
+:func:`django_omnisend.sync.drain`; its dotted path (``django_omnisend.tasks.drain_outbox``)
+is what queued tasks record, so this module stays where it is.
 
 Django 6 ships ``django.tasks``; on Django 5.2 install the ``django-tasks`` backport. The
 backend alias and queue come from ``OMNISEND["TASK_BACKEND"]`` and ``OMNISEND["TASK_QUEUE"]``
@@ -9,9 +15,15 @@ inside the request that saved the user (check ``django_omnisend.W006`` says so).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import router, transaction
+
 from .conf import omnisend_settings
+
+# The nudge's log lines keep the logger name they always had.
+logger = logging.getLogger("django_omnisend.wakeup")
 
 try:  # Django >= 6.0
     from django.tasks import task, task_backends
@@ -77,7 +89,7 @@ if task is not None:
     @task()
     def drain_outbox() -> dict[str, Any]:
         """Run one bounded drain; the result (counts) is JSON for the task backend."""
-        from .sync import drain
+        from .sync.loop import drain
 
         return drain(max_seconds=TASK_MAX_SECONDS).as_dict()
 
@@ -94,3 +106,31 @@ def enqueue_drain() -> Any:
     if alias is None or drain_outbox is None or backend_problem(alias):
         return None
     return drain_task(alias).enqueue()
+
+
+def nudge_drain_on_commit(using: str | None = None) -> None:
+    """Enqueue a drain when the current transaction commits (once per transaction).
+
+    ``using`` defaults to the database that holds the sync tables: the rows the drain looks
+    for are committed there, and a router may put them (and the user model) apart from
+    ``default``, whose ``on_commit`` would then run at once, before they are visible.
+    """
+    if omnisend_settings.get("TASK_BACKEND") is None:
+        return
+    if using is None:
+        from .models import SyncState  # this module is imported before the app registry
+
+        using = router.db_for_write(SyncState)
+    conn = transaction.get_connection(using)
+    if conn.in_atomic_block and any(item[1] is _nudge for item in conn.run_on_commit):
+        return
+    transaction.on_commit(_nudge, using=using)
+
+
+def _nudge() -> None:
+    try:
+        enqueue_drain()
+    except Exception:
+        # The request that saved the user must not fail because a queue is down: the rows
+        # are committed and the next drain (cron, loop or nudge) delivers them.
+        logger.warning("Could not enqueue the Omnisend drain task.", exc_info=True)

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection
 from django.test import override_settings
 
-from django_omnisend import triggers
+from django_omnisend.sync import triggers
 
 
 @contextmanager

@@ -15,9 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..health import health
 from ..models import OutboxItem, SyncState
-from ..reasons import describe
+from ..sync.health import health
+from ..sync.reasons import describe
 
 
 @admin.register(SyncState)

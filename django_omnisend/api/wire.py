@@ -158,7 +158,7 @@ def _cause_names(exc: BaseException) -> frozenset[str]:
 
     Followed: ``__cause__``, ``__context__``, urllib3's ``reason`` and exceptions in ``args``
     (requests wraps urllib3's ``MaxRetryError`` that way). Only names are kept, so
-    :mod:`~django_omnisend.reachability` can say "connection refused" without the objects.
+    :mod:`~django_omnisend.sync.reachability` can say "connection refused" without the objects.
     """
     names: set[str] = set()
     seen: set[int] = set()

@@ -22,8 +22,8 @@ import django_omnisend
 from django_omnisend.adapter import normalize_email
 from django_omnisend.connect import active_connection
 from django_omnisend.exceptions import OmnisendError
-from django_omnisend.health import health
 from django_omnisend.models import SyncState
+from django_omnisend.sync.health import health
 
 from .forms import SignupForm
 from .models import EmailVerification, NewsletterConsent, Shop, ShopMembership

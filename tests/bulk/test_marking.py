@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_omnisend.bulk import MARK_CHUNK, mark_users, select_users
 from django_omnisend.models import SyncState
+from django_omnisend.sync.bulk import MARK_CHUNK, mark_users, select_users
 
 from .test_sync_contacts import existing_users
 

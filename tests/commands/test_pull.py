@@ -12,11 +12,11 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend import delivery
 from django_omnisend.models import DeliveryControl, SyncState
-from django_omnisend.payloads import parse_rfc3339
-from django_omnisend.pull import PULL_OVERLAP
-from django_omnisend.sync import drain
+from django_omnisend.sync import gates as delivery
+from django_omnisend.sync.loop import drain
+from django_omnisend.sync.payloads import parse_rfc3339
+from django_omnisend.sync.pull import PULL_OVERLAP
 
 from .adapters import RecordingAdapter
 

@@ -12,10 +12,11 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend import crypto, delivery, ratelimit
+from django_omnisend import crypto, ratelimit
 from django_omnisend.models import Connection, OutboxItem, SyncState
 from django_omnisend.ratelimit import RateLimiter
-from django_omnisend.sync import drain
+from django_omnisend.sync import gates as delivery
+from django_omnisend.sync.loop import drain
 from django_omnisend.text import moment
 from tests.sync.outage import omnisend_down
 
@@ -206,7 +207,7 @@ def test_expired_token_without_refresh_token_is_unusable(sync_settings):
 
 @pytest.mark.triggers
 def test_marking_mode_and_trigger_state_are_shown(sync_settings, emulator):
-    from django_omnisend import triggers
+    from django_omnisend.sync import triggers
 
     output, _ = status()
     assert "Marking: signal\n" in output

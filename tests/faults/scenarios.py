@@ -72,7 +72,7 @@ from django.utils import timezone
 
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.signals import contact_synced
-from django_omnisend.sync import CLAIM_BATCH, drain
+from django_omnisend.sync.loop import CLAIM_BATCH, drain
 
 from .adapters import POISON_EVERY, Consent, ConsentMatrixAdapter
 
@@ -1148,7 +1148,7 @@ def m21_erasure_in_open_batch(emulator, base: dict[str, Any]) -> Outcome:
     erasures must wait. Omnisend then processes the batches, which create every contact, the
     deleted users' included; the drain settles them, sends the newer names and erases.
     """
-    from django_omnisend import bulk, erasure
+    from django_omnisend.sync import bulk, erasure
 
     out = Outcome("M21 erasure during an unsettled batch")
     defer = 3600.0  # Omnisend's delay (emulator clock), moved past explicitly below
@@ -1492,7 +1492,7 @@ def m20_skewed_clock(emulator, base: dict[str, Any]) -> Outcome:
     looks run out, so it claims their rows while their requests are on the way, and the rows
     it claims look leased to them for far longer. Users are edited meanwhile.
     """
-    from django_omnisend.sync import LEASE_FLOOR, request_seconds_bound
+    from django_omnisend.sync.loop import LEASE_FLOOR, request_seconds_bound
 
     out = Outcome("M20 skewed-clock worker")
     settings = scaled(base)

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from django_omnisend.models import SyncState
-from django_omnisend.reasons import REASONS, describe
-from django_omnisend.sync import drain
+from django_omnisend.sync.loop import drain
+from django_omnisend.sync.reasons import REASONS, describe
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,8 @@ HOSTILE = {
 
 
 def test_every_reason_the_code_records_has_a_sentence():
-    from django_omnisend import identity, payloads, sync
+    from django_omnisend.sync import identity, payloads
+    from django_omnisend.sync import loop as sync
 
     codes = {
         value

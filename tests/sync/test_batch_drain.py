@@ -17,10 +17,11 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend import batching, sync
-from django_omnisend.bulk import mark_users, select_users
 from django_omnisend.models import OutboxItem, SyncState
-from django_omnisend.sync import drain
+from django_omnisend.sync import batches as batching
+from django_omnisend.sync import loop as sync
+from django_omnisend.sync.bulk import mark_users, select_users
+from django_omnisend.sync.loop import drain
 from tests.bulk.test_sync_contacts import existing_users, sync_contacts
 from tests.sync.adapters import Consent, ConsentAdapter
 

@@ -17,10 +17,11 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_omnisend import exceptions, identity
+from django_omnisend import exceptions
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
-from django_omnisend.sync import CLAIM_BATCH, _Drain, drain
+from django_omnisend.sync import identity
+from django_omnisend.sync.loop import CLAIM_BATCH, _Drain, drain
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ When 10⁵ due rows share one ``next_attempt_at`` (an admin "retry now", a data 
 index on ``next_attempt_at`` alone leaves PostgreSQL to read and sort every one of them for
 each claim of a hundred. The due indexes are ``(next_attempt_at, id)``, partial on the rows a
 claim can take, so the claim reads its first rows straight off the index. These tests EXPLAIN
-the exact query :func:`django_omnisend.claims.candidates` builds for the drain, the bulk sync
+the exact query :func:`django_omnisend.sync.leases.candidates` builds for the drain, the bulk sync
 and the outbox, on a small table with the alternatives priced out (PostgreSQL) or with no
 statistics (SQLite, as Django leaves it); MariaDB, which builds no partial index, on an
 analysed table where almost no row is due.
@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_omnisend import claims
 from django_omnisend.models import OutboxItem, SyncState
+from django_omnisend.sync import leases as claims
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from django_omnisend.adapters import get_adapter
 from django_omnisend.models import SyncState
-from django_omnisend.payloads import plan_contact
-from django_omnisend.sync import EMAIL_CHANGED_TAG, drain
+from django_omnisend.sync.loop import EMAIL_CHANGED_TAG, drain
+from django_omnisend.sync.payloads import plan_contact
 
 User = get_user_model()
 

@@ -20,10 +20,11 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_omnisend import identity, mark_for_sync
+from django_omnisend import mark_for_sync
 from django_omnisend.models import SyncState
-from django_omnisend.payloads import parse_rfc3339, rfc3339
-from django_omnisend.sync import drain
+from django_omnisend.sync import identity
+from django_omnisend.sync.loop import drain
+from django_omnisend.sync.payloads import parse_rfc3339, rfc3339
 
 from .adapters import Consent, ConsentAdapter, VerifyingAdapter
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from django_omnisend.bulk import mark_users
 from django_omnisend.models import SyncState
+from django_omnisend.sync.bulk import mark_users
 from tests.workers import start_drain, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

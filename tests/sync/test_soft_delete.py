@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import UserManager
 
 from django_omnisend.models import SyncState
-from django_omnisend.sync import USER_NOT_LOADABLE, drain
+from django_omnisend.sync.loop import USER_NOT_LOADABLE, drain
 
 pytestmark = pytest.mark.django_db
 

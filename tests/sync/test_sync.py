@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
-from django_omnisend.sync import drain
+from django_omnisend.sync.loop import drain
 from tests.marking import marking
 from tests.users import fixture_fields, fixture_pk, user_label
 
@@ -370,7 +370,7 @@ def test_absurd_retry_after_neither_crashes_nor_parks_the_brand(
 
 
 def test_events_go_through_the_outbox(sync_settings, emulator):
-    from django_omnisend.events import send_event
+    from django_omnisend.sync.events import send_event
 
     user = make_user()
     with pytest.raises(RuntimeError), transaction.atomic():

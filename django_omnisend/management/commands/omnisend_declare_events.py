@@ -18,7 +18,7 @@ from django_omnisend import connect
 from django_omnisend.declare import CREATED, FAILED, MERGED, UNCHANGED, declare_events
 from django_omnisend.event_declarations import declared_events
 from django_omnisend.exceptions import ImproperlyConfigured, OmnisendError
-from django_omnisend.reachability import advice, unreachable_reason
+from django_omnisend.sync.reachability import advice, unreachable_reason
 
 VERBS = {
     CREATED: ("declared", "would declare"),

@@ -22,9 +22,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend.reachability import advice
-from django_omnisend.sync import DrainResult, drain
-from django_omnisend.worker_log import LoopLog
+from django_omnisend.sync.loop import DrainResult, drain
+from django_omnisend.sync.reachability import advice
+from django_omnisend.sync.worker_log import LoopLog
 
 #: Signals that stop a drain after its current row (systemd and containers send SIGTERM).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

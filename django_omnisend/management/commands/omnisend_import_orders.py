@@ -22,9 +22,9 @@ from django_omnisend.adapter import normalize_email
 from django_omnisend.commerce import CommerceError, ImportedOrder, as_request, order_events
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.connect import DEFAULT_KEY, client_for_key
-from django_omnisend.events import PHONE_RE
 from django_omnisend.exceptions import OmnisendError
-from django_omnisend.reachability import advice, unreachable_reason
+from django_omnisend.sync.events import PHONE_RE
+from django_omnisend.sync.reachability import advice, unreachable_reason
 
 BATCH_SIZE = 100
 WARNING = (

@@ -1,8 +1,8 @@
 """``manage.py omnisend_pull``: read contact changes made inside Omnisend (unsubscribes).
 
 Polls ``GET /contacts?updatedAtFrom=…`` from where the last run stopped (less a 5-minute
-overlap, see :data:`django_omnisend.pull.PULL_OVERLAP`) and hands newer e-mail
-statuses to ``ContactAdapter.record_status`` (see :mod:`django_omnisend.pull`). Never writes
+overlap, see :data:`django_omnisend.sync.pull.PULL_OVERLAP`) and hands newer e-mail
+statuses to ``ContactAdapter.record_status`` (see :mod:`django_omnisend.sync.pull`). Never writes
 to Omnisend and never marks a user for sync. Run it from cron, e.g. every 15 minutes.
 """
 
@@ -18,8 +18,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from django_omnisend.connect import DEFAULT_KEY
 from django_omnisend.exceptions import OmnisendError
-from django_omnisend.pull import pull
-from django_omnisend.reachability import advice, unreachable_reason
+from django_omnisend.sync.pull import pull
+from django_omnisend.sync.reachability import advice, unreachable_reason
 
 
 def parse_since(value: str) -> datetime:

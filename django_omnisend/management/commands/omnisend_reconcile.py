@@ -28,13 +28,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 from django.db.models import QuerySet
 
-from django_omnisend import outbox
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.adapters import get_adapter
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.models import SyncState
-from django_omnisend.payloads import plan_contact
-from django_omnisend.wakeup import nudge_drain_on_commit
+from django_omnisend.sync import marking as outbox
+from django_omnisend.sync.payloads import plan_contact
+from django_omnisend.tasks import nudge_drain_on_commit
 
 #: The sync-row columns :func:`verdict` reads (the rest, e.g. ``last_error``, is never loaded).
 VERDICT_FIELDS = (

@@ -1,7 +1,7 @@
 """``manage.py omnisend_status``: connection, budget and sync health, for people and monitors.
 
 Reads the database and the rate-limit cache, and verifies the credential with one cheap call
-(``GET /contacts?limit=1``, see :func:`django_omnisend.health.verify_credential`) unless
+(``GET /contacts?limit=1``, see :func:`django_omnisend.sync.health.verify_credential`) unless
 ``--offline`` is given. Never shows a secret (credentials appear as their fingerprint).
 
 Exit codes: ``0`` healthy; ``2`` unhealthy (the reasons are printed, and with ``--json`` listed
@@ -27,13 +27,14 @@ from django.db import connections, router
 from django.db.models import Count
 from django.utils import timezone
 
-from django_omnisend import crypto, triggers
-from django_omnisend import health as health_module
+from django_omnisend import crypto
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.connect import DEFAULT_KEY, connection_for_key, owners
-from django_omnisend.health import Verification, health, verify_credential
 from django_omnisend.models import Connection, DeliveryControl, OutboxItem, SyncState
 from django_omnisend.redaction import redact
+from django_omnisend.sync import health as health_module
+from django_omnisend.sync import triggers
+from django_omnisend.sync.health import Verification, health, verify_credential
 from django_omnisend.text import moment, shorten
 
 #: Exit code when the sync is unhealthy (``CommandError.returncode``).

@@ -20,11 +20,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.adapters import get_adapter
-from django_omnisend.bulk import BulkReport, chunked, mark_users, select_users, send_in_batches
 from django_omnisend.exceptions import ServerError, TransportError
 from django_omnisend.models import SyncState
-from django_omnisend.payloads import plan_contact
-from django_omnisend.reachability import advice, unreachable_reason
+from django_omnisend.sync.bulk import BulkReport, chunked, mark_users, select_users, send_in_batches
+from django_omnisend.sync.payloads import plan_contact
+from django_omnisend.sync.reachability import advice, unreachable_reason
 
 
 def _since(value: str) -> datetime:

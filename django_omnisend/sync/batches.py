@@ -27,9 +27,10 @@ from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import delivery, exceptions
-from .models import OutboxItem, SyncState
-from .signals import contact_sync_failed, contact_synced
+from .. import exceptions
+from ..models import OutboxItem, SyncState
+from ..signals import contact_sync_failed, contact_synced
+from . import gates as delivery
 
 #: Omnisend's ceiling per batch.
 BATCH_SIZE = 100
@@ -54,7 +55,7 @@ def send_batch(
     failure), or ``("", None)`` when the lease was lost before the request. Rows whose lease
     ran out while the batch was created are marked to be sent again (``_record_batch``).
     """
-    from .sync import LeaseLost  # the drain's exception; sync imports this module lazily
+    from .loop import LeaseLost  # the drain's exception; sync imports this module lazily
 
     client = sender.client(items[0][0])
     if client is None:

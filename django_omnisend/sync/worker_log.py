@@ -28,14 +28,14 @@ from datetime import datetime
 from django.db import OperationalError
 from django.utils import timezone
 
-from . import redaction
+from .. import redaction
+from ..text import moment
+from .loop import DrainResult, Hold
 from .reachability import advice
-from .sync import DrainResult, Hold
-from .text import moment
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("django_omnisend.worker_log")
 # A failed pass is logged with its traceback: keep any credential in it out of the log.
-redaction.install(__name__)
+redaction.install(logger.name)
 
 #: The counts a summary shows, in order, with their labels.
 COUNTS = (

@@ -2,10 +2,10 @@
 
 With ``OMNISEND["MARK_WITH"] = "trigger"`` the user table carries two ``AFTER INSERT`` /
 ``AFTER UPDATE`` row triggers that write the same mark as
-:func:`django_omnisend.outbox.mark_dirty` (its ``INSERT … ON CONFLICT DO UPDATE``; PostgreSQL's
-function tries a plain ``UPDATE`` first). Why: a ``post_save`` receiver's statement is a
-second round trip, and in autocommit a second durable commit, on every save; the trigger's
-write is part of the save's own statement. It also sees writes that send no signal
+:func:`django_omnisend.sync.marking.mark_dirty` (its ``INSERT … ON CONFLICT DO UPDATE``;
+PostgreSQL's function tries a plain ``UPDATE`` first). Why: a ``post_save`` receiver's
+statement is a second round trip, and in autocommit a second durable commit, on every save;
+the trigger's write is part of the save's own statement. It also sees writes that send no signal
 (``QuerySet.update()``, raw SQL, other programs).
 
 Rules kept from the receiver: an update that changes only ``NOISE_FIELDS`` columns marks
@@ -38,11 +38,11 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from . import outbox
-from .conf import omnisend_settings
-from .models import MarkSuppression, SyncState
+from ..conf import omnisend_settings
+from ..models import MarkSuppression, SyncState
+from . import marking as outbox
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("django_omnisend.triggers")
 
 #: Databases whose triggers can run the upsert (the same ones ``outbox`` upserts on).
 VENDORS = ("sqlite", "postgresql", "mysql")
@@ -66,8 +66,8 @@ def wanted() -> bool:
 
 def problems(using: str = "default") -> list[str]:
     """Why trigger marking cannot work on database ``using`` with these settings."""
-    from .adapter import ContactAdapter
-    from .adapters import get_adapter
+    from ..adapter import ContactAdapter
+    from ..adapters import get_adapter
 
     found = []
     vendor = connections[using].vendor

@@ -16,8 +16,8 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from .conf import omnisend_settings
-from .exceptions import ServerError, TransportError
+from ..conf import omnisend_settings
+from ..exceptions import ServerError, TransportError
 
 #: Hosts where an Omnisend URL most likely means the bundled emulator.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

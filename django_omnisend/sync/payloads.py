@@ -16,7 +16,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .adapter import Consent, ContactAdapter
+from ..adapter import Consent, ContactAdapter
 
 #: How far before the earliest decision it could race a created contact's status is dated.
 CREATION_MARGIN = timedelta(seconds=1)
@@ -80,7 +80,7 @@ def plan_contact(
     """Decide what to send for ``user`` (no network, no query of its own).
 
     Whether the user may write the address at all (ownership) is decided afterwards, by
-    :func:`django_omnisend.identity.bind` on our own tables.
+    :func:`django_omnisend.sync.identity.bind` on our own tables.
     """
     if not adapter.should_sync(user):
         return ContactPlan(skip_reason=SkipReason.EXCLUDED)

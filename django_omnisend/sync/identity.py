@@ -21,8 +21,8 @@ from django.db import IntegrityError, OperationalError, connections, router, tra
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .conf import omnisend_settings
-from .models import OutboxItem, SyncState
+from ..conf import omnisend_settings
+from ..models import OutboxItem, SyncState
 
 #: Salt of the keyed address hash (erasure records keep only this hash).
 _HASH_SALT = "django_omnisend.address-hash"

@@ -6,7 +6,7 @@
    request (an e-mail change, an opt-in that must be checked against Omnisend first) go
    through the ordinary drain path instead.
 3. **Poll** the batch list (250 batches a page, so a whole backfill is a few requests), then
-   **settle** each processed batch (:mod:`django_omnisend.batching`: from its counters when
+   **settle** each processed batch (:mod:`django_omnisend.sync.batches`: from its counters when
    every item succeeded, else from its ``/items``).
 
 A run that is interrupted is resumed by the next one, which polls the batches it finds on the
@@ -28,13 +28,15 @@ from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import batching, claims, identity
-from .batching import BATCH_POLL_SECONDS, BATCH_SIZE, abandon, settle  # noqa: F401 - API
-from .conf import omnisend_settings
-from .models import SyncState
-from .outbox import mark_dirty_many
+from ..conf import omnisend_settings
+from ..models import SyncState
+from . import batches as batching
+from . import identity
+from . import leases as claims
+from .batches import BATCH_POLL_SECONDS, BATCH_SIZE, abandon, settle  # noqa: F401 - API
+from .loop import _Drain, _worker_id
+from .marking import mark_dirty_many
 from .payloads import plan_contact
-from .sync import _Drain, _worker_id
 
 #: Batches created before their outcomes are collected (a page of the batch list holds 250).
 MAX_OUTSTANDING = 200

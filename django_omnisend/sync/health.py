@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from .models import DeliveryControl, OutboxItem, SyncState
+from ..models import DeliveryControl, OutboxItem, SyncState
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class Verification:
 def last_accepted(key: str = "default") -> datetime | None:
     """When Omnisend last accepted a request of this site: a checked connection, a synced
     contact or a sent event/erasure (a lower bound; requests leave no other trace)."""
-    from .connect import connection_for_key
+    from ..connect import connection_for_key
 
     connection = connection_for_key(key)
     moments = [
@@ -116,8 +116,9 @@ def verify_credential(key: str = "default") -> Verification:
     drain handles it: an OAuth token is refreshed once, a rejected row is flagged for a
     reconnect.
     """
-    from . import delivery, exceptions
-    from .connect import client_for_key, connection_for_key
+    from .. import exceptions
+    from ..connect import client_for_key, connection_for_key
+    from . import gates as delivery
     from .reachability import advice, unreachable_reason
 
     try:

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from django.db.models import F
 from django.utils import timezone
 
-from . import exceptions
-from .conf import omnisend_settings
-from .crypto import fingerprint
-from .models import DeliveryControl
-from .text import moment, shorten
+from .. import exceptions
+from ..conf import omnisend_settings
+from ..crypto import fingerprint
+from ..models import DeliveryControl
+from ..text import moment, shorten
 
 BREAKER_THRESHOLD = 5
 #: The breaker's longest opening, as a multiple of its first (``RETRY_BACKOFF``).

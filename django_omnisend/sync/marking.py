@@ -14,8 +14,8 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ..models import OutboxItem, SyncState
 from .identity import address_hash
-from .models import OutboxItem, SyncState
 
 #: Databases whose upsert (``ON CONFLICT DO UPDATE``, MySQL's ``ON DUPLICATE KEY UPDATE``)
 #: makes marking one statement.
@@ -205,7 +205,7 @@ def add_erasure(
     """Queue the anonymisation of a deleted user's contact (never coalesced away).
 
     Keeps the address only until the erasure is settled; ``email_hash`` (a keyed HMAC, see
-    :func:`django_omnisend.identity.address_hash`) is the lasting record. ``batch_id``: a
+    :func:`django_omnisend.sync.identity.address_hash`) is the lasting record. ``batch_id``: a
     backfill batch carrying the address, which the erasure waits for.
     """
     return OutboxItem.objects.create(

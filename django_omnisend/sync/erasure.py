@@ -20,9 +20,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import exceptions, identity
-from .conf import omnisend_settings
-from .models import OutboxItem, SyncState
+from .. import exceptions
+from ..conf import omnisend_settings
+from ..models import OutboxItem, SyncState
+from . import identity
 from .payloads import parse_rfc3339, rfc3339
 
 #: Tag left on an erased contact (also what tells a person in Omnisend what happened).

@@ -48,25 +48,23 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import batching, catalog, claims, delivery, erasure, events, exceptions, identity
-from .adapters import get_adapter
-from .api import tokens
-from .batching import BATCH_SIZE
-from .conf import omnisend_settings
-from .models import OutboxItem, SyncState
-from .payloads import (
-    SkipReason,
-    date_creation,
-    parse_rfc3339,
-    plan_contact,
-    without_channels,
-)
+from .. import catalog, exceptions
+from ..adapters import get_adapter
+from ..api import tokens
+from ..conf import omnisend_settings
+from ..models import OutboxItem, SyncState
+from ..redaction import redact
+from ..signals import contact_sync_failed, contact_synced
+from ..text import shorten
+from . import batches as batching
+from . import erasure, events, identity
+from . import gates as delivery
+from . import leases as claims
+from .batches import BATCH_SIZE
+from .payloads import SkipReason, date_creation, parse_rfc3339, plan_contact, without_channels
 from .reachability import unreachable_reason
-from .redaction import redact
-from .signals import contact_sync_failed, contact_synced
-from .text import shorten
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("django_omnisend.sync")
 
 #: Cap of the item retry backoff (its base is ``OMNISEND["RETRY_BACKOFF"]``).
 BACKOFF_CAP_SECONDS = 6 * 3600.0
@@ -249,7 +247,7 @@ class _Clients:
 
     def get(self, key: str) -> Any:
         if key not in self._clients:
-            from .connect import client_for_key
+            from ..connect import client_for_key
 
             # The drain owns retries (it reschedules instead of sleeping), so the client makes
             # exactly one request per call and never sits on its leases waiting for budget.
@@ -259,7 +257,7 @@ class _Clients:
     def credential(self, key: str) -> str:
         """Fingerprint of the credential ``key`` would use now ("" when there is none)."""
         if key not in self._fingerprints:
-            from .connect import credential_fingerprint
+            from ..connect import credential_fingerprint
 
             self._fingerprints[key] = credential_fingerprint(key)
         return self._fingerprints[key]
@@ -284,7 +282,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _not_connected_reason(key: str, exc: exceptions.NotConnected) -> str:
     """Why there is no client for ``key``: the connection's own reason when it has one."""
-    from .connect import connection_for_key
+    from ..connect import connection_for_key
 
     connection = connection_for_key(key)
     if isinstance(exc, exceptions.NeedsReconnect) and connection and connection.status_reason:
@@ -748,7 +746,7 @@ class _Drain:
             if not isinstance(exc, exceptions.VersionRetired):
                 # The credential is at fault: the admin shows the connection needs a reconnect.
                 # (A retired version is the site's setting, not the credential's fault.)
-                from .connect import mark_key_needs_reconnect
+                from ..connect import mark_key_needs_reconnect
 
                 mark_key_needs_reconnect(key, reason)
             self.blocked.add(key)

@@ -35,11 +35,11 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from . import delivery
-from .adapter import ContactAdapter, normalize_email
-from .adapters import get_adapter
-from .exceptions import NotConnected
-from .models import DeliveryControl, SyncState
+from ..adapter import ContactAdapter, normalize_email
+from ..adapters import get_adapter
+from ..exceptions import NotConnected
+from ..models import DeliveryControl, SyncState
+from . import gates as delivery
 from .payloads import parse_rfc3339, rfc3339
 
 #: Contacts matched to users per round of queries (and per ``pulled_until`` save).
@@ -207,7 +207,7 @@ def pull(
     has no credentials, and the client's errors for failed requests; the resume point reached
     so far is saved either way.
     """
-    from .connect import client_for_key, credential_fingerprint
+    from ..connect import client_for_key, credential_fingerprint
 
     start = start_point(key, since)
     result = PullResult(connection_key=key, since=start, dry_run=dry_run)

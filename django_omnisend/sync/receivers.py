@@ -2,7 +2,7 @@
 
 ``post_save`` marks the user's sync row dirty in the same transaction as the save (when the
 save runs in one), unless database triggers do it inside the save's own statement
-(``OMNISEND["MARK_WITH"] = "trigger"``, see :mod:`django_omnisend.triggers`); ``pre_delete``
+(``OMNISEND["MARK_WITH"] = "trigger"``, see :mod:`django_omnisend.sync.triggers`); ``pre_delete``
 queues an erasure inside the delete's own transaction. No HTTP ever happens here; a
 django.tasks nudge is scheduled with ``on_commit`` so a rolled-back transaction wakes nobody.
 """
@@ -16,11 +16,12 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_delete, pre_save
 from django.utils import timezone
 
-from . import erasure, outbox, triggers
-from .adapters import get_adapter
-from .conf import omnisend_settings
-from .models import SyncState
-from .wakeup import nudge_drain_on_commit
+from ..adapters import get_adapter
+from ..conf import omnisend_settings
+from ..models import SyncState
+from ..tasks import nudge_drain_on_commit
+from . import erasure, triggers
+from . import marking as outbox
 
 _DISPATCH_SAVE = "django_omnisend.receivers.user_saved"
 _DISPATCH_PRE_SAVE = "django_omnisend.receivers.user_saving"
