@@ -49,6 +49,7 @@ def child(step: str, out: str) -> int:
     django.setup()
     from django.core.management import call_command
 
+    from django_omnisend.sync import batch_rounds
     from django_omnisend.sync import loop as sync
 
     started = time.perf_counter()
@@ -57,7 +58,7 @@ def child(step: str, out: str) -> int:
         call_command("omnisend_sync_contacts", "--no-progress", stdout=open(os.devnull, "w"))  # noqa: SIM115
     else:
         if step == "single":
-            sync.BATCH_THRESHOLD = 10**12  # the baseline: one request per user
+            batch_rounds.BATCH_THRESHOLD = 10**12  # the baseline: one request per user
         totals = {"requests": 0, "synced": 0, "passes": 0}
         while sync.due_count():
             done = sync.drain()

@@ -64,7 +64,7 @@ def measure_p6(kind: str, users_n: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
 
     from django_omnisend.models import SyncState
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain
 
     with common.emulator(rate_limit_enabled=False) as emu:
         common.set_omnisend(**common.omnisend_for(emu, SYNC_USERS=True, RATE_LIMIT=1_000_000))

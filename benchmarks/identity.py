@@ -139,8 +139,7 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
     from django.db import connection
 
     from django_omnisend.models import SyncState
-    from django_omnisend.sync import identity
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain, identity
 
     user_model = get_user_model()
     with common.emulator(rate_limit_enabled=False) as emu:

@@ -385,7 +385,7 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
     """A drain request must end before its lease does (else another worker sends too)."""
     if not _settings_ok():
         return []
-    from .sync.loop import LEASE_FLOOR, request_seconds_bound
+    from .sync.policy import LEASE_FLOOR, request_seconds_bound
 
     lease = float(omnisend_settings.get("LEASE_SECONDS"))
     timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))

@@ -55,7 +55,7 @@ def send_batch(
     failure), or ``("", None)`` when the lease was lost before the request. Rows whose lease
     ran out while the batch was created are marked to be sent again (``_record_batch``).
     """
-    from .loop import LeaseLost  # the drain's exception; sync imports this module lazily
+    from .policy import LeaseLost  # the drain's exception; sync imports this module lazily
 
     client = sender.client(items[0][0])
     if client is None:

@@ -34,9 +34,10 @@ from . import batches as batching
 from . import identity
 from . import leases as claims
 from .batches import BATCH_POLL_SECONDS, BATCH_SIZE, abandon, settle  # noqa: F401 - API
-from .loop import _Drain, _worker_id
+from .loop import Drain
 from .marking import mark_dirty_many
 from .payloads import plan_contact
+from .policy import new_worker_id
 
 #: Batches created before their outcomes are collected (a page of the batch list holds 250).
 MAX_OUTSTANDING = 200
@@ -125,7 +126,7 @@ def mark_users(users: QuerySet, connection_key: Callable[[Any], str] | None = No
     return marked
 
 
-class BatchSync(_Drain):
+class BatchSync(Drain):
     """Deliver due rows through ``/batches``; reuses the drain's outcome rules."""
 
     def __init__(
@@ -136,7 +137,7 @@ class BatchSync(_Drain):
         max_seconds: float | None = None,
     ) -> None:
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-        super().__init__(worker=f"bulk:{_worker_id()}", deadline=deadline, max_items=None)
+        super().__init__(worker=f"bulk:{new_worker_id()}", deadline=deadline, max_items=None)
         self.report = BulkReport()
         self.progress = progress or (lambda report: None)
         self.poll_sleep = poll_sleep
@@ -182,7 +183,7 @@ class BatchSync(_Drain):
         due = Q(dirty=True, next_attempt_at__lte=now)
         if self.blocked:
             due &= ~Q(connection_key__in=self.blocked)
-        token = self.claim_token()  # the fence of these rows (see sync._Drain.claim_token)
+        token = self.claim_token()  # the fence of these rows (see sync.Drain.claim_token)
         rows = claims.claim(
             SyncState,
             due,

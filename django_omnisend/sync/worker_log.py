@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from .. import redaction
 from ..text import moment
-from .loop import DrainResult, Hold
 from .reachability import advice
+from .results import DrainResult, Hold
 
 logger = logging.getLogger("django_omnisend.worker_log")
 # A failed pass is logged with its traceback: keep any credential in it out of the log.

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.signals import contact_synced
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 from tests.commands.adapters import RecordingAdapter
 
 from .test_sync_contacts import batch_posts, existing_users, sync_contacts

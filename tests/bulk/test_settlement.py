@@ -20,8 +20,8 @@ from django.utils import timezone
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.signals import contact_synced
+from django_omnisend.sync import drain
 from django_omnisend.sync.bulk import BatchSync, mark_users, select_users
-from django_omnisend.sync.loop import drain
 from tests.sync.adapters import Consent, ConsentAdapter
 
 from .test_sync_contacts import batch_posts, existing_users, sync_contacts

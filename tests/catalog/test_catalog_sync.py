@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_omnisend import exceptions
 from django_omnisend.connect import get_client
 from django_omnisend.models import OutboxItem
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 from tests.shop.models import Category, Product, Variant
 
 pytestmark = pytest.mark.django_db(transaction=True)

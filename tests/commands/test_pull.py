@@ -13,8 +13,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_omnisend.models import DeliveryControl, SyncState
+from django_omnisend.sync import drain
 from django_omnisend.sync import gates as delivery
-from django_omnisend.sync.loop import drain
 from django_omnisend.sync.payloads import parse_rfc3339
 from django_omnisend.sync.pull import PULL_OVERLAP
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_omnisend.models import SyncState
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 
 from .adapters import RecordingAdapter
 

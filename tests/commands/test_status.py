@@ -15,8 +15,8 @@ from django.utils import timezone
 from django_omnisend import crypto, ratelimit
 from django_omnisend.models import Connection, OutboxItem, SyncState
 from django_omnisend.ratelimit import RateLimiter
+from django_omnisend.sync import drain
 from django_omnisend.sync import gates as delivery
-from django_omnisend.sync.loop import drain
 from django_omnisend.text import moment
 from tests.sync.outage import omnisend_down
 

@@ -11,8 +11,8 @@ from django.test import override_settings
 from django_omnisend.api import ApiKeyAuth, OmnisendClient
 from django_omnisend.commerce import placed_order
 from django_omnisend.models import OutboxItem
+from django_omnisend.sync import drain
 from django_omnisend.sync.events import send_order, send_recommended
-from django_omnisend.sync.loop import drain
 from tests.event_facts.schemas import documented_version, validate_properties
 from tests.openapi import validate_request
 

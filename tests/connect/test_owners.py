@@ -200,7 +200,7 @@ def test_each_shops_members_sync_to_their_shops_brand_only(sync_settings, emulat
     from django.contrib.auth import get_user_model
 
     from django_omnisend.models import SyncState
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain
 
     shop_a, shop_b = shops
     bind_by_token(emulator, shop_a, SHOP_A_BRAND)

@@ -72,7 +72,8 @@ from django.utils import timezone
 
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
 from django_omnisend.signals import contact_synced
-from django_omnisend.sync.loop import CLAIM_BATCH, drain
+from django_omnisend.sync import drain
+from django_omnisend.sync.policy import CLAIM_BATCH
 
 from .adapters import POISON_EVERY, Consent, ConsentMatrixAdapter
 
@@ -1492,7 +1493,7 @@ def m20_skewed_clock(emulator, base: dict[str, Any]) -> Outcome:
     looks run out, so it claims their rows while their requests are on the way, and the rows
     it claims look leased to them for far longer. Users are edited meanwhile.
     """
-    from django_omnisend.sync.loop import LEASE_FLOOR, request_seconds_bound
+    from django_omnisend.sync.policy import LEASE_FLOOR, request_seconds_bound
 
     out = Outcome("M20 skewed-clock worker")
     settings = scaled(base)

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from django_omnisend.models import SyncState
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 from django_omnisend.sync.reasons import REASONS, describe
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ HOSTILE = {
 
 def test_every_reason_the_code_records_has_a_sentence():
     from django_omnisend.sync import identity, payloads
-    from django_omnisend.sync import loop as sync
+    from django_omnisend.sync import policy as sync
 
     codes = {
         value

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from django_omnisend.models import OutboxItem, SyncState
 from django_omnisend.sync import batches as batching
+from django_omnisend.sync import drain, policy
 from django_omnisend.sync import loop as sync
 from django_omnisend.sync.bulk import mark_users, select_users
-from django_omnisend.sync.loop import drain
 from tests.bulk.test_sync_contacts import existing_users, sync_contacts
 from tests.sync.adapters import Consent, ConsentAdapter
 
@@ -77,12 +77,12 @@ def test_a_backlog_of_plain_updates_goes_out_as_batches(sync_settings, emulator)
 
 
 def test_a_small_backlog_still_goes_one_request_per_user(sync_settings, emulator):
-    backlog(sync.BATCH_THRESHOLD - 1)
+    backlog(policy.BATCH_THRESHOLD - 1)
     start = len(emulator.ledger)
     drain()
     api = api_since(emulator, start)
     assert not [e for e in api if e.path == "/api/batches"], shape(api)
-    assert len(single_writes(api)) == sync.BATCH_THRESHOLD - 1
+    assert len(single_writes(api)) == policy.BATCH_THRESHOLD - 1
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django_omnisend import exceptions
 from django_omnisend.adapter import ContactAdapter
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
-from django_omnisend.sync import identity
-from django_omnisend.sync.loop import CLAIM_BATCH, _Drain, drain
+from django_omnisend.sync import drain, identity
+from django_omnisend.sync.loop import Drain
+from django_omnisend.sync.policy import CLAIM_BATCH
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +107,7 @@ def test_successes_saved_with_the_batch_never_undo_a_later_failure(sync_settings
     SyncState.objects.update(lease_owner="test#1", lease_until=timezone.now() + timedelta(60))
     rows = list(SyncState.objects.order_by("pk"))
     key = rows[0].connection_key
-    worker = _Drain(worker="test", deadline=None, max_items=None)
+    worker = Drain(worker="test", deadline=None, max_items=None)
     worker.pending = []  # as inside a claimed batch
     worker.succeeded(key)
     worker.save_outcome(rows[0], clean={"dirty": False}, newer={})

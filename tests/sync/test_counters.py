@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from django_omnisend.models import Connection
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 
 pytestmark = pytest.mark.django_db
 

@@ -68,7 +68,7 @@ def test_recovery_is_logged_once_and_a_summary_comes_per_interval(sync_settings,
     from django.utils import timezone
 
     from django_omnisend.models import DeliveryControl, SyncState
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain
     from django_omnisend.sync.worker_log import LoopLog
 
     lines: list[str] = []
@@ -105,7 +105,7 @@ def test_recovery_is_logged_once_and_a_summary_comes_per_interval(sync_settings,
 
 @pytest.mark.django_db
 def test_a_pass_failing_the_same_way_is_logged_once(sync_settings, emulator, caplog):
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain
     from django_omnisend.sync.worker_log import LoopLog
 
     lines: list[str] = []
@@ -124,7 +124,7 @@ def test_a_pass_failing_the_same_way_is_logged_once(sync_settings, emulator, cap
 
 @pytest.mark.django_db
 def test_a_cooldown_is_logged_once_with_its_end(sync_settings, emulator):
-    from django_omnisend.sync.loop import drain
+    from django_omnisend.sync import drain
     from django_omnisend.sync.worker_log import LoopLog
 
     lines: list[str] = []

@@ -15,8 +15,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_omnisend.models import OutboxItem, SyncState
-from django_omnisend.sync import identity
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain, identity
 from django_omnisend.sync.payloads import rfc3339
 
 from .adapters import Consent, ConsentAdapter

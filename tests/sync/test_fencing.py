@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from django_omnisend.adapters import get_adapter
 from django_omnisend.models import SyncState
-from django_omnisend.sync.loop import EMAIL_CHANGED_TAG, drain
+from django_omnisend.sync import drain
 from django_omnisend.sync.payloads import plan_contact
+from django_omnisend.sync.policy import EMAIL_CHANGED_TAG
 
 User = get_user_model()
 

@@ -22,8 +22,7 @@ from django.utils import timezone
 
 from django_omnisend import mark_for_sync
 from django_omnisend.models import SyncState
-from django_omnisend.sync import identity
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain, identity
 from django_omnisend.sync.payloads import parse_rfc3339, rfc3339
 
 from .adapters import Consent, ConsentAdapter, VerifyingAdapter

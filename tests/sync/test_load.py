@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from django_omnisend.models import SyncState
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 from tests.faults.scenarios import budget_check
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -23,8 +23,8 @@ from django.test import override_settings
 from django_omnisend import exceptions
 from django_omnisend.models import SyncState
 from django_omnisend.signals import contact_sync_failed, contact_synced
+from django_omnisend.sync import drain
 from django_omnisend.sync.bulk import BatchSync, mark_users, select_users
-from django_omnisend.sync.loop import drain
 
 pytestmark = pytest.mark.django_db
 

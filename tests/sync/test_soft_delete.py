@@ -17,7 +17,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import UserManager
 
 from django_omnisend.models import SyncState
-from django_omnisend.sync.loop import USER_NOT_LOADABLE, drain
+from django_omnisend.sync import drain
+from django_omnisend.sync.policy import USER_NOT_LOADABLE
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_omnisend.models import DeliveryControl, OutboxItem, SyncState
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 from tests.marking import marking
 from tests.users import fixture_fields, fixture_pk, user_label
 

@@ -22,8 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_omnisend.checks import check_mark_triggers, check_mark_with
 from django_omnisend.models import MarkSuppression, SyncState
-from django_omnisend.sync import triggers
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain, triggers
 from tests.marking import marking
 from tests.users import fixture_fields, fixture_pk, user_label
 

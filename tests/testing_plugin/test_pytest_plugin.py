@@ -56,7 +56,7 @@ from django.contrib.auth import get_user_model
 
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.ratelimit import RateLimiter
-from django_omnisend.sync.loop import drain
+from django_omnisend.sync import drain
 
 REDIRECT_URI = "http://testserver/omnisend/callback/"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend.sync.loop import DrainResult, drain
+from django_omnisend.sync import DrainResult, drain
 from django_omnisend.sync.reachability import advice
 from django_omnisend.sync.worker_log import LoopLog
 
