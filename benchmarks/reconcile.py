@@ -53,7 +53,7 @@ def populate(start: int, count: int) -> None:
     """Users ``start`` … ``start + count - 1``, each with a clean synced row of today's hash."""
     from django.contrib.auth import get_user_model
 
-    from django_omnisend.adapters import get_adapter
+    from django_omnisend.adapter import get_adapter
     from django_omnisend.models import SyncState
     from django_omnisend.sync.payloads import plan_contact
 
@@ -121,7 +121,7 @@ def old_reconcile() -> str:
     from django.contrib.auth import get_user_model
     from django.db import router, transaction
 
-    from django_omnisend.adapters import get_adapter
+    from django_omnisend.adapter import get_adapter
     from django_omnisend.management.commands.omnisend_reconcile import verdict
     from django_omnisend.models import SyncState
     from django_omnisend.sync import marking as outbox

@@ -42,7 +42,7 @@ def mark_for_sync(user: Any) -> bool:
 
     if not omnisend_settings.sync_users:
         return False
-    from .adapters import get_adapter
+    from .adapter import get_adapter
     from .sync.marking import mark_dirty
     from .tasks import nudge_drain_on_commit
 

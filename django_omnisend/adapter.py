@@ -10,10 +10,12 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.utils.module_loading import import_string
 
 #: Control characters (C0/C1, NUL, bidi overrides) that never belong in a contact field.
 _STRIP_CATEGORIES = {"Cc", "Cf"}
@@ -173,3 +175,15 @@ class ContactAdapter:
         if joined is not None:
             fields["createdAt"] = joined.strftime("%Y-%m-%dT%H:%M:%SZ")
         return fields
+
+
+@lru_cache(maxsize=4)
+def _adapter_for(path: str) -> ContactAdapter:
+    return import_string(path)()
+
+
+def get_adapter() -> ContactAdapter:
+    """The adapter instance named by ``OMNISEND["ADAPTER"]`` (one instance per dotted path)."""
+    from .conf import omnisend_settings
+
+    return _adapter_for(omnisend_settings.get("ADAPTER"))

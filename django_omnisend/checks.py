@@ -683,7 +683,7 @@ def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: An
     if not _settings_ok() or not omnisend_settings.catalog_sync:
         return []
     path = omnisend_settings.get("PRODUCT_ADAPTER")
-    from .product_adapter import ProductAdapter
+    from .catalog.adapter import ProductAdapter
 
     try:
         adapter = import_string(path)

@@ -25,7 +25,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from . import connect
-from .adapters import get_adapter
+from .adapter import get_adapter
 from .conf import omnisend_settings
 from .connect import owners
 from .tracking import get_tracking_adapter

@@ -153,8 +153,7 @@ def check_brand_free(brand_id: str, lookups: dict[str, Any]) -> None:
 
 def multi_tenant() -> bool:
     """Whether the adapter routes users to connections of their own (one brand per tenant)."""
-    from ..adapter import ContactAdapter
-    from ..adapters import get_adapter
+    from ..adapter import ContactAdapter, get_adapter
 
     return type(get_adapter()).get_connection_key is not ContactAdapter.get_connection_key
 

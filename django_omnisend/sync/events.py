@@ -17,8 +17,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..adapter import normalize_email
-from ..adapters import get_adapter
+from ..adapter import get_adapter, normalize_email
 from ..commerce import Order, RecommendedEvent, order_events
 from ..conf import omnisend_settings
 from ..models import OutboxItem

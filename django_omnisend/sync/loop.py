@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import exceptions
-from ..adapters import get_adapter
+from ..adapter import get_adapter
 from ..conf import omnisend_settings
 from ..models import OutboxItem, SyncState
 from . import batches as batching

@@ -35,8 +35,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from ..adapter import ContactAdapter, normalize_email
-from ..adapters import get_adapter
+from ..adapter import ContactAdapter, get_adapter, normalize_email
 from ..exceptions import NotConnected
 from ..models import DeliveryControl, SyncState
 from . import gates as delivery

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_delete, pre_save
 from django.utils import timezone
 
-from ..adapters import get_adapter
+from ..adapter import get_adapter
 from ..conf import omnisend_settings
 from ..models import SyncState
 from ..tasks import nudge_drain_on_commit

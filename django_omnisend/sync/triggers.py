@@ -1,32 +1,16 @@
 """Marking users from a database trigger, so the mark commits with the save itself.
 
-With ``OMNISEND["MARK_WITH"] = "trigger"`` the user table carries two ``AFTER INSERT`` /
-``AFTER UPDATE`` row triggers that write the same mark as
-:func:`django_omnisend.sync.marking.mark_dirty` (its ``INSERT … ON CONFLICT DO UPDATE``;
-PostgreSQL's function tries a plain ``UPDATE`` first). Why: a ``post_save`` receiver's
-statement is a second round trip, and in autocommit a second durable commit, on every save;
-the trigger's write is part of the save's own statement. It also sees writes that send no signal
-(``QuerySet.update()``, raw SQL, other programs).
-
-Rules kept from the receiver: an update that changes only ``NOISE_FIELDS`` columns marks
-nothing (compared by value, so ``save()`` without ``update_fields`` is covered too); fixture
-loads mark nothing (their ``pre_save`` holds the triggers off until ``post_save``: a
-transaction-local setting on PostgreSQL, a :class:`MarkSuppression` row on SQLite and
-MariaDB/MySQL); the
-connection key is the adapter's default one. Triggers are asked for only while
-``SYNC_USERS`` is on; turning it off removes them at the next ``migrate``.
-
-Triggers are named after a hash of their SQL, so a definition that no longer matches the
-settings (``NOISE_FIELDS``, new columns) is visible and replaced. They are installed,
-replaced or removed after every ``migrate`` (:func:`after_migrate`), according to
-``MARK_WITH``. While ``MARK_WITH`` asks for triggers that are missing or stale, saves are
-marked by the receiver as well, so nothing is lost before ``migrate`` runs.
+With ``OMNISEND["MARK_WITH"] = "trigger"`` the user table carries ``AFTER INSERT`` / ``AFTER
+UPDATE`` triggers writing the mark of :func:`django_omnisend.sync.marking.mark_dirty` in the
+save's own statement. They keep the receiver's rules (``NOISE_FIELDS``, fixture loads, the
+default connection key), are named after a hash of their SQL (:mod:`.trigger_sql`), and are
+installed, replaced or removed after every ``migrate``; while they are missing or stale the
+receiver marks saves as well. The reasons are in the docs (guides/syncing.rst).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import sys
 import time
@@ -40,15 +24,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import omnisend_settings
 from ..models import MarkSuppression, SyncState
-from . import marking as outbox
+from .trigger_sql import PREFIX, SKIP_SETTING, _definition, signature
 
 logger = logging.getLogger("django_omnisend.triggers")
 
-#: Databases whose triggers can run the upsert (the same ones ``outbox`` upserts on).
+
 VENDORS = ("sqlite", "postgresql", "mysql")
-PREFIX = "django_omnisend_mark_"
-#: PostgreSQL setting that holds the triggers off while a fixture load saves users.
-SKIP_SETTING = "django_omnisend.skip_mark"
 #: Seconds a process trusts its answer to "are current triggers installed?". A ``migrate``
 #: run by another process (a deploy) adds or drops the triggers without telling this one, so
 #: the answer is asked again this often: one query per database per process every 30 s.
@@ -66,8 +47,7 @@ def wanted() -> bool:
 
 def problems(using: str = "default") -> list[str]:
     """Why trigger marking cannot work on database ``using`` with these settings."""
-    from ..adapter import ContactAdapter
-    from ..adapters import get_adapter
+    from ..adapter import ContactAdapter, get_adapter
 
     found = []
     vendor = connections[using].vendor
@@ -90,134 +70,6 @@ def problems(using: str = "default") -> list[str]:
         name = "SQLite" if vendor == "sqlite" else "MariaDB/MySQL"
         found.append(f"{name} triggers write UTC timestamps, which needs USE_TZ = True")
     return found
-
-
-# -- the SQL ----------------------------------------------------------------------------------
-
-
-def _literal(value: Any, vendor: str) -> str:
-    """A constant of the sync row's defaults as SQL (only the simple types they use)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        if vendor == "postgresql":
-            return "TRUE" if value else "FALSE"
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        if vendor == "mysql":  # a backslash escapes there (unless NO_BACKSLASH_ESCAPES)
-            value = value.replace("\\", "\\\\")
-        return "'" + value.replace("'", "''") + "'"
-    raise TypeError(f"No SQL literal for a {type(value).__name__} default.")
-
-
-def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
-    """The parts both vendors' definitions are built from."""
-    quote = conn.ops.quote_name
-    user_model = get_user_model()
-    user_pk = f"NEW.{quote(user_model._meta.pk.column)}"
-    if conn.vendor == "postgresql":
-        now = "clock_timestamp()"
-    elif conn.vendor == "mysql":  # Django stores aware datetimes as UTC, without a zone
-        now = "UTC_TIMESTAMP(6)"
-    else:  # the text form Django stores for an aware datetime (UTC, no offset)
-        now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-    columns, template, slots = outbox.new_row_template(conn)
-    values = [_literal(v, conn.vendor) for v in template]
-    key = _literal("default", conn.vendor)  # the adapter's only key (see problems())
-    per_call = (user_pk, key, now, now, now, now)
-    for slot, expression in zip(slots, per_call, strict=True):
-        values[slot] = expression
-    noise_names = set(omnisend_settings.get("NOISE_FIELDS") or ())
-    kept, noise = [], []
-    for field in user_model._meta.concrete_fields:
-        (noise if field.name in noise_names else kept).append(quote(field.column))
-    if conn.vendor == "mysql":  # <=> is MySQL's NULL-safe equality
-
-        def differs(c: str) -> str:
-            return f"NOT (OLD.{c} <=> NEW.{c})"
-
-    else:
-        operator = "IS DISTINCT FROM" if conn.vendor == "postgresql" else "IS NOT"
-
-        def differs(c: str) -> str:
-            return f"OLD.{c} {operator} NEW.{c}"
-
-    def changed(cols: list[str]) -> str:
-        return " OR ".join(differs(c) for c in cols) or "FALSE"
-
-    # Mark unless the update changed noise columns and nothing else (a save that changes
-    # nothing still marks, as a save does through the receiver).
-    when = f"({changed(kept)}) OR NOT ({changed(noise)})" if noise else ""
-    if conn.vendor == "postgresql":
-        # A transaction-local setting: a plain expression in the trigger's WHEN, far cheaper
-        # per save than a query (and no function call at all while it holds).
-        suppressed = f"current_setting('{SKIP_SETTING}', true) = 'on'"
-    else:
-        # SQLite has no session settings (and a MySQL user variable outlives the
-        # transaction); the table is read by primary key.
-        table = MarkSuppression._meta
-        suppressed = (
-            f"EXISTS (SELECT 1 FROM {quote(table.db_table)} "  # noqa: S608
-            f"WHERE {quote(table.pk.column)} = {user_pk})"
-        )
-    state = SyncState._meta
-    c = {f.name: quote(f.column) for f in state.concrete_fields}
-    return {
-        "table": quote(user_model._meta.db_table),
-        "upsert": outbox.upsert_sql(quote, columns, values, vendor=conn.vendor),
-        # What the upsert does to an existing row, as a plain UPDATE.
-        "update": (
-            f"UPDATE {quote(state.db_table)} SET "  # noqa: S608
-            + outbox.mark_assignments(quote, dirty="TRUE", dirtied_at=now, updated_at=now)
-            + f" WHERE {c['user']} = {user_pk} AND {c['connection_key']} = {key}"
-        ),
-        "not_suppressed": f"NOT coalesce({suppressed}, FALSE)",
-        "when": when,
-    }
-
-
-def _definition(conn: BaseDatabaseWrapper, tag: str) -> list[str]:
-    """``CREATE`` statements for the triggers (and PostgreSQL's function) named with ``tag``."""
-    p = _pieces(conn)
-    quote = conn.ops.quote_name
-    ins, upd = quote(f"{PREFIX}ins_{tag}"), quote(f"{PREFIX}upd_{tag}")
-    on_insert = p["not_suppressed"]
-    on_update = f"({p['when']}) AND {on_insert}" if p["when"] else on_insert
-    if conn.vendor == "postgresql":
-        function = quote(f"{PREFIX}{tag}")
-        return [
-            # UPDATE first: for the usual case (the row exists) it skips the upsert's row
-            # lock, about a fifth of the trigger's cost; the upsert covers new rows and races.
-            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
-            f"BEGIN\n  {p['update']};\n  IF NOT FOUND THEN\n    {p['upsert']};\n  END IF;\n"
-            "  RETURN NULL;\nEND\n$body$",
-            f"CREATE TRIGGER {ins} AFTER INSERT ON {p['table']} FOR EACH ROW "
-            f"WHEN ({on_insert}) EXECUTE FUNCTION {function}()",
-            f"CREATE TRIGGER {upd} AFTER UPDATE ON {p['table']} FOR EACH ROW "
-            f"WHEN ({on_update}) EXECUTE FUNCTION {function}()",
-        ]
-    if conn.vendor == "mysql":
-        # No WHEN clause there: the condition is an IF in the body.
-        return [
-            f"CREATE TRIGGER {ins} AFTER INSERT ON {p['table']} FOR EACH ROW "
-            f"BEGIN IF {on_insert} THEN {p['upsert']}; END IF; END",
-            f"CREATE TRIGGER {upd} AFTER UPDATE ON {p['table']} FOR EACH ROW "
-            f"BEGIN IF {on_update} THEN {p['upsert']}; END IF; END",
-        ]
-    return [
-        f"CREATE TRIGGER {ins} AFTER INSERT ON {p['table']} FOR EACH ROW "
-        f"WHEN {on_insert} BEGIN {p['upsert']}; END",
-        f"CREATE TRIGGER {upd} AFTER UPDATE ON {p['table']} FOR EACH ROW "
-        f"WHEN {on_update} BEGIN {p['upsert']}; END",
-    ]
-
-
-def signature(conn: BaseDatabaseWrapper) -> str:
-    """A short hash of the definition these settings ask for (it names the triggers)."""
-    text = "\n".join(_definition(conn, "TAG"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # -- what the database holds --------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django_omnisend.product_adapter import Category, Product, ProductAdapter, Variant, stock_status
+from django_omnisend.catalog.adapter import Category, Product, ProductAdapter, Variant, stock_status
 
 SITE = "https://shop.example.com"
 

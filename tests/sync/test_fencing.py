@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from django_omnisend.adapters import get_adapter
+from django_omnisend.adapter import get_adapter
 from django_omnisend.models import SyncState
 from django_omnisend.sync import drain
 from django_omnisend.sync.payloads import plan_contact

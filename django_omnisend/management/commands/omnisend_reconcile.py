@@ -28,8 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 from django.db.models import QuerySet
 
-from django_omnisend.adapter import ContactAdapter
-from django_omnisend.adapters import get_adapter
+from django_omnisend.adapter import ContactAdapter, get_adapter
 from django_omnisend.conf import omnisend_settings
 from django_omnisend.models import SyncState
 from django_omnisend.sync import marking as outbox

@@ -18,8 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from django_omnisend.adapter import ContactAdapter
-from django_omnisend.adapters import get_adapter
+from django_omnisend.adapter import ContactAdapter, get_adapter
 from django_omnisend.exceptions import ServerError, TransportError
 from django_omnisend.models import SyncState
 from django_omnisend.sync.bulk import BulkReport, chunked, mark_users, select_users, send_in_batches

@@ -11,9 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_omnisend.catalog_backfill import backfill
+from django_omnisend.catalog.adapter import get_product_adapter
+from django_omnisend.catalog.backfill import backfill
 from django_omnisend.exceptions import OmnisendError
-from django_omnisend.product_adapter import get_product_adapter
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 Categories first (products name them), then products, 100 to a ``POST /batches``; each
 batch is polled until Omnisend has processed it, and the items it refused as existing (409)
 go again in ``PUT`` batches, which replace them. Invalid products (see
-:func:`~django_omnisend.product_adapter.validate_product`) are left out and reported.
+:func:`~django_omnisend.catalog.adapter.validate_product`) are left out and reported.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connect import client_for_key
-from .exceptions import OmnisendError
-from .product_adapter import ProductAdapter, validate_category, validate_product
+from ..connect import client_for_key
+from ..exceptions import OmnisendError
+from .adapter import ProductAdapter, validate_category, validate_product
 
 #: Omnisend's ceiling per batch.
 BATCH_SIZE = 100

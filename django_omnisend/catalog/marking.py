@@ -1,59 +1,38 @@
-"""Catalog sync: saves and deletes of the shop's models queue catalog writes in the outbox.
-
-**Marking** runs in the caller's transaction and makes no request: a product save queues a
-``product_upsert`` :class:`~django_omnisend.models.OutboxItem`, a delete a
-``product_delete``, and likewise for categories. Items are coalesced per product: while an
-item of the product is pending (and not in flight) a later save or delete changes that item
-(a delete after pending upserts wins) instead of adding one, so ten saves are one request.
-
-**The payload is built when the item is sent**, from the rows as they are then (the item
-holds the model and primary key): a product whose variants are saved after it in the same
-transaction (admin inlines) is sent whole, and an item never carries stale data. An invalid
-product fails its item for good (``dead``, with every problem in ``last_error``) and sends
-nothing.
-
-**Sending** (:func:`deliver`, called by the drain): an upsert queued by a creation is a
-``POST /products`` (409: it exists, so ``PUT``); one queued by an edit is a ``PUT`` (404: it
-does not exist yet, so ``POST``). A delete is ``DELETE /products/{id}``; 404 means done.
-Categories: ``POST`` then ``PATCH`` the title on 409 (there is no ``PUT``).
+"""Catalog marking: saves and deletes of the shop's models queue product and category
+writes in the outbox, in the caller's transaction, coalesced per product (ten saves are one
+request). The payload is built when the item is sent (:mod:`.sending`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from . import exceptions
-from .conf import omnisend_settings
-from .models import OutboxItem
-from .product_adapter import (
+from ..models import OutboxItem
+from ..tasks import nudge_drain_on_commit
+from .adapter import (
     InvalidProduct,
-    ProductAdapter,
     get_product_adapter,
     resolve_models,
-    validate_category,
-    validate_product,
     validate_product_id,
 )
-from .tasks import nudge_drain_on_commit
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("django_omnisend.catalog")
+
 
 Kind = OutboxItem.Kind
 PRODUCT_KINDS = (Kind.PRODUCT_UPSERT, Kind.PRODUCT_DELETE)
 CATEGORY_KINDS = (Kind.CATEGORY_UPSERT, Kind.CATEGORY_DELETE)
 #: Every outbox kind this module sends.
 KINDS = (*PRODUCT_KINDS, *CATEGORY_KINDS)
-_DELETES = (Kind.PRODUCT_DELETE, Kind.CATEGORY_DELETE)
+DELETES = (Kind.PRODUCT_DELETE, Kind.CATEGORY_DELETE)
 
 
 # -- marking ------------------------------------------------------------------------------
@@ -79,7 +58,7 @@ def _queue(kind: str, connection_key: str, subject: str, payload: dict[str, Any]
     if pending is not None:
         free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
         create = bool(payload.get("create") or pending.payload.get("create"))
-        if pending.kind in _DELETES and kind not in _DELETES:
+        if pending.kind in DELETES and kind not in DELETES:
             create = True  # back after a delete: it may be gone from Omnisend
         merged = {**payload, "create": create}
         if (
@@ -216,117 +195,3 @@ def connect_receivers() -> None:
             for signal, receiver in ((post_save, on_save), (post_delete, on_delete)):
                 signal.connect(receiver, sender=model, weak=False)
                 _connected.append((signal, receiver, model))
-
-
-# -- sending --------------------------------------------------------------------------------
-
-
-def _load(item: OutboxItem) -> Any:
-    """The row the item names as it is now, or None when it is gone."""
-    model = apps.get_model(item.payload["model"])
-    return model._default_manager.filter(pk=item.payload["pk"]).first()
-
-
-def superseded(item: OutboxItem) -> bool:
-    """Whether a newer pending item of the same subject will send instead of ``item``."""
-    return OutboxItem.objects.filter(
-        subject=item.subject,
-        connection_key=item.connection_key,
-        state=OutboxItem.State.PENDING,
-        pk__gt=item.pk,
-    ).exists()
-
-
-def deliver(item: OutboxItem, client: Any, send: Any) -> bool:
-    """Send one catalog item; False when there was nothing to send (superseded).
-
-    ``send(item, call, *args)`` is the drain's: one request under the item's lease.
-    Raises what the request raised, or :class:`InvalidProduct` before any request.
-    """
-    if superseded(item):
-        return False
-    adapter = get_product_adapter()
-    if adapter is None:
-        raise exceptions.ImproperlyConfigured(
-            'Catalog sync is off (OMNISEND["PRODUCT_ADAPTER"] is empty) but catalog items are '
-            "pending: set PRODUCT_ADAPTER again, or delete the pending catalog outbox items."
-        )
-    product_id = item.payload["id"]
-    if item.kind in PRODUCT_KINDS:
-        instance = None if item.kind in _DELETES else _load(item)
-        if instance is None or not adapter.should_sync(instance):
-            return _delete(send, item, client.products.delete, product_id)
-        _upsert_product(item, client, send, adapter, instance)
-        return True
-    instance = None if item.kind in _DELETES else _load(item)
-    if instance is None:
-        return _delete(send, item, client.categories.delete, product_id)
-    _upsert_category(item, client, send, adapter, instance)
-    return True
-
-
-def _delete(send: Any, item: OutboxItem, call: Any, object_id: str) -> bool:
-    # Not found: never created, or removed already; either way the delete is done.
-    with contextlib.suppress(exceptions.NotFound):
-        send(item, call, object_id)
-    return True
-
-
-def _upsert_product(item, client, send, adapter: ProductAdapter, instance: Any) -> None:
-    body = adapter.get_product(instance).as_body()
-    problems = validate_product(body)
-    if body.get("id") != item.payload["id"]:
-        problems.append(
-            f"id: get_product() says {body.get('id')!r} but get_product_id() "
-            f"{item.payload['id']!r}; they must agree"
-        )
-    if problems:
-        raise InvalidProduct(f"Product {item.payload['id']!r}", problems)
-    products = client.products
-    if item.payload.get("create"):
-        try:
-            send(item, products.create, body)
-        except exceptions.Conflict:  # it exists (a create that landed before a timeout)
-            send(item, products.replace, body["id"], body)
-        return
-    try:
-        send(item, products.replace, body["id"], body)
-    except exceptions.NotFound:  # never created (catalog sync turned on after it)
-        try:
-            send(item, products.create, body)
-        except exceptions.Conflict:  # created meanwhile by someone else
-            send(item, products.replace, body["id"], body)
-
-
-def _upsert_category(item, client, send, adapter: ProductAdapter, instance: Any) -> None:
-    body = adapter.get_category(instance).as_body()
-    problems = validate_category(body)
-    if problems:
-        raise InvalidProduct(f"Category {item.payload['id']!r}", problems)
-    categories = client.categories
-    category_id, title = body["categoryID"], body["title"]
-    if item.payload.get("create"):
-        try:
-            send(item, categories.create, category_id, title)
-        except exceptions.Conflict:
-            send(item, categories.update, category_id, title)
-        return
-    try:
-        send(item, categories.update, category_id, title)
-    except exceptions.NotFound:
-        try:
-            send(item, categories.create, category_id, title)
-        except exceptions.Conflict:
-            send(item, categories.update, category_id, title)
-
-
-def missing_scopes(connection: Any) -> list[str]:
-    """The ``products.*`` scopes an OAuth ``connection`` was not granted (catalog sync on)."""
-    from .conf import CATALOG_SCOPES
-
-    if not omnisend_settings.catalog_sync or connection is None:
-        return []
-    if connection.auth_type != connection.AuthType.OAUTH:
-        return []  # an API key's scopes are not known here
-    granted = set(connection.scopes or [])
-    return [s for s in CATALOG_SCOPES if s not in granted]
