@@ -190,6 +190,24 @@ def test_e016_names_the_settings_and_accepts_a_lease_that_outlasts_a_request():
         assert checks.check_lease() == []  # 2 * (5 + 2 * 3) + 25 = 47 s < 0.75 * 65
 
 
+def test_every_setting_has_an_expected_type():
+    """Setting any known key to its own default passes the shape check (it crashed with a
+    KeyError for the keys the type map had forgotten, e.g. EVENTS)."""
+    from django_omnisend.conf import DEFAULTS
+
+    for key, default in DEFAULTS.items():
+        with override_settings(OMNISEND={**GOOD, key: default}):
+            assert checks.check_settings_shape() == [], key
+
+
+def test_every_setting_of_the_wrong_type_is_e002():
+    from django_omnisend.conf import DEFAULTS
+
+    for key in DEFAULTS:
+        with override_settings(OMNISEND={**GOOD, key: object()}):
+            assert ids(checks.check_settings_shape()) == ["django_omnisend.E002"], key
+
+
 def test_unknown_key_hint_suggests_the_close_match():
     with override_settings(OMNISEND={**GOOD, "API_KEYS": "k"}):
         (message,) = checks.check_settings_shape()
