@@ -60,6 +60,11 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "ERASURE_RETENTION_DAYS": (int, float),
     "TRUST_EMAILS": (bool,),
     "PRODUCT_ADAPTER": (str,),
+    "CONNECTION_ADAPTER": (str,),
+    "EVENT_HISTORY_SECONDS": (int, float, None),
+    "EVENTS": (dict,),
+    "TRACKING_ADAPTER": (str,),
+    "SNIPPET_URL": (str,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).
@@ -99,10 +104,6 @@ def is_loopback_url(url: str) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
-def _id(kind: str, number: int) -> str:
-    return f"django_omnisend.{kind}{number:03d}"
-
-
 def _type_name(types: tuple[type | None, ...]) -> str:
     return " or ".join("None" if t is None else t.__name__ for t in types)
 
@@ -125,7 +126,7 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
             checks.Error(
                 f"OMNISEND must be a dict, not {type(raw).__name__}.",
                 hint='Set OMNISEND = {"API_KEY": ..., ...} in your settings.',
-                id=_id("E", 1),
+                id="django_omnisend.E001",
             )
         ]
     messages: list[checks.CheckMessage] = []
@@ -138,7 +139,9 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
                 else ("Remove it; the known keys are listed in the README's settings table.")
             )
             messages.append(
-                checks.Warning(f'Unknown setting OMNISEND["{key}"].', hint=hint, id=_id("W", 2))
+                checks.Warning(
+                    f'Unknown setting OMNISEND["{key}"].', hint=hint, id="django_omnisend.W002"
+                )
             )
             continue
         types = EXPECTED_TYPES[key]
@@ -148,7 +151,7 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
                     f'OMNISEND["{key}"] must be {_type_name(types)}, '
                     f"not {type(raw[key]).__name__}.",
                     hint=f'Fix OMNISEND["{key}"]; its default is {DEFAULTS[key]!r}.',
-                    id=_id("E", 2),
+                    id="django_omnisend.E002",
                 )
             )
     return messages
@@ -174,7 +177,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 f'OMNISEND["{missing}"] is empty but its OAuth partner is set.',
                 hint=f'Set OMNISEND["{missing}"] to the value Omnisend issued with your '
                 "OAuth client, or clear both to use an API key.",
-                id=_id("E", 4),
+                id="django_omnisend.E004",
             )
         )
     registering = not api_key and omnisend_settings.client_registration
@@ -188,7 +191,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 hint='To use credentials Omnisend issued instead, set OMNISEND["CLIENT_ID"] and '
                 'OMNISEND["CLIENT_SECRET"]; they always win. OMNISEND["CLIENT_REGISTRATION"] = '
                 "False turns registration off.",
-                id=_id("I", 1),
+                id="django_omnisend.I001",
             )
         )
     elif not api_key and not (client_id and client_secret):
@@ -198,7 +201,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                     'OMNISEND["SYNC_USERS"] is on but there are no Omnisend credentials.',
                     hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
                     '["CLIENT_SECRET"] and connect in the admin.',
-                    id=_id("E", 8),
+                    id="django_omnisend.E008",
                 )
             )
         else:
@@ -207,7 +210,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                     "No Omnisend credentials are configured, so django-omnisend cannot connect.",
                     hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
                     '["CLIENT_SECRET"] for the "Connect Omnisend" button.',
-                    id=_id("W", 1),
+                    id="django_omnisend.W001",
                 )
             )
     if (
@@ -221,7 +224,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 "in DEBUG.",
                 hint='Set OMNISEND["REDIRECT_URI"] to the exact callback URL registered with '
                 "Omnisend, e.g. https://example.com/omnisend/callback/.",
-                id=_id("E", 9),
+                id="django_omnisend.E009",
             )
         )
     return messages
@@ -241,7 +244,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
                 f'OMNISEND["ADAPTER"] = {path!r} cannot be imported: {exc}.',
                 hint="Give the dotted path of a ContactAdapter subclass, e.g. "
                 '"myproject.omnisend.MyAdapter".',
-                id=_id("E", 3),
+                id="django_omnisend.E003",
             )
         ]
     from .adapter import ContactAdapter
@@ -252,7 +255,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
                 f'OMNISEND["ADAPTER"] = {path!r} is not a ContactAdapter subclass.',
                 hint="Subclass django_omnisend.adapter.ContactAdapter and point "
                 'OMNISEND["ADAPTER"] at it.',
-                id=_id("E", 3),
+                id="django_omnisend.E003",
             )
         ]
     return _check_email_source(adapter)
@@ -277,7 +280,7 @@ def _check_email_source(adapter: type) -> list:
             f'OMNISEND["ADAPTER"] does not override get_email(): no user could be synced.',
             hint="Override ContactAdapter.get_email(user) to return the user's address (for "
             "example from a profile model), or set EMAIL_FIELD on the user model.",
-            id=_id("E", 15),
+            id="django_omnisend.E015",
         )
     ]
 
@@ -297,7 +300,7 @@ def check_urls(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
                     hint=f'Use https for OMNISEND["{key}"] when DEBUG is False; OAuth codes '
                     "and tokens must not cross the network in clear text (http is accepted "
                     "only for 127.0.0.0/8, [::1] and localhost).",
-                    id=_id("E", 5),
+                    id="django_omnisend.E005",
                 )
             )
     return messages
@@ -320,7 +323,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
                     f'OMNISEND["ENCRYPTION_KEYS"][{index}] is not a valid Fernet key.',
                     hint='Generate one with: python -c "from cryptography.fernet import '
                     'Fernet; print(Fernet.generate_key().decode())"',
-                    id=_id("E", 7),
+                    id="django_omnisend.E007",
                 )
             ]
     if keys:
@@ -332,7 +335,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
                 hint="Set it to a list of Fernet keys, newest first, e.g. from the environment. "
                 'Generate one with: python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"',
-                id=_id("E", 6),
+                id="django_omnisend.E006",
             )
         ]
     return [
@@ -341,7 +344,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
             "is used (DEBUG only).",
             hint='Set OMNISEND["ENCRYPTION_KEYS"] before deploying; tokens stored with the '
             "development key will then need a reconnect.",
-            id=_id("W", 3),
+            id="django_omnisend.W003",
         )
     ]
 
@@ -363,7 +366,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
                 checks.Error(
                     f'OMNISEND["{name}"] = {value} would never send a request.',
                     hint=f"Use a positive number of requests per minute; the default is {default}.",
-                    id=_id("E", 10),
+                    id="django_omnisend.E010",
                 )
             )
         elif value > limit:
@@ -373,7 +376,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
                     "minute per brand.",
                     hint=f"Keep it at or below {limit}, {advice}, to leave room for other apps "
                     "on the brand.",
-                    id=_id("W", 4),
+                    id="django_omnisend.W004",
                 )
             )
     return messages
@@ -403,7 +406,7 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
             hint=f'Raise OMNISEND["LEASE_SECONDS"] above {needed:g} (the default is '
             f'{DEFAULTS["LEASE_SECONDS"]}) or lower OMNISEND["REQUEST_TIMEOUT"] (must be '
             "positive): a lease that ends mid-request lets another worker send the row too.",
-            id=_id("E", 16),
+            id="django_omnisend.E016",
         )
     ]
 
@@ -434,7 +437,7 @@ def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: A
             hint='Point OMNISEND["RATE_LIMIT_CACHE"] at a Redis or Memcached cache (e.g. '
             "django.core.cache.backends.redis.RedisCache); otherwise several workers together "
             'can exceed OMNISEND["RATE_LIMIT"] and Omnisend answers 429.',
-            id=_id("W", 5),
+            id="django_omnisend.W005",
         )
     ]
 
@@ -456,7 +459,7 @@ def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             'name it in OMNISEND["TASK_BACKEND"] (and one of its QUEUES in '
             'OMNISEND["TASK_QUEUE"]), or set TASK_BACKEND to None and run "manage.py '
             'omnisend_drain --loop" (or cron).',
-            id=_id("W", 6),
+            id="django_omnisend.W006",
         )
     ]
 
@@ -477,7 +480,7 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
                 f'OMNISEND["MARK_WITH"] = {value!r} is not one of "signal", "trigger".',
                 hint='Use "signal" (the default: a post_save receiver marks users) or '
                 '"trigger" (database triggers on the user table, SQLite and PostgreSQL).',
-                id=_id("E", 11),
+                id="django_omnisend.E011",
             )
         ]
     if value != "trigger":
@@ -491,7 +494,7 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
         checks.Error(
             'OMNISEND["MARK_WITH"] = "trigger" cannot work here: ' + "; ".join(found) + ".",
             hint='Set OMNISEND["MARK_WITH"] = "signal" (the default), or remove the cause.',
-            id=_id("E", 12),
+            id="django_omnisend.E012",
         )
     ]
 
@@ -524,7 +527,7 @@ def check_mark_triggers(
                     f"{'out of date' if present else 'missing'}; saves are marked by the "
                     "post_save receiver until they are installed.",
                     hint='Run "manage.py migrate", which installs them after migrating.',
-                    id=_id("W", 7),
+                    id="django_omnisend.W007",
                 )
             )
         elif not triggers.wanted() and present:
@@ -538,7 +541,7 @@ def check_mark_triggers(
                     )
                     + ", and fixture loads are marked.",
                     hint='Run "manage.py migrate", which removes them.',
-                    id=_id("W", 7),
+                    id="django_omnisend.W007",
                 )
             )
     return messages
@@ -583,7 +586,7 @@ def check_url_include(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
             hint=f"Add {URL_INCLUDE} to the urlpatterns of your ROOT_URLCONF "
             f"({settings.ROOT_URLCONF!s}); then set "
             'OMNISEND["REDIRECT_URI"] to the full URL of its callback/ page.',
-            id=_id("E", 13),
+            id="django_omnisend.E013",
         )
     ]
 
@@ -628,7 +631,7 @@ def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             f'OMNISEND["REDIRECT_URI"] = {value!r} leads to {found}, not to the OAuth '
             f"callback ({CALLBACK}), so Omnisend's redirect after approval would fail.",
             hint=hint,
-            id=_id("E", 14),
+            id="django_omnisend.E014",
         )
     ]
 
@@ -665,7 +668,7 @@ def check_session_engine(app_configs: Iterable[Any] | None = None, **kwargs: Any
             "would be kept in the browser's cookie, not on the server.",
             hint="Use a server-side session engine (the default database engine, cache or "
             "cached_db) on the site that connects Omnisend.",
-            id=_id("W", 8),
+            id="django_omnisend.W008",
         )
     ]
 
@@ -691,7 +694,7 @@ def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: An
             f'OMNISEND["PRODUCT_ADAPTER"] = {path!r} {problem}.',
             hint="Give the dotted path of a django_omnisend.product_adapter.ProductAdapter "
             'subclass, or "" to turn catalog sync off.',
-            id=_id("E", 17),
+            id="django_omnisend.E017",
         )
     ]
 
@@ -722,6 +725,6 @@ def check_catalog_scopes(app_configs: Iterable[Any] | None = None, **kwargs: Any
             f"{' '.join(missing)}: every product write will be refused (403).",
             hint="Reconnect Omnisend (the Connect page asks for the products scopes now), or "
             'set OMNISEND["PRODUCT_ADAPTER"] = "" to turn catalog sync off.',
-            id=_id("W", 9),
+            id="django_omnisend.W009",
         )
     ]
