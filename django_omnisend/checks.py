@@ -167,9 +167,9 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
     if not _settings_ok():
         return []
     messages: list[checks.CheckMessage] = []
-    client_id = omnisend_settings.get("CLIENT_ID")
-    client_secret = omnisend_settings.get("CLIENT_SECRET")
-    api_key = omnisend_settings.get("API_KEY")
+    client_id = omnisend_settings.client_id
+    client_secret = omnisend_settings.client_secret
+    api_key = omnisend_settings.api_key
     if bool(client_id) != bool(client_secret):
         missing = "CLIENT_SECRET" if client_id else "CLIENT_ID"
         messages.append(
@@ -195,7 +195,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
             )
         )
     elif not api_key and not (client_id and client_secret):
-        if omnisend_settings.get("SYNC_USERS"):
+        if omnisend_settings.sync_users:
             messages.append(
                 checks.Error(
                     'OMNISEND["SYNC_USERS"] is on but there are no Omnisend credentials.',
@@ -213,11 +213,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                     id="django_omnisend.W001",
                 )
             )
-    if (
-        (client_id or registering)
-        and not settings.DEBUG
-        and not omnisend_settings.get("REDIRECT_URI")
-    ):
+    if (client_id or registering) and not settings.DEBUG and not omnisend_settings.redirect_uri:
         messages.append(
             checks.Error(
                 'OMNISEND["REDIRECT_URI"] is empty, and it is only derived from the request '
@@ -235,7 +231,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
     """OMNISEND["ADAPTER"] must import to a ContactAdapter subclass."""
     if not _settings_ok():
         return []
-    path = omnisend_settings.get("ADAPTER")
+    path = omnisend_settings.adapter
     try:
         adapter = import_string(path)
     except ImportError as exc:
@@ -389,8 +385,8 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
         return []
     from .sync import LEASE_FLOOR, request_seconds_bound
 
-    lease = float(omnisend_settings.get("LEASE_SECONDS"))
-    timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
+    lease = omnisend_settings.lease_seconds
+    timeout = omnisend_settings.request_timeout
     bound = request_seconds_bound(timeout)
     # A request starts with at least LEASE_FLOOR of a lease ahead of it (see _Drain.send).
     if timeout > 0 and lease * LEASE_FLOOR > bound:
@@ -424,7 +420,7 @@ def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: A
         return []
     from .ratelimit import cache_alias_is_shared
 
-    alias = omnisend_settings.get("RATE_LIMIT_CACHE")
+    alias = omnisend_settings.rate_limit_cache
     if cache_alias_is_shared(alias):
         return []
     caches = getattr(settings, "CACHES", {})
@@ -473,7 +469,7 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
     """OMNISEND["MARK_WITH"] is "signal" or "trigger", and triggers can work here."""
     if not _settings_ok():
         return []
-    value = omnisend_settings.get("MARK_WITH")
+    value = omnisend_settings.mark_with
     if value not in MARK_WITH_CHOICES:
         return [
             checks.Error(
@@ -536,7 +532,7 @@ def check_mark_triggers(
                     f"Database {alias!r} still has user mark triggers, but "
                     + (
                         'OMNISEND["SYNC_USERS"] is off: they keep marking users'
-                        if omnisend_settings.get("MARK_WITH") == "trigger"
+                        if omnisend_settings.mark_with == "trigger"
                         else 'OMNISEND["MARK_WITH"] is "signal": saves are marked twice'
                     )
                     + ", and fixture loads are marked.",
@@ -596,7 +592,7 @@ def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
     """OMNISEND["REDIRECT_URI"], when set, must lead to this site's OAuth callback view."""
     from django.urls import Resolver404, resolve
 
-    value = omnisend_settings.get("REDIRECT_URI") if _settings_ok() else ""
+    value = omnisend_settings.redirect_uri if _settings_ok() else ""
     if not value:
         return []
     try:
@@ -678,7 +674,7 @@ def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: An
     """OMNISEND["PRODUCT_ADAPTER"], when set, must import to a ProductAdapter subclass."""
     if not _settings_ok() or not omnisend_settings.catalog_sync:
         return []
-    path = omnisend_settings.get("PRODUCT_ADAPTER")
+    path = omnisend_settings.product_adapter
     from .product_adapter import ProductAdapter
 
     try:

@@ -46,7 +46,7 @@ def address_hash(address: str) -> str:
     """
     if not address:
         return ""
-    secret = omnisend_settings.get("HASH_KEY") or None
+    secret = omnisend_settings.hash_key or None
     return salted_hmac(_HASH_SALT, address, secret=secret, algorithm="sha256").hexdigest()
 
 

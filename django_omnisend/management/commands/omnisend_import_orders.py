@@ -89,7 +89,7 @@ class Command(BaseCommand):
                 "Nothing sent. Pause the automations in Omnisend, then run again with "
                 "--automations-paused (or try --dry-run first)."
             )
-        origin = omnisend_settings.get("EVENT_ORIGIN")
+        origin = omnisend_settings.event_origin
         counts = {"orders": 0, "events": 0, "skipped": 0}
 
         def requests() -> Iterator[dict[str, Any]]:

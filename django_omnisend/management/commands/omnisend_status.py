@@ -215,7 +215,7 @@ def marking_info() -> dict[str, Any]:
         state = "installed" if current else ("out of date" if present else "missing")
     else:
         state = "leftover" if present else "none"
-    return {"mark_with": omnisend_settings.get("MARK_WITH"), "triggers": state}
+    return {"mark_with": omnisend_settings.mark_with, "triggers": state}
 
 
 def reason_counts() -> dict[str, int]:
