@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -19,6 +19,9 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, omnisend_settings
+
+if TYPE_CHECKING:
+    from .adapter import ContactAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +260,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
     return _check_email_source(adapter)
 
 
-def _check_email_source(adapter: type) -> list:
+def _check_email_source(adapter: type[ContactAdapter]) -> list:
     """The default ``get_email()`` reads the user model's e-mail attribute: it must exist."""
     from django.contrib.auth import get_user_model
 
@@ -350,7 +353,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
     """The budgets must be positive and not above Omnisend's own limits."""
     if not _settings_ok():
         return []
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for name, limit, advice in (
         ("RATE_LIMIT", OMNISEND_RATE_LIMIT, "ideally 300"),
         ("TAGS_RATE_LIMIT", OMNISEND_TAGS_RATE_LIMIT, "ideally 50"),

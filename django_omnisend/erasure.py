@@ -108,7 +108,7 @@ def erasure_body(contact: dict[str, Any], at: datetime) -> dict[str, Any]:
                 "channels": {"email": {"status": "unsubscribed", "statusChangedAt": rfc3339(at)}},
             }
         ]
-    cleared = {}
+    cleared: dict[str, str | list[str]] = {}
     for name, value in (contact.get("customProperties") or {}).items():
         if isinstance(value, str):
             cleared[name] = ""

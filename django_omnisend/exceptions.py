@@ -151,7 +151,7 @@ def detached_response(response: requests.Response | None) -> requests.Response |
         (k, v) for k, v in response.headers.items() if k.lower() != "set-cookie"
     )
     copy._content = response.content
-    copy._content_consumed = True
+    copy._content_consumed = True  # type: ignore[attr-defined]  # requests has no public way
     copy.encoding = response.encoding
     copy.elapsed = response.elapsed
     copy.url = (response.url or "").split("?", 1)[0].split("#", 1)[0]

@@ -17,10 +17,10 @@ try:  # Django >= 6.0
     from django.tasks import task, task_backends
 except ImportError:  # pragma: no cover - Django 5.2 with the backport
     try:
-        from django_tasks import task, task_backends
+        from django_tasks import task, task_backends  # type: ignore[no-redef,assignment]
     except ImportError:
-        task = None
-        task_backends = None
+        task = None  # type: ignore[assignment]
+        task_backends = None  # type: ignore[assignment]
 
 #: Upper bound of one task run; the rest is left for the next nudge or ``omnisend_drain``.
 TASK_MAX_SECONDS = 55.0

@@ -29,7 +29,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -108,7 +108,7 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     """The parts both vendors' definitions are built from."""
     quote = conn.ops.quote_name
     user_model = get_user_model()
-    user_pk = f"NEW.{quote(user_model._meta.pk.column)}"
+    user_pk = f"NEW.{quote(cast(str, user_model._meta.pk.column))}"
     if conn.vendor == "postgresql":
         now = "clock_timestamp()"
     else:  # the text form Django stores for an aware datetime (UTC, no offset)
@@ -120,9 +120,10 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     for slot, expression in zip(slots, per_call, strict=True):
         values[slot] = expression
     noise_names = set(omnisend_settings.noise_fields)
-    kept, noise = [], []
+    kept: list[str] = []
+    noise: list[str] = []
     for field in user_model._meta.concrete_fields:
-        (noise if field.name in noise_names else kept).append(quote(field.column))
+        (noise if field.name in noise_names else kept).append(quote(cast(str, field.column)))
     differs = "IS DISTINCT FROM" if conn.vendor == "postgresql" else "IS NOT"
 
     def changed(cols: list[str]) -> str:
@@ -140,10 +141,10 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
         table = MarkSuppression._meta
         suppressed = (
             f"EXISTS (SELECT 1 FROM {quote(table.db_table)} "  # noqa: S608
-            f"WHERE {quote(table.pk.column)} = {user_pk})"
+            f"WHERE {quote(cast(str, table.pk.column))} = {user_pk})"
         )
     state = SyncState._meta
-    c = {f.name: quote(f.column) for f in state.concrete_fields}
+    c = {f.name: quote(cast(str, f.column)) for f in state.concrete_fields}
     return {
         "table": quote(user_model._meta.db_table),
         "upsert": outbox.upsert_sql(quote, columns, values),

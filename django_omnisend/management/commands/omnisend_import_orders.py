@@ -115,7 +115,8 @@ class Command(BaseCommand):
                     counts["events"] += 1
                     yield as_request(event, contact, origin)
 
-        sent_batches, failed = [], 0
+        sent_batches: list[str] = []
+        failed = 0
         client = None if options["dry_run"] else self._client(options["connection"])
         for chunk in _batches(requests()):
             if client is None:
