@@ -1,20 +1,88 @@
 """django-omnisend: connect a Django site to Omnisend and keep its users in sync as contacts.
 
-The package root stays import-light (no models, no settings access) so that
-``import django_omnisend`` works before Django is configured. Host code uses
-:func:`get_client` for a ready-to-use API client bound to the site's connection.
+The public API is importable from here (``from django_omnisend import send_event``). The
+root stays import-light (no models, no settings access) so that ``import django_omnisend``
+works before Django is configured: every name but :func:`get_client` and
+:func:`mark_for_sync` is imported on first use (PEP 562), once the app registry is ready.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .adapter import Consent, ContactAdapter
     from .client import OmnisendClient
+    from .commerce import LineItem, Order
+    from .connection_adapter import ConnectionAdapter
+    from .event_declarations import register_event
+    from .events import send_event, send_order
+    from .exceptions import NotConnected, OmnisendError
+    from .health import Health
+    from .product_adapter import ProductAdapter
+    from .sync import DrainResult, drain
+    from .tracking import TrackingAdapter
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_client", "mark_for_sync"]
+#: Public name -> the module that defines it (imported when the name is first used).
+_LAZY = {
+    "send_event": "events",
+    "send_order": "events",
+    "register_event": "event_declarations",
+    "drain": "sync",
+    "DrainResult": "sync",
+    # ``health()`` joins these once the ``health`` submodule has moved (issue 19's sync/
+    # package): a root attribute ``health`` is rebound to the submodule whenever it is imported.
+    "Health": "health",
+    "OmnisendClient": "client",
+    "ContactAdapter": "adapter",
+    "Consent": "adapter",
+    "ConnectionAdapter": "connection_adapter",
+    "ProductAdapter": "product_adapter",
+    "TrackingAdapter": "tracking",
+    "Order": "commerce",
+    "LineItem": "commerce",
+    "OmnisendError": "exceptions",
+    "NotConnected": "exceptions",
+}
+
+__all__ = [
+    "ConnectionAdapter",
+    "Consent",
+    "ContactAdapter",
+    "DrainResult",
+    "Health",
+    "LineItem",
+    "NotConnected",
+    "OmnisendClient",
+    "OmnisendError",
+    "Order",
+    "ProductAdapter",
+    "TrackingAdapter",
+    "__version__",
+    "drain",
+    "get_client",
+    "mark_for_sync",
+    "register_event",
+    "send_event",
+    "send_order",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def get_client(connection: Any = None, *, owner: Any = None) -> OmnisendClient:

@@ -120,7 +120,7 @@ class ContactAdapter:
         """
         from .conf import omnisend_settings
 
-        if omnisend_settings.get("TRUST_EMAILS"):
+        if omnisend_settings.trust_emails:
             return True
         address = self.get_email(user)
         if not address:

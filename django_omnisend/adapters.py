@@ -17,4 +17,4 @@ def _adapter_for(path: str) -> ContactAdapter:
 
 def get_adapter() -> ContactAdapter:
     """The adapter instance named by ``OMNISEND["ADAPTER"]`` (one instance per dotted path)."""
-    return _adapter_for(omnisend_settings.get("ADAPTER"))
+    return _adapter_for(omnisend_settings.adapter)

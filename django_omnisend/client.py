@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
@@ -63,6 +63,9 @@ from .exceptions import (
     exception_for_status,
     parse_problem,
 )
+
+if TYPE_CHECKING:
+    from .conf import OmnisendSettings
 
 logger = logging.getLogger(__name__)
 redaction.install()
@@ -160,15 +163,11 @@ class ContactResult(dict):
         self.created = status == 201
 
 
-def _setting(name: str) -> Any:
-    """An ``OMNISEND`` setting, or its default when Django settings are not configured."""
-    from django.conf import settings
+def _settings() -> OmnisendSettings:
+    """The ``OMNISEND`` settings (the defaults when Django settings are not configured)."""
+    from .conf import omnisend_settings
 
-    from .conf import DEFAULTS, omnisend_settings
-
-    if not settings.configured:
-        return DEFAULTS[name]
-    return omnisend_settings.get(name)
+    return omnisend_settings
 
 
 def _query_value(value: Any) -> str:
@@ -263,11 +262,11 @@ class OmnisendClient:
         if not isinstance(auth, _SecretAuth):
             raise TypeError("auth must be ApiKeyAuth(key) or BearerAuth(token)")
         self.auth = auth
-        self.api_url = str(api_url or _setting("API_URL")).rstrip("/")
-        self.api_version = str(api_version or _setting("API_VERSION"))
-        self.timeout = timeout if timeout is not None else float(_setting("REQUEST_TIMEOUT"))
-        self.max_retries = int(max_retries if max_retries is not None else _setting("MAX_RETRIES"))
-        self.event_origin = event_origin or str(_setting("EVENT_ORIGIN"))
+        self.api_url = str(api_url or _settings().api_url).rstrip("/")
+        self.api_version = str(api_version or _settings().api_version)
+        self.timeout = timeout if timeout is not None else _settings().request_timeout
+        self.max_retries = int(max_retries if max_retries is not None else _settings().max_retries)
+        self.event_origin = event_origin or _settings().event_origin
         self.rate_limiter = rate_limiter
         self.tags_rate_limiter = tags_rate_limiter
         self.rate_limit_key = (
@@ -490,7 +489,7 @@ def _api_error(response: requests.Response, method: str, target: str) -> Omnisen
         # Omnisend's window).
         retry_after = _retry_after(response, problem)
         if retry_after is None:
-            retry_after = bounded_wait(_setting("RETRY_AFTER_DEFAULT")) or 0.0
+            retry_after = bounded_wait(_settings().retry_after_default) or 0.0
     problem["retry_after"] = retry_after
     cls = exception_for_status(response.status_code)
     return cls(status=response.status_code, method=method, url=target, response=response, **problem)

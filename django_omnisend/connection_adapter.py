@@ -52,4 +52,4 @@ def _adapter_for(path: str) -> ConnectionAdapter:
 
 def get_connection_adapter() -> ConnectionAdapter:
     """The instance named by ``OMNISEND["CONNECTION_ADAPTER"]`` (one per dotted path)."""
-    return _adapter_for(omnisend_settings.get("CONNECTION_ADAPTER"))
+    return _adapter_for(omnisend_settings.connection_adapter)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import router, transaction
 from django.db.models import F
@@ -587,7 +587,9 @@ def _build_client(
         on_unauthorized=on_unauthorized,
         rate_limiter=limiter,
         tags_rate_limiter=tags_limiter,
-        rate_limit_key=rate_limit_key or None,
+        rate_limit_key=rate_limit_key
+        if isinstance(rate_limit_key, str) and rate_limit_key
+        else None,
         **kwargs,
     )
 
@@ -618,7 +620,7 @@ def _refreshing_handler(connection: Connection) -> Callable[[Any, Exception], st
             mark_needs_reconnect(connection, "Omnisend rejected the access token (HTTP 401).")
             return None
         try:
-            refreshed = refresh_connection(connection, used_token=used["token"])
+            refreshed = refresh_connection(connection, used_token=cast("str | None", used["token"]))
         except NeedsReconnect:
             return None
         except OAuthError as error:

@@ -147,10 +147,6 @@ def _secret_free_errors(func: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _setting(name: str) -> str:
-    return str(omnisend_settings.get(name) or "")
-
-
 @dataclass(frozen=True)
 class ClientCredentials:
     """The OAuth client the site authenticates as. ``repr()`` never shows the secret."""
@@ -181,7 +177,7 @@ def set_credentials_resolver(resolver: CredentialsResolver | None) -> None:
 
 def settings_credentials() -> ClientCredentials | None:
     """``OMNISEND["CLIENT_ID"]``/``["CLIENT_SECRET"]`` when both are set, else None."""
-    client_id, client_secret = _setting("CLIENT_ID"), _setting("CLIENT_SECRET")
+    client_id, client_secret = omnisend_settings.client_id, omnisend_settings.client_secret
     if client_id and client_secret:
         return ClientCredentials(client_id, client_secret, "settings")
     return None
@@ -234,7 +230,7 @@ def expected_issuer(authorize_url: str | None = None) -> str:
     authorize endpoint; an RFC 9207 ``iss`` on the callback must equal it
     (docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     """
-    parts = urlsplit(authorize_url or _setting("AUTHORIZE_URL"))
+    parts = urlsplit(authorize_url or omnisend_settings.authorize_url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -254,7 +250,7 @@ def build_authorization_request(
     """
     if client_id is None:
         client_id = client_credentials(redirect_uri, register=True).client_id
-    authorize_url = authorize_url or _setting("AUTHORIZE_URL")
+    authorize_url = authorize_url or omnisend_settings.authorize_url
     scopes = tuple(scopes if scopes is not None else omnisend_settings.scopes)
     state = generate_state()
     verifier = generate_code_verifier()
@@ -282,7 +278,7 @@ def build_authorization_request(
         client_id=client_id,
         scopes=scopes,
         authorize_url=authorize_url,
-        token_url=_setting("TOKEN_URL"),
+        token_url=omnisend_settings.token_url,
     )
 
 
@@ -316,7 +312,7 @@ def exchange_code(
         "client_secret": client_secret,
         "code_verifier": verifier,
     }
-    payload = _post_token(token_url or _setting("TOKEN_URL"), data, timeout)
+    payload = _post_token(token_url or omnisend_settings.token_url, data, timeout)
     return _validate(payload, required_scopes)
 
 
@@ -346,7 +342,7 @@ def refresh(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    payload = _post_token(token_url or _setting("TOKEN_URL"), data, timeout)
+    payload = _post_token(token_url or omnisend_settings.token_url, data, timeout)
     return _validate(payload, required_scopes)
 
 
@@ -370,7 +366,7 @@ def revoke(
     """
     if not token:
         return False
-    url = revoke_url or _setting("REVOKE_URL")
+    url = revoke_url or omnisend_settings.revoke_url
     try:
         client_id, client_secret = _client_credentials(None, credentials)
     except ImproperlyConfigured:
@@ -442,7 +438,7 @@ def registration_endpoint(
     of the RFC 8414 metadata at the authorization server's origin (trusted only when its
     ``issuer`` is that origin, RFC 8414 §3.3), else ``{origin}/oauth2/register``, the URL
     Omnisend documents (its metadata is published on another host)."""
-    configured = _setting("REGISTRATION_URL")
+    configured = omnisend_settings.registration_url
     if configured:
         return configured
     origin = expected_issuer(authorize_url)

@@ -52,7 +52,7 @@ def resolve_credentials(
     configured = oauth.settings_credentials()
     if configured is not None:
         return configured
-    uri = redirect_uri or str(omnisend_settings.get("REDIRECT_URI") or "")
+    uri = redirect_uri or omnisend_settings.redirect_uri
     row = _stored(uri)
     if row is not None and row.usable:
         return _credentials(row)
@@ -159,8 +159,8 @@ def client_metadata(redirect_uri: str) -> dict[str, Any]:
     host and origin of the redirect URI.
     """
     parts = urlsplit(redirect_uri)
-    name = str(omnisend_settings.get("CLIENT_NAME") or "")
-    uri = str(omnisend_settings.get("CLIENT_URI") or "")
+    name = omnisend_settings.client_name
+    uri = omnisend_settings.client_uri
     site = _current_site()
     if site is not None:
         name = name or site[0]

@@ -159,7 +159,7 @@ def redirect_uri_for(request: HttpRequest) -> str:
     """``OMNISEND["REDIRECT_URI"]``; only in DEBUG, the callback URL built from the request."""
     from django.conf import settings
 
-    configured = str(omnisend_settings.get("REDIRECT_URI") or "")
+    configured = omnisend_settings.redirect_uri
     if configured:
         return configured
     if settings.DEBUG:
@@ -243,7 +243,7 @@ def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
                 next_url=next_url,
                 action_url=request.path,
                 owner_label=owners.describe(owner),
-                configured=bool(omnisend_settings.get("CLIENT_ID"))
+                configured=bool(omnisend_settings.client_id)
                 or omnisend_settings.client_registration,
                 registers=omnisend_settings.client_registration,
                 active=connections.active_connection(owner),
@@ -390,8 +390,8 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
     # Deploy-time endpoints must not have changed since the flow began (mix-up;
     # docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     if (record.get("authorize_url"), record.get("token_url")) != (
-        omnisend_settings.get("AUTHORIZE_URL"),
-        omnisend_settings.get("TOKEN_URL"),
+        omnisend_settings.authorize_url,
+        omnisend_settings.token_url,
     ):
         return _page(
             request,

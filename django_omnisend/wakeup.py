@@ -24,7 +24,7 @@ def nudge_drain_on_commit(using: str | None = None) -> None:
     for are committed there, and a router may put them (and the user model) apart from
     ``default``, whose ``on_commit`` would then run at once, before they are visible.
     """
-    if omnisend_settings.get("TASK_BACKEND") is None:
+    if omnisend_settings.task_backend is None:
         return
     if using is None:
         using = router.db_for_write(SyncState)
