@@ -105,6 +105,14 @@ def owner_url(action: str, owner: Any) -> str:
     return f"/omnisend/{action}/{owners.sign_owner(owner)}/"
 
 
+@pytest.fixture
+def owner(flow_kind: str, db: Any) -> Any:
+    """The owner of a flow-parametrized test's rows: None (the site), or a shop."""
+    from django.contrib.auth.models import Group
+
+    return None if flow_kind == "site" else Group.objects.create(name="Shop A")
+
+
 @dataclass
 class Flow:
     """One connection's flow: the site's (``owner`` None) or a shop's (an ``auth.Group``).

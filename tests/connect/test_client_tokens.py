@@ -29,14 +29,6 @@ from django_omnisend.models import Connection
 from .conftest import authorize, each_flow, form, token_requests
 
 
-@pytest.fixture
-def owner(flow_kind, db):
-    """None for the site's connection, else a shop (``auth.Group``) owning it."""
-    from django.contrib.auth.models import Group
-
-    return None if flow_kind == "site" else Group.objects.create(name="Shop A")
-
-
 def oauth_connection(emulator, *, refresh=True, expires_in=None, owner=None, **fields):
     token = emulator.issue_token(client_id=emulator.demo_client_id)
     connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo", **fields)
