@@ -476,3 +476,23 @@ def test_callback_catches_its_own_errors(flow, oauth_settings, emulator, caplog)
     assert Connection.objects.count() == 0  # rolled back
     assert query["code"] not in caplog.text
     assert "django.request" not in {r.name for r in caplog.records if r.levelname == "ERROR"}
+
+
+def test_error_pages_lead_back_to_where_the_flow_started(flow, oauth_settings, emulator):
+    """T-OA-16/17 messages for a shop's staff too: they cannot use the admin, so a cancelled
+    or failed connection says to start again where they were, and links back there."""
+    back = "/admin/?from=connect" if flow.kind == "site" else "/shops/mine/"
+    answers = [
+        {"error": "access_denied", "error_description": "No."},
+        {"error": "server_error"},
+        {},  # no code at all
+    ]
+    for answer in answers:
+        started = flow.start(next_url=back)
+        response = flow.finish({**answer, "state": started.state})
+        html = response.content.decode()
+        assert response.status_code in (200, 400), answer
+        assert f'href="{back}"' in html, answer
+        if flow.kind == "owner":
+            assert "from the admin" not in html and 'href="/admin/' not in html, answer
+    assert_nothing_stored(emulator)

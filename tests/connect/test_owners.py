@@ -231,9 +231,7 @@ def test_each_shops_members_sync_to_their_shops_brand_only(sync_settings, emulat
     assert key.state == SyncState.State.SYNCED
 
 
-def test_a_401_pauses_only_that_shops_delivery_without_falling_back(
-    sync_settings, emulator, shops
-):
+def test_a_401_pauses_only_that_shops_delivery_without_falling_back(sync_settings, emulator, shops):
     """T-OA-27 for a shop: its row needs a reconnect, its key is paused, nothing goes out with
     the site's API key or to another brand, and the other shop keeps syncing."""
     from django.contrib.auth import get_user_model
