@@ -225,9 +225,10 @@ def test_admin_keeps_an_empty_key_of_an_existing_row(
     assert str(row) and key[-4:] not in str(row) and other[-4:] not in str(row)
 
 
-def test_wrong_key_admin_pages_do_not_500(admin_client):
+@each_flow
+def test_wrong_key_admin_pages_do_not_500(admin_client, owner):
     """T-ST-4 in the admin: the list and the change page render and show "needs reconnect"."""
-    connection = stored()
+    connection = stored(owner=owner)
     with with_keys(Fernet.generate_key().decode()):
         page = admin_client.get(CHANGELIST_URL)
         assert page.status_code == 200
