@@ -192,8 +192,10 @@ def _page(
     *,
     status: int = 400,
     description: str = "",
+    back_url: str = "",
 ) -> HttpResponse:
-    """The error (or cancelled) page: ``message`` and ``description`` are auto-escaped."""
+    """The error (or cancelled) page: ``message`` and ``description`` are auto-escaped; its
+    link leads to ``back_url`` (where the flow started), else to the admin list."""
     return render(
         request,
         "django_omnisend/error.html",
@@ -202,7 +204,7 @@ def _page(
             title=title,
             message=message,
             description=description,
-            changelist_url=changelist_url(),
+            changelist_url=back_url or changelist_url(),
         ),
         status=status,
     )
@@ -387,6 +389,14 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     if not get_connection_adapter().can_manage_connection(request, owner):
         return refused
+    # From here on the person may manage the owner's connection: failures lead back to the
+    # page the flow started from (a tenant's staff may have no admin to start again from).
+    back = str(record.get("next") or "") or changelist_url()
+    again = (
+        _("Start again from the admin.")
+        if owner is None
+        else _("Start again from the page you connected from.")
+    )
     # Deploy-time endpoints must not have changed since the flow began (mix-up;
     # docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     if (record.get("authorize_url"), record.get("token_url")) != (
@@ -396,7 +406,8 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         return _page(
             request,
             _("Start again"),
-            _("The Omnisend endpoints changed while connecting. Start again from the admin."),
+            _("The Omnisend endpoints changed while connecting.") + " " + again,
+            back_url=back,
         )
     iss = params.get("iss")
     if iss is not None and iss.rstrip("/") != oauth.expected_issuer(record["authorize_url"]).rstrip(
@@ -407,6 +418,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
             request,
             _("Connecting Omnisend failed"),
             _("The answer came from an unexpected authorization server; nothing was stored."),
+            back_url=back,
         )
 
     error = params.get("error")
@@ -419,14 +431,15 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
                 _("The connection was not approved in Omnisend, so nothing was changed."),
                 status=200,
                 description=description,
+                back_url=back,
             )
         shown = error[:64] if oauth._SAFE_ERROR_CODE.match(error[:64]) else "?"
         return _page(
             request,
             _("Connecting Omnisend failed"),
-            _("Omnisend answered with the error “%(error)s”. Start again from the admin.")
-            % {"error": shown},
+            _("Omnisend answered with the error “%(error)s”.") % {"error": shown} + " " + again,
             description=description,
+            back_url=back,
         )
 
     code = params.get("code")
@@ -434,7 +447,8 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         return _page(
             request,
             _("Connecting Omnisend failed"),
-            _("Omnisend sent no authorization code. Start again from the admin."),
+            _("Omnisend sent no authorization code.") + " " + again,
+            back_url=back,
         )
     try:
         # The client that asked for the code exchanges it (and is remembered for refreshes),
@@ -452,7 +466,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     except (OAuthError, ImproperlyConfigured) as exc:
         logger.warning("Omnisend code exchange failed: %s", exc)
-        return _page(request, _("Connecting Omnisend failed"), str(exc))
+        return _page(request, _("Connecting Omnisend failed"), str(exc), back_url=back)
 
     try:
         brand = connections.probe_credentials(access_token=tokens.access_token)
@@ -464,6 +478,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
             _("Connecting Omnisend failed"),
             _("Nothing was activated. %(reason)s")
             % {"reason": connections.describe_probe_error(exc)},
+            back_url=back,
         )
 
     try:
@@ -472,7 +487,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     except binding.BrandHeldElsewhere as exc:
         connections.revoke_tokens(_revocable(tokens, client.client_id))
-        return _page(request, _("Brand already connected"), str(exc), status=409)
+        return _page(request, _("Brand already connected"), str(exc), status=409, back_url=back)
     except Exception:
         connections.revoke_tokens(_revocable(tokens, client.client_id))
         raise

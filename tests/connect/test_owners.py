@@ -229,3 +229,47 @@ def test_each_shops_members_sync_to_their_shops_brand_only(sync_settings, emulat
     assert "bob@example.com" not in emails[SHOP_A_BRAND] | emails[emulator.default_brand_id]
     key = SyncState.objects.get(user=ann, connection_key=owners.connection_key(shop_a))
     assert key.state == SyncState.State.SYNCED
+
+
+def test_a_401_pauses_only_that_shops_delivery_without_falling_back(sync_settings, emulator, shops):
+    """T-OA-27 for a shop: its row needs a reconnect, its key is paused, nothing goes out with
+    the site's API key or to another brand, and the other shop keeps syncing."""
+    from django.contrib.auth import get_user_model
+
+    from django_omnisend.models import DeliveryControl, SyncState
+    from django_omnisend.sync import drain
+
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    bind_by_token(emulator, shop_b, SHOP_B_BRAND)
+    # Both of shop A's tokens die at Omnisend (consent withdrawn): no refresh can save it.
+    emulator.revoke_token(a.access_token)
+    emulator.revoke_token(a.refresh_token)
+    users = get_user_model().objects
+    with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
+        ann = users.create_user("ann", "ann@example.com")
+        ann.groups.add(shop_a)
+        bob = users.create_user("bob", "bob@example.com")
+        bob.groups.add(shop_b)
+    adapter = "tests.connect.owner_support.ShopContactAdapter"
+    with override_settings(OMNISEND={**sync_settings, "ADAPTER": adapter}):
+        ann.save()
+        bob.save()
+        result = drain()
+        a_key = owners.connection_key(shop_a)
+        assert result.paused == [a_key]
+        assert DeliveryControl.objects.get(connection_key=a_key).paused
+        a.refresh_from_db()
+        assert a.status == Connection.Status.NEEDS_RECONNECT
+        assert SyncState.objects.get(user=ann).dirty  # kept for after the reconnect
+        assert not SyncState.objects.get(user=bob).dirty
+        before = len(emulator.ledger)
+        drain()  # still paused: nothing more for shop A
+        assert len(emulator.ledger) == before
+    api_key = sync_settings["API_KEY"]
+    assert all(api_key not in str(e.headers) for e in emulator.ledger)
+    assert emulator.contacts(emulator.default_brand_id) == []
+    assert emulator.contacts(SHOP_A_BRAND) == []
+    assert [c["identifiers"][0]["id"] for c in emulator.contacts(SHOP_B_BRAND)] == [
+        "bob@example.com"
+    ]
