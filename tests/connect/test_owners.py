@@ -273,3 +273,20 @@ def test_a_401_pauses_only_that_shops_delivery_without_falling_back(sync_setting
     assert [c["identifiers"][0]["id"] for c in emulator.contacts(SHOP_B_BRAND)] == [
         "bob@example.com"
     ]
+
+
+@pytest.mark.django_db
+def test_an_owners_signed_reference_is_the_same_whenever_it_is_made():
+    """Pages compare and link an owner's URLs: a reference carrying its signing time changed
+    from one second to the next, so a page rendered across a second boundary disagreed with
+    itself (and every render made a new URL)."""
+    import time
+    from unittest import mock
+
+    shop = Group.objects.create(name="Shop A")
+    first = owners.sign_owner(shop)
+    with mock.patch("time.time", return_value=time.time() + 5):
+        assert owners.sign_owner(shop) == first
+    assert owners.load_owner(first) == shop
+    with pytest.raises(owners.InvalidOwner):
+        owners.load_owner(first[:-1] + ("A" if first[-1] != "A" else "B"))
