@@ -70,8 +70,23 @@ def test_an_owner_without_a_connection_never_falls_back_to_the_site(
 ):
     shop_a, _ = shops
     bind_by_token(emulator, None, emulator.default_brand_id)  # the site is connected
-    with pytest.raises(NotConnected, match="Shop A has no Omnisend connection"):
+    with pytest.raises(NotConnected, match="auth.group:\\d+ has no Omnisend connection"):
         connections.get_client(owner=shop_a)
+
+
+def test_an_owners_error_names_it_by_key_never_by_personal_data(
+    emulator_settings, emulator, monkeypatch
+):
+    """Errors reach logs: a user who owns a connection is named by model and key, not by the
+    e-mail address their ``__str__`` may be."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("jane", "jane@example.com", "x")
+    monkeypatch.setattr(type(user), "__str__", lambda self: self.email)  # a common __str__
+    with pytest.raises(NotConnected) as raised:
+        connections.get_client(owner=user)
+    assert "jane@example.com" not in str(raised.value)
+    assert owners.owner_key(user) in str(raised.value)
 
 
 def test_an_owner_waiting_for_a_reconnect_raises_needs_reconnect(
