@@ -128,13 +128,15 @@ def get_client(
     ``max_retries=0`` for a worker that reschedules instead of retrying).
     """
     from .models import Connection
-    from .owners import describe
+    from .owners import owner_key
 
     if connection is None and owner is not None:
         connection = owner_connection(owner)
         if connection is None:
+            # Named by model and key, not str(owner): errors reach logs, and a user's __str__
+            # may be their e-mail address.
             raise NotConnected(
-                f"{describe(owner)} has no Omnisend connection. A person allowed to manage it "
+                f"{owner_key(owner)} has no Omnisend connection. A person allowed to manage it "
                 'connects it with the "Connect Omnisend" button on its page.'
             )
     if connection is None:

@@ -70,7 +70,7 @@ def test_an_owner_without_a_connection_never_falls_back_to_the_site(
 ):
     shop_a, _ = shops
     bind_by_token(emulator, None, emulator.default_brand_id)  # the site is connected
-    with pytest.raises(NotConnected, match="auth.group:\\d+ has no Omnisend connection"):
+    with pytest.raises(NotConnected, match=r"auth\.group:\d+ has no Omnisend connection"):
         connections.get_client(owner=shop_a)
 
 
