@@ -10,6 +10,8 @@ urlpatterns = [
     # Two tenants ("shops"), each connecting its own Omnisend brand from its page.
     path("shops/", views.shops, name="shops"),
     path("shops/<slug:slug>/", views.shop, name="shop"),
+    # The site's own small shop: catalog, cart, checkout (see the store app).
+    path("store/", include("store.urls")),
     path("admin/", admin.site.urls),
     # The "Connect Omnisend" flow; its callback is /omnisend/callback/.
     path("omnisend/", include("django_omnisend.urls")),
