@@ -241,7 +241,19 @@ def _emulator_events() -> list[dict[str, Any]] | None:
     request = urllib.request.Request(f"{emulator['URL']}/__emulator__/events")
     with urllib.request.urlopen(request, timeout=5) as response:
         events = json.load(response)
-    return list(reversed(events))[:MAX_ROWS]  # newest first
+    return [
+        {
+            "name": e["eventName"],
+            "version": e.get("eventVersion", ""),
+            "contact": (e.get("contact") or {}).get("email")
+            or (e.get("contact") or {}).get("phone", ""),
+            "about": e["properties"].get("orderID") or e["properties"].get("cartID") or "",
+            "time": e.get("eventTime", ""),
+            # The emulator marks a repeat Omnisend dropped (same eventID + eventTime).
+            "repeat": e.get("_duplicate", False),
+        }
+        for e in reversed(events[-MAX_ROWS:])  # newest first
+    ]
 
 
 @staff_member_required
