@@ -69,6 +69,8 @@ STATIC_URL = "/static/"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "store:index"
+LOGOUT_REDIRECT_URL = "home"
 # The OAuth callback is a top-level navigation from Omnisend: "Lax" (Django's default) sends the
 # session cookie with it, "Strict" would not.
 SESSION_COOKIE_SAMESITE = "Lax"

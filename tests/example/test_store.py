@@ -10,6 +10,7 @@ down to seconds (``OMNISEND_EVENT_HISTORY_SECONDS``) and the emulator's to match
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -298,3 +299,123 @@ def test_product_edits_and_deletes_in_the_admin_reach_the_catalog(store):
     )
     # The rest of the catalog is untouched.
     assert _product(store, "enamel-mug").ok
+
+
+def _sign_up_and_log_in(site: DemoSite, email: str) -> requests.Session:
+    member = requests.Session()
+    member.get(f"{site.base_url}/signup/", timeout=10)
+    password = "a-long-member-password-7"
+    _post(
+        member,
+        site,
+        "/signup/",
+        {
+            "email": email,
+            "first_name": "Mia",
+            "last_name": "Member",
+            "password1": password,
+            "password2": password,
+        },
+    )
+    member.get(f"{site.base_url}/login/", timeout=10)
+    page = _post(member, site, "/login/", {"username": email, "password": password})
+    assert f"Log out {email}" in page.text, page.text[:3000]
+    return member
+
+
+def test_member_order_names_the_member(store):
+    email = "mia.member@example.com"
+    member = _sign_up_and_log_in(store, email)
+    page = member.get(f"{store.base_url}/store/products/travel-mug/", timeout=10)
+    if page.status_code == 404:  # the catalog test deleted it: buy a T-shirt instead
+        slug, label = "logo-tee", "Logo T-shirt - Small"
+        page = member.get(f"{store.base_url}/store/products/{slug}/", timeout=10)
+    else:
+        slug, label = "travel-mug", "Travel mug - Steel"
+    _post(
+        member,
+        store,
+        f"/store/products/{slug}/add/",
+        {"variant": _variant_pk(page.text, label), "quantity": "1"},
+    )
+    # A member's cart is known: `added product to cart` names them (a guest's cannot).
+    (added,) = _wait(
+        "added product to cart",
+        lambda: [
+            e
+            for e in _control(store, "GET", "/events")
+            if e["eventName"] == "added product to cart" and e["contact"] == {"email": email}
+        ],
+        store,
+    )
+    assert added["eventVersion"] == documented_version("added product to cart")
+    validate_properties("added product to cart", added["properties"])
+    assert added["properties"]["addedItem"]["productID"] == slug
+    checkout = _post(member, store, "/store/checkout/start/", {})
+    assert f"The receipt goes to {email}" in checkout.text
+    placed = _post(member, store, "/store/checkout/place/", {})
+    order_id = re.search(r'id="order-placed" data-order="(\d+)"', placed.text).group(1)
+
+    def delivered():
+        events = _order_events(store, order_id)
+        return len(events) == 2 and not _pending_events(store) and events
+
+    events = _wait("the member's order", delivered, store)
+    assert sorted(e["eventName"] for e in events) == ["ordered product", "placed order"]
+    for event in events:
+        assert event["contact"] == {"email": email}
+        assert event["eventVersion"] == documented_version(event["eventName"])
+        validate_properties(event["eventName"], event["properties"])
+    # The store is the site's: its events go to the site's brand, the contact there too.
+    contacts = _control(store, "GET", "/contacts")
+    assert email in {c["email"] for c in contacts}
+
+
+def _json_script(html: str, prefix: str) -> dict | None:
+    found = re.search(
+        rf'<script id="{prefix}-[0-9a-f]+" type="application/json">(.*?)</script>', html, re.S
+    )
+    return json.loads(found.group(1)) if found else None
+
+
+def test_snippet_runs_only_after_the_cookie_banner_says_yes(store):
+    visitor = requests.Session()
+    page = visitor.get(f"{store.base_url}/store/products/enamel-mug/", timeout=10).text
+    assert 'id="cookie-consent"' in page
+    assert _json_script(page, "omnisend-snippet") is None
+    assert _json_script(page, "omnisend-viewed-product") is None
+
+    no = _post(
+        visitor,
+        store,
+        "/store/consent/",
+        {"answer": "necessary", "next": "/store/products/enamel-mug/"},
+    )
+    assert "/store/products/enamel-mug/" in no.url
+    assert 'id="cookie-consent"' not in no.text  # answered: no banner, and no tracking
+    assert _json_script(no.text, "omnisend-snippet") is None
+
+    yes = _post(
+        requests.Session(),
+        store,
+        "/store/consent/",
+        {"answer": "marketing", "next": "https://elsewhere.example.com/"},
+    )
+    assert yes.url == f"{store.base_url}/store/"  # never redirected off the site
+    shopper = requests.Session()
+    shopper.cookies.set("example_cookie_consent", "marketing")
+    page = shopper.get(f"{store.base_url}/store/products/enamel-mug/", timeout=10).text
+    config = _json_script(page, "omnisend-snippet")
+    assert config["brandID"] == EmulatorConfig().default_brand_id  # the site's brand
+    event = _json_script(page, "omnisend-viewed-product")
+    assert event["eventVersion"] == documented_version("viewed product")
+    product = event["properties"]["product"]
+    assert product["id"] == "enamel-mug"  # the catalog's id, so Omnisend links them
+    assert product["url"] == f"{store.base_url}/store/products/enamel-mug/"
+    assert (product["price"], product["currency"]) == (12, "EUR")
+    # The browser adds the page (title, URL) before pushing it.
+    properties = {
+        **event["properties"],
+        "page": {"title": "Enamel mug", "url": product["url"]},
+    }
+    validate_properties("viewed product", properties)
