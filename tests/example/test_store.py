@@ -395,16 +395,17 @@ def test_snippet_runs_only_after_the_cookie_banner_says_yes(store):
     assert 'id="cookie-consent"' not in no.text  # answered: no banner, and no tracking
     assert _json_script(no.text, "omnisend-snippet") is None
 
+    agrees = requests.Session()
+    agrees.get(f"{store.base_url}/store/", timeout=10)
     yes = _post(
-        requests.Session(),
+        agrees,
         store,
         "/store/consent/",
         {"answer": "marketing", "next": "https://elsewhere.example.com/"},
     )
     assert yes.url == f"{store.base_url}/store/"  # never redirected off the site
-    shopper = requests.Session()
-    shopper.cookies.set("example_cookie_consent", "marketing")
-    page = shopper.get(f"{store.base_url}/store/products/enamel-mug/", timeout=10).text
+    assert agrees.cookies["example_cookie_consent"] == "marketing"
+    page = agrees.get(f"{store.base_url}/store/products/enamel-mug/", timeout=10).text
     config = _json_script(page, "omnisend-snippet")
     assert config["brandID"] == EmulatorConfig().default_brand_id  # the site's brand
     event = _json_script(page, "omnisend-viewed-product")
