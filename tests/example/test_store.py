@@ -326,17 +326,13 @@ def _sign_up_and_log_in(site: DemoSite, email: str) -> requests.Session:
 def test_member_order_names_the_member(store):
     email = "mia.member@example.com"
     member = _sign_up_and_log_in(store, email)
-    page = member.get(f"{store.base_url}/store/products/travel-mug/", timeout=10)
-    if page.status_code == 404:  # the catalog test deleted it: buy a T-shirt instead
-        slug, label = "logo-tee", "Logo T-shirt - Small"
-        page = member.get(f"{store.base_url}/store/products/{slug}/", timeout=10)
-    else:
-        slug, label = "travel-mug", "Travel mug - Steel"
+    slug = "enamel-mug"
+    page = member.get(f"{store.base_url}/store/products/{slug}/", timeout=10)
     _post(
         member,
         store,
         f"/store/products/{slug}/add/",
-        {"variant": _variant_pk(page.text, label), "quantity": "1"},
+        {"variant": _variant_pk(page.text, "Enamel mug - White"), "quantity": "1"},
     )
     # A member's cart is known: `added product to cart` names them (a guest's cannot).
     (added,) = _wait(
@@ -420,3 +416,53 @@ def test_snippet_runs_only_after_the_cookie_banner_says_yes(store):
         "page": {"title": "Enamel mug", "url": product["url"]},
     }
     validate_properties("viewed product", properties)
+
+
+def _catalog_variant(site: DemoSite, slug: str, sku: str) -> dict | None:
+    response = _product(site, slug)
+    if not response.ok:
+        return None
+    return next((v for v in response.json()["variants"] if v["id"] == sku), None)
+
+
+def test_buying_the_last_one_marks_it_out_of_stock_in_the_catalog(store):
+    # Stock is taken with QuerySet.update(), which sends no signal: the store marks the
+    # product itself (mark_product), so the catalog follows.
+    staff = _staff(store)
+    listing = staff.get(f"{store.base_url}/admin/store/variant/?q=TEE-S", timeout=10).text
+    found = re.search(r'href="/admin/store/variant/(\d+)/change/[^"]*">TEE-S<', listing)
+    assert found, listing[:3000]
+    change = f"/admin/store/variant/{found.group(1)}/change/"
+    fields = form_fields(staff.get(f"{store.base_url}{change}", timeout=10).text, "variant_form")
+    fields.pop("csrfmiddlewaretoken")
+    _post(staff, store, change, {**fields, "stock": "1", "_save": "Save"})
+    _wait(
+        "TEE-S in stock in the catalog",
+        lambda: (_catalog_variant(store, "logo-tee", "TEE-S") or {}).get("status") == "inStock",
+        store,
+    )
+
+    shopper = requests.Session()
+    page = shopper.get(f"{store.base_url}/store/products/logo-tee/", timeout=10)
+    _post(
+        shopper,
+        store,
+        "/store/products/logo-tee/add/",
+        {"variant": _variant_pk(page.text, "Logo T-shirt - Small"), "quantity": "1"},
+    )
+    _post(shopper, store, "/store/checkout/start/", {"email": "last-one@example.com"})
+    placed = _post(shopper, store, "/store/checkout/place/", {})
+    assert 'id="order-placed"' in placed.text
+    variant = _wait(
+        "TEE-S out of stock in the catalog",
+        lambda: (
+            (v := _catalog_variant(store, "logo-tee", "TEE-S"))
+            and v["status"] == "outOfStock"
+            and v
+        ),
+        store,
+    )
+    assert variant["price"] == 25
+    # Sold out: the product page no longer offers it.
+    page = shopper.get(f"{store.base_url}/store/products/logo-tee/", timeout=10)
+    assert "Logo T-shirt - Small</option>" not in page.text
