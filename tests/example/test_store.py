@@ -466,3 +466,16 @@ def test_buying_the_last_one_marks_it_out_of_stock_in_the_catalog(store):
     # Sold out: the product page no longer offers it.
     page = shopper.get(f"{store.base_url}/store/products/logo-tee/", timeout=10)
     assert "Logo T-shirt - Small</option>" not in page.text
+
+
+def test_catalog_variant_urls_preselect_the_variant(store):
+    # The catalog sends each variant's URL as the product page with ?variant=SKU.
+    (variant,) = [
+        v
+        for v in _wait("the seeded enamel mug", lambda: _product(store, "enamel-mug").ok, store)
+        and _product(store, "enamel-mug").json()["variants"]
+        if v["id"] == "MUG-BLUE"
+    ]
+    assert variant["url"] == f"{store.base_url}/store/products/enamel-mug/?variant=MUG-BLUE"
+    page = requests.get(variant["url"], timeout=10).text
+    assert re.search(r'<option value="\d+" selected>Enamel mug - Blue</option>', page), page
