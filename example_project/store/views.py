@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from decimal import Decimal
 from itertools import islice
 from typing import Any
 
@@ -91,7 +92,9 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
     the_product = get_object_or_404(
         Product.objects.select_related("category"), slug=slug, published=True
     )
-    form = AddToCartForm(the_product, initial={"variant": request.GET.get("variant")})
+    # The catalog's variant URLs (?variant=SKU, from Omnisend's messages) preselect it.
+    chosen = the_product.variants.filter(sku=request.GET.get("variant", "")).first()
+    form = AddToCartForm(the_product, initial={"variant": chosen.pk if chosen else None})
     context = {"product": the_product, "form": form, "variants": the_product.variants.all()}
     return render(request, "store/product.html", context)
 
@@ -146,12 +149,13 @@ def start_checkout(request: HttpRequest) -> HttpResponse:
 
 def checkout(request: HttpRequest) -> HttpResponse:
     the_cart = Cart(request.session)
+    lines = the_cart.lines()
     user, email = _customer(request)
-    if not the_cart.lines() or not (user or email):
+    if not lines or not (user or email):
         return redirect("store:cart")
     context = {
-        "lines": the_cart.lines(),
-        "total": the_cart.total,
+        "lines": lines,
+        "total": sum((line.total for line in lines), Decimal(0)),
         "email": email or user.email,
         "member": user,
     }
