@@ -34,6 +34,10 @@ from .models import ClientRegistration
 
 logger = logging.getLogger(__name__)
 
+#: Longest redirect URI a registration is stored for: a unique column MariaDB/MySQL can index
+#: in full (``ClientRegistration.redirect_uri``).
+REDIRECT_URI_MAX_LENGTH = 255
+
 __all__ = ["client_metadata", "credentials_for_client", "resolve_credentials"]
 
 #: Django's untouched default Site: not a name worth registering under.
@@ -67,6 +71,14 @@ def resolve_credentials(
     if not uri:
         raise ImproperlyConfigured(
             'OMNISEND["REDIRECT_URI"] must be set to register this site with Omnisend.'
+        )
+    if len(uri) > REDIRECT_URI_MAX_LENGTH:
+        raise RegistrationError(
+            f"The redirect URI is {len(uri)} characters long, and a registration is stored for "
+            f"one of at most {REDIRECT_URI_MAX_LENGTH}. Use a shorter callback URL in "
+            'OMNISEND["REDIRECT_URI"], or request client credentials from Omnisend and set '
+            'OMNISEND["CLIENT_ID"] and OMNISEND["CLIENT_SECRET"].',
+            code="redirect_uri_too_long",
         )
     return _register(uri, stale=row)
 
