@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,14 @@ class SqlTimer:
         self.ownership_statements = 0.0
         self.statements = 0
         self.commits = 0
+        #: Statements run in autocommit (outside any transaction): each is its own commit,
+        #: durable on its own (an fsync where the server flushes the log at every commit).
+        self.autocommit_statements = 0
+        #: ``"[bind] KIND table [autocommit]"`` -> [count, seconds]: where the time goes.
+        self.by_kind: dict[str, list[float]] = {}
+        #: Seconds in the rate budget's statements (``RateBudgetSlot``): the cache is local
+        #: memory here, not shared, so the budget lives in the database (one count per request).
+        self.budget = 0.0
         self._in_bind = False
 
     def __call__(self, execute, sql, params, many, context):
@@ -62,11 +71,30 @@ class SqlTimer:
         try:
             return execute(sql, params, many, context)
         finally:
+            spent = time.perf_counter() - started
             self.statements += 1
+            autocommit = not context["connection"].in_atomic_block
+            self.autocommit_statements += autocommit
+            self._note(statement_kind(sql) + (" (autocommit)" if autocommit else ""), spent)
+            if "ratebudgetslot" in sql.lower():
+                self.budget += spent
             if self._in_bind:
-                self.ownership_statements += time.perf_counter() - started
+                self.ownership_statements += spent
             else:
-                self.total += time.perf_counter() - started
+                self.total += spent
+
+    def _note(self, kind: str, seconds: float) -> None:
+        entry = self.by_kind.setdefault(("bind: " if self._in_bind else "") + kind, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+
+    def breakdown(self, rows: int) -> list[dict[str, Any]]:
+        """Each kind of statement (and the commits): count and milliseconds per drained row,
+        the costliest first."""
+        return [
+            {"kind": kind, "per_row": count / rows, "ms_per_row": seconds * 1000 / rows}
+            for kind, (count, seconds) in sorted(self.by_kind.items(), key=lambda i: -i[1][1])
+        ]
 
     def timing_bind(self, bind_many):
         """``identity.bind_many`` timed as a whole: every statement, savepoint and commit."""
@@ -94,9 +122,11 @@ class SqlTimer:
                 try:
                     return method()
                 finally:
+                    spent = time.perf_counter() - started
                     self.commits += 1
+                    self._note(f"{method.__name__.strip('_').upper()} (transaction)", spent)
                     if not self._in_bind:  # inside bind_many its wall time counts already
-                        self.total += time.perf_counter() - started
+                        self.total += spent
 
             return call
 
@@ -106,6 +136,15 @@ class SqlTimer:
             yield
         finally:
             del connection._commit, connection._rollback
+
+
+def statement_kind(sql: str) -> str:
+    """``SELECT auth_user``, ``UPDATE django_omnisend_syncstate``, ``SAVEPOINT``: a
+    statement's verb and first table, to group the drain's statements."""
+    words = sql.split(None, 1)
+    verb = words[0].upper() if words else "?"
+    table = re.search(r'(?:FROM|UPDATE|INTO)\s+[`"]?(\w+)', sql, re.IGNORECASE)
+    return f"{verb} {table.group(1)}" if table and verb not in ("SAVEPOINT", "RELEASE") else verb
 
 
 def bind_everyone() -> None:
@@ -176,6 +215,15 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
         requests = len(emu.ledger("/api"))
     new_per_row = timer.total / rows_n
     old_per_row = old.total / rows_n
+    common.log(
+        f"[{kind}] P7: {common.fmt_ms(new_per_row)} per row; {timer.statements / rows_n:.2f} "
+        f"statements, {timer.commits / rows_n:.2f} transaction commits and "
+        f"{timer.autocommit_statements / rows_n:.2f} autocommit statements per row; by kind:"
+    )
+    for entry in timer.breakdown(rows_n):
+        common.log(
+            f"[{kind}]   {entry['ms_per_row']:7.3f} ms  {entry['per_row']:5.2f}x  {entry['kind']}"
+        )
     return {
         "users": users_n,
         "rows": rows_n,
@@ -183,6 +231,10 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
         "requests": requests,
         "statements_per_row": timer.statements / rows_n,
         "commits_per_row": timer.commits / rows_n,
+        "autocommit_statements_per_row": timer.autocommit_statements / rows_n,
+        "breakdown": timer.breakdown(rows_n),
+        "budget_per_row": timer.budget / rows_n,
+        "vendor": connection.vendor,
         "drain_db_per_row": new_per_row,
         "ownership_per_row": timer.ownership / rows_n,
         "ownership_statements_per_row": timer.ownership_statements / rows_n,
@@ -223,18 +275,30 @@ def measure(kind: str, options: Any) -> list[dict[str, Any]]:
             "",
             None,
         ),
+        common.row(
+            "P7",
+            kind,
+            "budget",
+            "  of which the rate budget in the database (no shared cache)",
+            f"{common.fmt_ms(p7['budget_per_row'])} per row",
+            f"{p7['autocommit_statements_per_row']:.2f} autocommit statements, "
+            f"{p7['commits_per_row']:.2f} commits per row",
+            f"{common.fmt_ms(p7['drain_db_per_row'] - p7['budget_per_row'])} without it",
+            "",
+            None,
+        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser, common.WITH_MARIADB)
+    common.add_common_arguments(parser)
     parser.add_argument("--users", type=int, default=None, help="users in the table")
     parser.add_argument("--rows", type=int, default=None, help="rows drained")
     options = parser.parse_args(argv)
     return common.main_per_database(
-        __file__, argv, options, measure, ("P7", "P7"), common.WITH_MARIADB
+        __file__, argv, options, measure, ("P7", "P7", "P7"), common.DATABASES
     )
 
 
