@@ -64,6 +64,8 @@ class SqlTimer:
         #: Seconds in the rate budget's statements (``RateBudgetSlot``): the cache is local
         #: memory here, not shared, so the budget lives in the database (one count per request).
         self.budget = 0.0
+        #: kind -> (seconds, sql, params) of its slowest statement, to EXPLAIN afterwards.
+        self.slowest: dict[str, tuple[float, str, Any]] = {}
         self._in_bind = False
 
     def __call__(self, execute, sql, params, many, context):
@@ -75,7 +77,11 @@ class SqlTimer:
             self.statements += 1
             autocommit = not context["connection"].in_atomic_block
             self.autocommit_statements += autocommit
-            self._note(statement_kind(sql) + (" (autocommit)" if autocommit else ""), spent)
+            kind = statement_kind(sql) + (" (autocommit)" if autocommit else "")
+            self._note(kind, spent)
+            key = ("bind: " if self._in_bind else "") + kind
+            if not many and spent > self.slowest.get(key, (0.0,))[0]:
+                self.slowest[key] = (spent, sql, params)
             if "ratebudgetslot" in sql.lower():
                 self.budget += spent
             if self._in_bind:
@@ -145,6 +151,34 @@ def statement_kind(sql: str) -> str:
     verb = words[0].upper() if words else "?"
     table = re.search(r'(?:FROM|UPDATE|INTO)\s+[`"]?(\w+)', sql, re.IGNORECASE)
     return f"{verb} {table.group(1)}" if table and verb not in ("SAVEPOINT", "RELEASE") else verb
+
+
+def explain_costliest(timer: SqlTimer, top: int = 2) -> list[dict[str, Any]]:
+    """The plan of the slowest statement of each of the ``top`` costliest kinds of ``SELECT``
+    (logged; the database's own ``EXPLAIN``, run after the drain on the same rows)."""
+    from django.db import connection, transaction
+
+    out = []
+    for entry in timer.breakdown(1):
+        if len(out) >= top:
+            break
+        seconds, sql, params = timer.slowest.get(entry["kind"], (0.0, "", None))
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        explain = {"sqlite": "EXPLAIN QUERY PLAN "}.get(connection.vendor, "EXPLAIN ")
+        with transaction.atomic(), connection.cursor() as cursor:  # FOR UPDATE needs one
+            cursor.execute(explain + sql, params)
+            columns = [c[0] for c in cursor.description]
+            plan = [dict(zip(columns, line, strict=True)) for line in cursor.fetchall()]
+        out.append({"kind": entry["kind"], "slowest_ms": seconds * 1000, "sql": sql, "plan": plan})
+        common.log(f"  slowest {entry['kind']} ({seconds * 1000:.1f} ms): {sql % _shown(params)}")
+        for line in plan:
+            common.log(f"    {line}")
+    return out
+
+
+def _shown(params: Any) -> tuple:
+    return tuple(repr(p) for p in params or ())
 
 
 def bind_everyone() -> None:
@@ -224,6 +258,7 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
         common.log(
             f"[{kind}]   {entry['ms_per_row']:7.3f} ms  {entry['per_row']:5.2f}x  {entry['kind']}"
         )
+    explained = explain_costliest(timer)
     return {
         "users": users_n,
         "rows": rows_n,
@@ -234,6 +269,7 @@ def measure_p7(kind: str, users_n: int, rows_n: int) -> dict[str, Any]:
         "autocommit_statements_per_row": timer.autocommit_statements / rows_n,
         "breakdown": timer.breakdown(rows_n),
         "budget_per_row": timer.budget / rows_n,
+        "explained": explained,
         "vendor": connection.vendor,
         "drain_db_per_row": new_per_row,
         "ownership_per_row": timer.ownership / rows_n,
