@@ -15,7 +15,7 @@ P6  Every user saved ten times (``SYNC_USERS`` on) before one drain; figure: API
 
 Run from the repository root (Redis and, for PostgreSQL, the server must be up)::
 
-    python benchmarks/drain_budget.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/drain_budget.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--windows 10] [--workers 4] [--users 500] [--result rows.json]
 """
 
