@@ -33,14 +33,17 @@ API_KEY = "65f0a1b2c3d4e5f600000001-benchmark-key"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 #: Overridable (``BENCH_PG_DB``) so benchmarks of several checkouts do not share a database.
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB") or "omnisend_bench"
-DATABASES = ("sqlite", "postgresql")
-#: Scripts that also measure MariaDB/MySQL (``--db mariadb``; in ``--db all`` too) pass this.
-WITH_MARIADB = (*DATABASES, "mariadb")
+#: Every script measures each of these (``--db all``); one that cannot be reached gives SKIP
+#: rows with the reason (issue 17: P1-P6 hold on all three).
+DATABASES = ("sqlite", "postgresql", "mariadb")
+#: Kept for scripts written when only some measured MariaDB/MySQL: now every one does.
+WITH_MARIADB = DATABASES
 #: The MariaDB/MySQL server (a ``mysql://`` URL, as DATABASE_URL takes it); the benchmark
 #: database named in it is dropped and recreated per run.
 MARIADB_URL = os.environ.get("BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306/omnisend_bench")
-#: Redis for the shared rate budget (P5); a per-run key prefix keeps runs apart.
-REDIS_URL = "redis://127.0.0.1:6379/3"
+#: Redis for the shared rate budget (P5); a per-run key prefix keeps runs apart. Overridable
+#: (``BENCH_REDIS_URL``) so a run can keep to the Redis database it was given.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/3"
 
 
 def log(message: str) -> None:
@@ -431,6 +434,7 @@ def machine() -> dict[str, Any]:
         "django": django.get_version(),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": None,
+        "mariadb": None,
     }
     with contextlib.suppress(OSError):
         mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
@@ -440,11 +444,26 @@ def machine() -> dict[str, Any]:
 
         with psycopg.connect(dbname="postgres", **PG) as conn:
             info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    if not mariadb_problem():
+        import MySQLdb
+
+        p = _mariadb_params()
+        conn = MySQLdb.connect(
+            host=p["HOST"], port=p["PORT"], user=p["USER"], password=p["PASSWORD"]
+        )
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT VERSION()")
+            info["mariadb"] = cursor.fetchone()[0]
+        finally:
+            conn.close()
     return info
 
 
 def machine_line(info: dict[str, Any]) -> str:
     pg = f"PostgreSQL {info['postgresql']}" if info.get("postgresql") else "no PostgreSQL"
+    if info.get("mariadb"):
+        pg += f", MariaDB {info['mariadb']}"
     mem = f", {info['memory_gb']} GB" if info.get("memory_gb") else ""
     return (
         f"{info['cpu']}, {info['cores']} cores{mem}, {info['os']}; Python {info['python']}, "

@@ -17,7 +17,7 @@ with the users (≤ 0.011 requests per user).
 
 Run from the repository root::
 
-    python benchmarks/drain_backlog.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/drain_backlog.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--users 100000] [--baseline-users 10000] [--result rows.json]
 """
 

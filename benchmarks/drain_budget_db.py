@@ -15,7 +15,7 @@ P10 The P5 set-up (``drain_budget.py``: ``RATE_LIMIT`` 60 per ``RATE_LIMIT_WINDO
 
 Run from the repository root (for PostgreSQL, the server must be up)::
 
-    python benchmarks/drain_budget_db.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/drain_budget_db.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--windows 10] [--workers 4] [--result rows.json]
 """
 

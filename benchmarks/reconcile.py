@@ -17,7 +17,7 @@ and another 1 % have no sync row at all. ``omnisend_reconcile --all`` runs in it
 The users (bulk inserts) and their sync rows are made outside the timed part; after each run
 the marks are undone so the next one finds the same 2 %. Run from the repository root::
 
-    python benchmarks/reconcile.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/reconcile.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--users 1000000] [--old-full] [--result rows.json]
 
 ``OMNISEND_BENCH_PG_DB`` names the PostgreSQL database it creates and drops (default

@@ -1,7 +1,8 @@
-"""Run every benchmark (P1-P10) on SQLite and PostgreSQL and print one table.
+"""Run every benchmark (P1-P11) on SQLite, PostgreSQL and MariaDB and print one table.
 
-From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust) and Redis
-(127.0.0.1:6379) up::
+From the repository root, with PostgreSQL (127.0.0.1:5432, user postgres, trust), MariaDB
+(``BENCH_MARIADB_URL``, default ``mysql://root@127.0.0.1:3306/omnisend_bench``) and Redis
+(127.0.0.1:6379, ``BENCH_REDIS_URL``) up::
 
     python benchmarks/run.py                         # full sizes, several minutes
     python benchmarks/run.py --quick                 # reduced sizes, under two minutes
@@ -21,11 +22,13 @@ one heavy benchmark loads the machine at a time:
 ``drain_backlog.py``  P9 (requests to clear 100,000 dirty users with the drain alone; the
                       drain one request per user beside it)
 ``drain_budget_db.py`` P10 (four drains sharing a budget in the database, no Redis)
+``backfill.py --p11``  P11 (a 1,000,000-user backfill on PostgreSQL: requests, wall time,
+                      memory growth from 100,000; ``--quick``: 100,000 from 10,000)
 
 Every figure is a ratio or count against a baseline measured in the same run. A row whose
-target is missed says FAIL, and the exit status is then 1. PostgreSQL is skipped (SKIP rows,
-with a note) when the server is unreachable. ``--json FILE`` writes the machine and every
-figure keyed ``P1``…``P9``, then by database, then by measurement.
+target is missed says FAIL, and the exit status is then 1. PostgreSQL and MariaDB are skipped
+(SKIP rows, with a note) when their server is unreachable. ``--json FILE`` writes the machine
+and every figure keyed ``P1``…``P11``, then by database, then by measurement.
 """
 
 from __future__ import annotations
@@ -47,21 +50,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = (
-    ("save_overhead.py", ("P1", "P2")),
-    ("backfill.py", ("P3", "P4")),
-    ("drain_budget.py", ("P5", "P6")),
-    ("identity.py", ("P7",)),
-    ("reconcile.py", ("P8",)),
-    ("drain_backlog.py", ("P9",)),
-    ("drain_budget_db.py", ("P10",)),
+#: (script, its ids, extra arguments): one run of a script per line, in this order.
+SCRIPTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("save_overhead.py", ("P1", "P2"), ()),
+    ("backfill.py", ("P3", "P4"), ()),
+    ("drain_budget.py", ("P5", "P6"), ()),
+    ("identity.py", ("P7",), ()),
+    ("reconcile.py", ("P8",), ()),
+    ("drain_backlog.py", ("P9",), ()),
+    ("drain_budget_db.py", ("P10",), ()),
+    ("backfill.py", ("P11",), ("--p11",)),
 )
 
 
-def run_script(name: str, pids: tuple[str, ...], options: Any) -> tuple[list[dict], float]:
+def run_script(
+    name: str, pids: tuple[str, ...], extra: tuple[str, ...], options: Any
+) -> tuple[list[dict], float]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = handle.name
-    args = [sys.executable, str(HERE / name), "--db", options.db, "--result", out]
+    args = [sys.executable, str(HERE / name), *extra, "--db", options.db, "--result", out]
     if options.quick:
         args.append("--quick")
     started = time.monotonic()
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=(*common.DATABASES, "all"), default="all")
     parser.add_argument(
         "--only",
-        help="comma-separated ids to run (P1..P10; a script runs if one of its ids is)",
+        help="comma-separated ids to run (P1..P11; a script runs if one of its ids is)",
     )
     options = parser.parse_args(argv)
     wanted = {p.strip().upper() for p in options.only.split(",")} if options.only else None
@@ -106,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     info = common.machine()
     if problem := common.postgres_problem():
         common.log(f"Note: PostgreSQL rows are skipped: {problem}")
+    if problem := common.mariadb_problem():
+        common.log(f"Note: MariaDB rows are skipped: {problem}")
     rows: list[dict[str, Any]] = []
     durations: dict[str, float] = {}
-    for name, pids in SCRIPTS:
+    for name, pids, extra in SCRIPTS:
         if wanted and not wanted & set(pids):
             continue
-        common.log(f"== {name} ({', '.join(pids)}){' --quick' if options.quick else ''}")
-        script_rows, seconds = run_script(name, pids, options)
+        label = " ".join((name, *extra))
+        common.log(f"== {label} ({', '.join(pids)}){' --quick' if options.quick else ''}")
+        script_rows, seconds = run_script(name, pids, extra, options)
         rows += script_rows
-        durations[name] = seconds
-        common.log(f"== {name} took {seconds:.0f} s")
+        durations[label] = seconds
+        common.log(f"== {label} took {seconds:.0f} s")
     total = time.monotonic() - started
 
     failed = [r for r in rows if r["pass"] is False]

@@ -29,7 +29,7 @@ P2  sync against a naive integration: a fresh ``requests.post`` to ``/contacts``
 
 Run from the repository root (the emulator is started in its own process)::
 
-    python benchmarks/save_overhead.py [--db sqlite|postgresql|all] [--quick]
+    python benchmarks/save_overhead.py [--db sqlite|postgresql|mariadb|all] [--quick]
         [--users 200] [--pairs 200] [--naive-saves 20] [--result rows.json]
 
 SQLite is a temporary file; PostgreSQL is a database ``omnisend_bench`` on 127.0.0.1:5432

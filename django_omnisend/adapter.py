@@ -122,7 +122,7 @@ class ContactAdapter:
         """
         from .conf import omnisend_settings
 
-        if omnisend_settings.get("TRUST_EMAILS"):
+        if omnisend_settings.trust_emails:
             return True
         address = self.get_email(user)
         if not address:
@@ -186,4 +186,4 @@ def get_adapter() -> ContactAdapter:
     """The adapter instance named by ``OMNISEND["ADAPTER"]`` (one instance per dotted path)."""
     from .conf import omnisend_settings
 
-    return _adapter_for(omnisend_settings.get("ADAPTER"))
+    return _adapter_for(omnisend_settings.adapter)

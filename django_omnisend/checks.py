@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -19,6 +19,9 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, omnisend_settings
+
+if TYPE_CHECKING:
+    from .adapter import ContactAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,10 @@ EXPECTED_TYPES: dict[str, tuple[type | None, ...]] = {
     "ERASURE_RETENTION_DAYS": (int, float),
     "TRUST_EMAILS": (bool,),
     "PRODUCT_ADAPTER": (str,),
+    "EVENT_HISTORY_SECONDS": (int, float, None),
+    "EVENTS": (dict,),
+    "TRACKING_ADAPTER": (str,),
+    "SNIPPET_URL": (str,),
 }
 
 #: Keys that hold URLs which must be https outside DEBUG (or http to a loopback host).
@@ -100,10 +107,6 @@ def is_loopback_url(url: str) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
-def _id(kind: str, number: int) -> str:
-    return f"django_omnisend.{kind}{number:03d}"
-
-
 def _type_name(types: tuple[type | None, ...]) -> str:
     return " or ".join("None" if t is None else t.__name__ for t in types)
 
@@ -126,7 +129,7 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
             checks.Error(
                 f"OMNISEND must be a dict, not {type(raw).__name__}.",
                 hint='Set OMNISEND = {"API_KEY": ..., ...} in your settings.',
-                id=_id("E", 1),
+                id="django_omnisend.E001",
             )
         ]
     messages: list[checks.CheckMessage] = []
@@ -139,7 +142,9 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
                 else ("Remove it; the known keys are listed in the README's settings table.")
             )
             messages.append(
-                checks.Warning(f'Unknown setting OMNISEND["{key}"].', hint=hint, id=_id("W", 2))
+                checks.Warning(
+                    f'Unknown setting OMNISEND["{key}"].', hint=hint, id="django_omnisend.W002"
+                )
             )
             continue
         types = EXPECTED_TYPES[key]
@@ -149,7 +154,7 @@ def check_settings_shape(app_configs: Iterable[Any] | None = None, **kwargs: Any
                     f'OMNISEND["{key}"] must be {_type_name(types)}, '
                     f"not {type(raw[key]).__name__}.",
                     hint=f'Fix OMNISEND["{key}"]; its default is {DEFAULTS[key]!r}.',
-                    id=_id("E", 2),
+                    id="django_omnisend.E002",
                 )
             )
     return messages
@@ -165,9 +170,9 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
     if not _settings_ok():
         return []
     messages: list[checks.CheckMessage] = []
-    client_id = omnisend_settings.get("CLIENT_ID")
-    client_secret = omnisend_settings.get("CLIENT_SECRET")
-    api_key = omnisend_settings.get("API_KEY")
+    client_id = omnisend_settings.client_id
+    client_secret = omnisend_settings.client_secret
+    api_key = omnisend_settings.api_key
     if bool(client_id) != bool(client_secret):
         missing = "CLIENT_SECRET" if client_id else "CLIENT_ID"
         messages.append(
@@ -175,7 +180,7 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 f'OMNISEND["{missing}"] is empty but its OAuth partner is set.',
                 hint=f'Set OMNISEND["{missing}"] to the value Omnisend issued with your '
                 "OAuth client, or clear both to use an API key.",
-                id=_id("E", 4),
+                id="django_omnisend.E004",
             )
         )
     registering = not api_key and omnisend_settings.client_registration
@@ -189,17 +194,17 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                 hint='To use credentials Omnisend issued instead, set OMNISEND["CLIENT_ID"] and '
                 'OMNISEND["CLIENT_SECRET"]; they always win. OMNISEND["CLIENT_REGISTRATION"] = '
                 "False turns registration off.",
-                id=_id("I", 1),
+                id="django_omnisend.I001",
             )
         )
     elif not api_key and not (client_id and client_secret):
-        if omnisend_settings.get("SYNC_USERS"):
+        if omnisend_settings.sync_users:
             messages.append(
                 checks.Error(
                     'OMNISEND["SYNC_USERS"] is on but there are no Omnisend credentials.',
                     hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
                     '["CLIENT_SECRET"] and connect in the admin.',
-                    id=_id("E", 8),
+                    id="django_omnisend.E008",
                 )
             )
         else:
@@ -208,21 +213,17 @@ def check_credentials(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
                     "No Omnisend credentials are configured, so django-omnisend cannot connect.",
                     hint='Set OMNISEND["API_KEY"], or OMNISEND["CLIENT_ID"] and '
                     '["CLIENT_SECRET"] for the "Connect Omnisend" button.',
-                    id=_id("W", 1),
+                    id="django_omnisend.W001",
                 )
             )
-    if (
-        (client_id or registering)
-        and not settings.DEBUG
-        and not omnisend_settings.get("REDIRECT_URI")
-    ):
+    if (client_id or registering) and not settings.DEBUG and not omnisend_settings.redirect_uri:
         messages.append(
             checks.Error(
                 'OMNISEND["REDIRECT_URI"] is empty, and it is only derived from the request '
                 "in DEBUG.",
                 hint='Set OMNISEND["REDIRECT_URI"] to the exact callback URL registered with '
                 "Omnisend, e.g. https://example.com/omnisend/callback/.",
-                id=_id("E", 9),
+                id="django_omnisend.E009",
             )
         )
     return messages
@@ -233,7 +234,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
     """OMNISEND["ADAPTER"] must import to a ContactAdapter subclass."""
     if not _settings_ok():
         return []
-    path = omnisend_settings.get("ADAPTER")
+    path = omnisend_settings.adapter
     try:
         adapter = import_string(path)
     except ImportError as exc:
@@ -242,7 +243,7 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
                 f'OMNISEND["ADAPTER"] = {path!r} cannot be imported: {exc}.',
                 hint="Give the dotted path of a ContactAdapter subclass, e.g. "
                 '"myproject.omnisend.MyAdapter".',
-                id=_id("E", 3),
+                id="django_omnisend.E003",
             )
         ]
     from .adapter import ContactAdapter
@@ -253,13 +254,13 @@ def check_adapter(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> li
                 f'OMNISEND["ADAPTER"] = {path!r} is not a ContactAdapter subclass.',
                 hint="Subclass django_omnisend.adapter.ContactAdapter and point "
                 'OMNISEND["ADAPTER"] at it.',
-                id=_id("E", 3),
+                id="django_omnisend.E003",
             )
         ]
     return _check_email_source(adapter)
 
 
-def _check_email_source(adapter: type) -> list:
+def _check_email_source(adapter: type[ContactAdapter]) -> list:
     """The default ``get_email()`` reads the user model's e-mail attribute: it must exist."""
     from django.contrib.auth import get_user_model
 
@@ -278,7 +279,7 @@ def _check_email_source(adapter: type) -> list:
             f'OMNISEND["ADAPTER"] does not override get_email(): no user could be synced.',
             hint="Override ContactAdapter.get_email(user) to return the user's address (for "
             "example from a profile model), or set EMAIL_FIELD on the user model.",
-            id=_id("E", 15),
+            id="django_omnisend.E015",
         )
     ]
 
@@ -298,7 +299,7 @@ def check_urls(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list:
                     hint=f'Use https for OMNISEND["{key}"] when DEBUG is False; OAuth codes '
                     "and tokens must not cross the network in clear text (http is accepted "
                     "only for 127.0.0.0/8, [::1] and localhost).",
-                    id=_id("E", 5),
+                    id="django_omnisend.E005",
                 )
             )
     return messages
@@ -321,7 +322,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
                     f'OMNISEND["ENCRYPTION_KEYS"][{index}] is not a valid Fernet key.',
                     hint='Generate one with: python -c "from cryptography.fernet import '
                     'Fernet; print(Fernet.generate_key().decode())"',
-                    id=_id("E", 7),
+                    id="django_omnisend.E007",
                 )
             ]
     if keys:
@@ -333,7 +334,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
                 hint="Set it to a list of Fernet keys, newest first, e.g. from the environment. "
                 'Generate one with: python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"',
-                id=_id("E", 6),
+                id="django_omnisend.E006",
             )
         ]
     return [
@@ -342,7 +343,7 @@ def check_encryption_keys(app_configs: Iterable[Any] | None = None, **kwargs: An
             "is used (DEBUG only).",
             hint='Set OMNISEND["ENCRYPTION_KEYS"] before deploying; tokens stored with the '
             "development key will then need a reconnect.",
-            id=_id("W", 3),
+            id="django_omnisend.W003",
         )
     ]
 
@@ -352,7 +353,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
     """The budgets must be positive and not above Omnisend's own limits."""
     if not _settings_ok():
         return []
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for name, limit, advice in (
         ("RATE_LIMIT", OMNISEND_RATE_LIMIT, "ideally 300"),
         ("TAGS_RATE_LIMIT", OMNISEND_TAGS_RATE_LIMIT, "ideally 50"),
@@ -364,7 +365,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
                 checks.Error(
                     f'OMNISEND["{name}"] = {value} would never send a request.',
                     hint=f"Use a positive number of requests per minute; the default is {default}.",
-                    id=_id("E", 10),
+                    id="django_omnisend.E010",
                 )
             )
         elif value > limit:
@@ -374,7 +375,7 @@ def check_rate_limit(app_configs: Iterable[Any] | None = None, **kwargs: Any) ->
                     "minute per brand.",
                     hint=f"Keep it at or below {limit}, {advice}, to leave room for other apps "
                     "on the brand.",
-                    id=_id("W", 4),
+                    id="django_omnisend.W004",
                 )
             )
     return messages
@@ -387,8 +388,8 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
         return []
     from .sync.policy import LEASE_FLOOR, request_seconds_bound
 
-    lease = float(omnisend_settings.get("LEASE_SECONDS"))
-    timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
+    lease = omnisend_settings.lease_seconds
+    timeout = omnisend_settings.request_timeout
     bound = request_seconds_bound(timeout)
     # A request starts with at least LEASE_FLOOR of a lease ahead of it (see _Drain.send).
     if timeout > 0 and lease * LEASE_FLOOR > bound:
@@ -404,7 +405,7 @@ def check_lease(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list
             hint=f'Raise OMNISEND["LEASE_SECONDS"] above {needed:g} (the default is '
             f'{DEFAULTS["LEASE_SECONDS"]}) or lower OMNISEND["REQUEST_TIMEOUT"] (must be '
             "positive): a lease that ends mid-request lets another worker send the row too.",
-            id=_id("E", 16),
+            id="django_omnisend.E016",
         )
     ]
 
@@ -425,7 +426,7 @@ def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: A
     from .budget_db import database_budget_alias
     from .ratelimit import cache_alias_is_shared
 
-    alias = omnisend_settings.get("RATE_LIMIT_CACHE")
+    alias = omnisend_settings.rate_limit_cache
     if cache_alias_is_shared(alias) or database_budget_alias() is not None:
         return []
     caches = getattr(settings, "CACHES", {})
@@ -441,7 +442,7 @@ def check_rate_limit_cache(app_configs: Iterable[Any] | None = None, **kwargs: A
             "django.core.cache.backends.redis.RedisCache), or route django_omnisend's "
             "RateBudgetSlot to a supported database; otherwise several workers together "
             'can exceed OMNISEND["RATE_LIMIT"] and Omnisend answers 429.',
-            id=_id("W", 5),
+            id="django_omnisend.W005",
         )
     ]
 
@@ -463,7 +464,7 @@ def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             'name it in OMNISEND["TASK_BACKEND"] (and one of its QUEUES in '
             'OMNISEND["TASK_QUEUE"]), or set TASK_BACKEND to None and run "manage.py '
             'omnisend_drain --loop" (or cron).',
-            id=_id("W", 6),
+            id="django_omnisend.W006",
         )
     ]
 
@@ -477,14 +478,14 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
     """OMNISEND["MARK_WITH"] is "signal" or "trigger", and triggers can work here."""
     if not _settings_ok():
         return []
-    value = omnisend_settings.get("MARK_WITH")
+    value = omnisend_settings.mark_with
     if value not in MARK_WITH_CHOICES:
         return [
             checks.Error(
                 f'OMNISEND["MARK_WITH"] = {value!r} is not one of "signal", "trigger".',
                 hint='Use "signal" (the default: a post_save receiver marks users) or '
                 '"trigger" (database triggers on the user table, SQLite and PostgreSQL).',
-                id=_id("E", 11),
+                id="django_omnisend.E011",
             )
         ]
     if value != "trigger":
@@ -498,7 +499,7 @@ def check_mark_with(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> 
         checks.Error(
             'OMNISEND["MARK_WITH"] = "trigger" cannot work here: ' + "; ".join(found) + ".",
             hint='Set OMNISEND["MARK_WITH"] = "signal" (the default), or remove the cause.',
-            id=_id("E", 12),
+            id="django_omnisend.E012",
         )
     ]
 
@@ -531,7 +532,7 @@ def check_mark_triggers(
                     f"{'out of date' if present else 'missing'}; saves are marked by the "
                     "post_save receiver until they are installed.",
                     hint='Run "manage.py migrate", which installs them after migrating.',
-                    id=_id("W", 7),
+                    id="django_omnisend.W007",
                 )
             )
         elif not triggers.wanted() and present:
@@ -540,12 +541,12 @@ def check_mark_triggers(
                     f"Database {alias!r} still has user mark triggers, but "
                     + (
                         'OMNISEND["SYNC_USERS"] is off: they keep marking users'
-                        if omnisend_settings.get("MARK_WITH") == "trigger"
+                        if omnisend_settings.mark_with == "trigger"
                         else 'OMNISEND["MARK_WITH"] is "signal": saves are marked twice'
                     )
                     + ", and fixture loads are marked.",
                     hint='Run "manage.py migrate", which removes them.',
-                    id=_id("W", 7),
+                    id="django_omnisend.W007",
                 )
             )
     return messages
@@ -590,7 +591,7 @@ def check_url_include(app_configs: Iterable[Any] | None = None, **kwargs: Any) -
             hint=f"Add {URL_INCLUDE} to the urlpatterns of your ROOT_URLCONF "
             f"({settings.ROOT_URLCONF!s}); then set "
             'OMNISEND["REDIRECT_URI"] to the full URL of its callback/ page.',
-            id=_id("E", 13),
+            id="django_omnisend.E013",
         )
     ]
 
@@ -600,7 +601,7 @@ def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
     """OMNISEND["REDIRECT_URI"], when set, must lead to this site's OAuth callback view."""
     from django.urls import Resolver404, resolve
 
-    value = omnisend_settings.get("REDIRECT_URI") if _settings_ok() else ""
+    value = omnisend_settings.redirect_uri if _settings_ok() else ""
     if not value:
         return []
     try:
@@ -635,7 +636,7 @@ def check_redirect_uri(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             f'OMNISEND["REDIRECT_URI"] = {value!r} leads to {found}, not to the OAuth '
             f"callback ({CALLBACK}), so Omnisend's redirect after approval would fail.",
             hint=hint,
-            id=_id("E", 14),
+            id="django_omnisend.E014",
         )
     ]
 
@@ -672,7 +673,7 @@ def check_session_engine(app_configs: Iterable[Any] | None = None, **kwargs: Any
             "would be kept in the browser's cookie, not on the server.",
             hint="Use a server-side session engine (the default database engine, cache or "
             "cached_db) on the site that connects Omnisend.",
-            id=_id("W", 8),
+            id="django_omnisend.W008",
         )
     ]
 
@@ -682,7 +683,7 @@ def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: An
     """OMNISEND["PRODUCT_ADAPTER"], when set, must import to a ProductAdapter subclass."""
     if not _settings_ok() or not omnisend_settings.catalog_sync:
         return []
-    path = omnisend_settings.get("PRODUCT_ADAPTER")
+    path = omnisend_settings.product_adapter
     from .catalog.adapter import ProductAdapter
 
     try:
@@ -698,7 +699,7 @@ def check_product_adapter(app_configs: Iterable[Any] | None = None, **kwargs: An
             f'OMNISEND["PRODUCT_ADAPTER"] = {path!r} {problem}.',
             hint="Give the dotted path of a django_omnisend.product_adapter.ProductAdapter "
             'subclass, or "" to turn catalog sync off.',
-            id=_id("E", 17),
+            id="django_omnisend.E017",
         )
     ]
 
@@ -729,6 +730,6 @@ def check_catalog_scopes(app_configs: Iterable[Any] | None = None, **kwargs: Any
             f"{' '.join(missing)}: every product write will be refused (403).",
             hint="Reconnect Omnisend (the Connect page asks for the products scopes now), or "
             'set OMNISEND["PRODUCT_ADAPTER"] = "" to turn catalog sync off.',
-            id=_id("W", 9),
+            id="django_omnisend.W009",
         )
     ]

@@ -107,11 +107,23 @@ CATALOG_SCOPES = ("products.read", "products.write")
 
 
 class OmnisendSettings:
-    """Typed, always-fresh view of ``settings.OMNISEND`` merged over :data:`DEFAULTS`."""
+    """Typed, always-fresh view of ``settings.OMNISEND`` merged over :data:`DEFAULTS`.
+
+    One property per key, named after it in lower case and typed with what the code uses
+    (``omnisend_settings.lease_seconds`` is a float); check ``django_omnisend.E002`` reports a
+    value of the wrong type at startup. Nothing is cached, so ``override_settings`` works.
+    ``get("KEY")`` stays for code that reads a key by name.
+    """
 
     @property
     def user_settings(self) -> dict[str, Any]:
-        """The raw ``OMNISEND`` dict from the project settings (empty when unset)."""
+        """The raw ``OMNISEND`` dict from the project settings (empty when unset).
+
+        Empty too when Django settings are not configured, so the HTTP client works
+        standalone with the defaults.
+        """
+        if not django_settings.configured:
+            return {}
         value = getattr(django_settings, "OMNISEND", None)
         return value if isinstance(value, dict) else {}
 
@@ -126,58 +138,208 @@ class OmnisendSettings:
             return self.get(name)
         raise AttributeError(name)
 
-    # Typed accessors for the keys the code reads most.
+    def _str(self, name: str) -> str:
+        return str(self.get(name) or "")
+
+    def _optional_str(self, name: str) -> str | None:
+        value = self.get(name)
+        return None if value is None else str(value)
+
+    # OAuth client and endpoints.
     @property
-    def api_url(self) -> str:
-        return str(self.get("API_URL")).rstrip("/")
+    def client_id(self) -> str:
+        return self._str("CLIENT_ID")
 
     @property
-    def api_version(self) -> str:
-        return str(self.get("API_VERSION"))
+    def client_secret(self) -> str:
+        return self._str("CLIENT_SECRET")
 
     @property
-    def api_key(self) -> str:
-        return str(self.get("API_KEY") or "")
+    def client_registration(self) -> bool:
+        """Whether the first Connect may register the site: ``CLIENT_REGISTRATION`` is on and
+        no ``CLIENT_ID`` is configured (settings always win over a registered client)."""
+        return bool(self.get("CLIENT_REGISTRATION")) and not self.client_id
+
+    @property
+    def client_name(self) -> str:
+        return self._str("CLIENT_NAME")
+
+    @property
+    def client_uri(self) -> str:
+        return self._str("CLIENT_URI")
+
+    @property
+    def registration_url(self) -> str:
+        return self._str("REGISTRATION_URL")
+
+    @property
+    def redirect_uri(self) -> str:
+        return self._str("REDIRECT_URI")
 
     @property
     def scopes(self) -> list[str]:
         """``SCOPES``, plus the ``products.*`` scopes when catalog sync is on."""
-        scopes = list(self.get("SCOPES"))
+        scopes = [str(s) for s in self.get("SCOPES") or ()]
         if self.catalog_sync:
             scopes += [s for s in CATALOG_SCOPES if s not in scopes]
         return scopes
 
     @property
-    def catalog_sync(self) -> bool:
-        """Whether catalog sync is on (a ``PRODUCT_ADAPTER`` is named)."""
-        return bool(self.get("PRODUCT_ADAPTER"))
+    def authorize_url(self) -> str:
+        return self._str("AUTHORIZE_URL")
 
     @property
-    def request_timeout(self) -> float:
-        return float(self.get("REQUEST_TIMEOUT"))
+    def token_url(self) -> str:
+        return self._str("TOKEN_URL")
 
     @property
-    def rate_limit(self) -> int:
-        return int(self.get("RATE_LIMIT"))
+    def revoke_url(self) -> str:
+        return self._str("REVOKE_URL")
+
+    @property
+    def api_url(self) -> str:
+        """``API_URL`` without a trailing slash."""
+        return self._str("API_URL").rstrip("/")
+
+    @property
+    def api_version(self) -> str:
+        return self._str("API_VERSION")
+
+    @property
+    def api_key(self) -> str:
+        return self._str("API_KEY")
 
     @property
     def encryption_keys(self) -> list[str]:
         return list(self.get("ENCRYPTION_KEYS") or [])
 
     @property
-    def client_registration(self) -> bool:
-        """Whether the first Connect may register the site (no ``CLIENT_ID`` configured)."""
-        return bool(self.get("CLIENT_REGISTRATION")) and not self.get("CLIENT_ID")
-
-    @property
     def oauth_mode(self) -> bool:
         """Whether the site connects by OAuth: a client is configured, or it will register one
         at the first Connect (no ``API_KEY`` either, so OAuth is the only way in)."""
-        return bool(self.get("CLIENT_ID")) or (self.client_registration and not self.api_key)
+        return bool(self.client_id) or (self.client_registration and not self.api_key)
 
+    # Sync.
     @property
     def sync_users(self) -> bool:
         return bool(self.get("SYNC_USERS"))
+
+    @property
+    def adapter(self) -> str:
+        """Dotted path of the ``ContactAdapter`` subclass."""
+        return self._str("ADAPTER")
+
+    @property
+    def connection_adapter(self) -> str:
+        """Dotted path of the ``ConnectionAdapter`` subclass."""
+        return self._str("CONNECTION_ADAPTER")
+
+    @property
+    def task_backend(self) -> str | None:
+        """django.tasks backend alias that wakes the drain; None: only ``omnisend_drain``."""
+        return self._optional_str("TASK_BACKEND")
+
+    @property
+    def task_queue(self) -> str | None:
+        return self._optional_str("TASK_QUEUE")
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.get("MAX_ATTEMPTS"))
+
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.get("LEASE_SECONDS"))
+
+    @property
+    def noise_fields(self) -> list[str]:
+        return [str(name) for name in self.get("NOISE_FIELDS") or ()]
+
+    @property
+    def hash_key(self) -> str:
+        return self._str("HASH_KEY")
+
+    @property
+    def erasure_retention_days(self) -> float:
+        return float(self.get("ERASURE_RETENTION_DAYS"))
+
+    @property
+    def trust_emails(self) -> bool:
+        return bool(self.get("TRUST_EMAILS"))
+
+    @property
+    def mark_with(self) -> str:
+        """``"signal"`` or ``"trigger"`` (check ``django_omnisend.E011`` rejects others)."""
+        return self._str("MARK_WITH")
+
+    # Requests, budgets and retries.
+    @property
+    def rate_limit(self) -> int:
+        return int(self.get("RATE_LIMIT"))
+
+    @property
+    def rate_limit_window(self) -> float:
+        return float(self.get("RATE_LIMIT_WINDOW"))
+
+    @property
+    def tags_rate_limit(self) -> int:
+        return int(self.get("TAGS_RATE_LIMIT"))
+
+    @property
+    def rate_limit_cache(self) -> str:
+        return self._str("RATE_LIMIT_CACHE")
+
+    @property
+    def request_timeout(self) -> float:
+        return float(self.get("REQUEST_TIMEOUT"))
+
+    @property
+    def max_retries(self) -> int:
+        return int(self.get("MAX_RETRIES"))
+
+    @property
+    def retry_after_default(self) -> Any:
+        """``RETRY_AFTER_DEFAULT`` as set: callers pass it through ``bounded_wait``, which
+        turns anything that is not a usable number into None."""
+        return self.get("RETRY_AFTER_DEFAULT")
+
+    @property
+    def retry_backoff(self) -> float:
+        return float(self.get("RETRY_BACKOFF"))
+
+    # Events, tracking and catalog.
+    @property
+    def event_origin(self) -> str:
+        return str(self.get("EVENT_ORIGIN"))
+
+    @property
+    def event_history_seconds(self) -> float | None:
+        """None: retry a maybe-sent event at the usual backoff."""
+        value = self.get("EVENT_HISTORY_SECONDS")
+        return None if value is None else float(value)
+
+    @property
+    def events(self) -> dict[str, dict[str, Any]]:
+        return dict(self.get("EVENTS") or {})
+
+    @property
+    def tracking_adapter(self) -> str:
+        """Dotted path of the ``TrackingAdapter`` subclass."""
+        return self._str("TRACKING_ADAPTER")
+
+    @property
+    def snippet_url(self) -> str:
+        return str(self.get("SNIPPET_URL"))
+
+    @property
+    def product_adapter(self) -> str:
+        """Dotted path of the ``ProductAdapter`` subclass; "" when catalog sync is off."""
+        return self._str("PRODUCT_ADAPTER")
+
+    @property
+    def catalog_sync(self) -> bool:
+        """Whether catalog sync is on (a ``PRODUCT_ADAPTER`` is named)."""
+        return bool(self.product_adapter)
 
 
 #: The one instance the app reads settings through.

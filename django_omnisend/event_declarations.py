@@ -153,7 +153,7 @@ def build_declaration(
     if origin is None:
         from .conf import omnisend_settings
 
-        origin = str(omnisend_settings.get("EVENT_ORIGIN"))
+        origin = omnisend_settings.event_origin
     return EventDeclaration(
         name=name,
         origin=origin,
@@ -192,7 +192,7 @@ def unregister_event(name: str, origin: str | None = None) -> None:
     if origin is None:
         from .conf import omnisend_settings
 
-        origin = str(omnisend_settings.get("EVENT_ORIGIN"))
+        origin = omnisend_settings.event_origin
     with _lock:
         _registry.pop((name, origin), None)
 
@@ -200,7 +200,7 @@ def unregister_event(name: str, origin: str | None = None) -> None:
 def _from_settings() -> list[EventDeclaration]:
     from .conf import omnisend_settings
 
-    events = omnisend_settings.get("EVENTS") or {}
+    events = omnisend_settings.events
     if not isinstance(events, Mapping):
         raise ImproperlyConfigured(
             'OMNISEND["EVENTS"] must be a dict: {"event name": {"properties": {...}}}.'

@@ -2,9 +2,13 @@
 
 API errors are parsed from Omnisend's RFC 9457 problem bodies and carry ``status``,
 ``problem_type``, ``title``, ``detail``, per-field ``errors``, ``retry_after`` and the request
-``instance``. HTTP errors subclass :class:`requests.HTTPError`, like django-anymail's, so code
-that already catches ``requests`` errors keeps working. ``str()`` of any of them is useful and
-never contains a credential: messages are built from the problem body and a redacted URL only.
+``instance``. HTTP errors subclass :class:`requests.HTTPError` (transport errors
+:class:`requests.RequestException`), like django-anymail's, so code that already catches
+``requests`` errors keeps working; :class:`OmnisendImproperlyConfigured` is Django's
+``ImproperlyConfigured``. The names ``ImproperlyConfigured``, ``ValidationError`` and
+``PermissionDenied`` stay as aliases of the ``Omnisend*`` classes for code that catches them.
+``str()`` of any of them is useful and never contains a credential: messages are built from
+the problem body and a redacted URL only.
 
 No exception holds a credential in its attributes either, so pickling one (a task queue, a
 cache) or printing its ``__dict__`` writes no secret: ``exc.request`` is None (the prepared
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.core import exceptions as django_exceptions
 from requests.structures import CaseInsensitiveDict
 
 
@@ -28,11 +33,19 @@ class OmnisendError(Exception):
     """Base class of every error django-omnisend raises."""
 
 
-class ImproperlyConfigured(OmnisendError):
-    """A setting is missing or wrong; the message names it."""
+class OmnisendImproperlyConfigured(OmnisendError, django_exceptions.ImproperlyConfigured):
+    """A setting is missing or wrong; the message names it.
+
+    A :class:`django.core.exceptions.ImproperlyConfigured`, so host code that catches Django's
+    catches it too.
+    """
 
 
-class RegistrationError(ImproperlyConfigured):
+#: The former name, kept for code that imports or catches it.
+ImproperlyConfigured = OmnisendImproperlyConfigured
+
+
+class RegistrationError(OmnisendImproperlyConfigured):
     """Omnisend did not register the site as an OAuth client (RFC 7591), so it has no client
     credentials: the message says what happened and how to get credentials instead."""
 
@@ -138,7 +151,7 @@ def detached_response(response: requests.Response | None) -> requests.Response |
         (k, v) for k, v in response.headers.items() if k.lower() != "set-cookie"
     )
     copy._content = response.content
-    copy._content_consumed = True
+    copy._content_consumed = True  # type: ignore[attr-defined]  # requests has no public way
     copy.encoding = response.encoding
     copy.elapsed = response.elapsed
     copy.url = (response.url or "").split("?", 1)[0].split("#", 1)[0]
@@ -146,10 +159,18 @@ def detached_response(response: requests.Response | None) -> requests.Response |
     return copy
 
 
-class ValidationError(OmnisendAPIError):
-    """400 (or 413/415/422): the request was invalid; see ``errors`` for the fields."""
+class OmnisendValidationError(OmnisendAPIError):
+    """400 (or 413/415/422): the request was invalid; see ``errors`` for the fields.
+
+    A :class:`requests.HTTPError`, not Django's ``ValidationError``: it reports a request
+    Omnisend refused, not a form value a visitor can correct.
+    """
 
     default_status = 400
+
+
+#: The former name, kept for code that imports or catches it.
+ValidationError = OmnisendValidationError
 
 
 class AuthenticationError(OmnisendAPIError):
@@ -158,8 +179,12 @@ class AuthenticationError(OmnisendAPIError):
     default_status = 401
 
 
-class PermissionDenied(OmnisendAPIError):
-    """403: the credential lacks a scope or key permission; ``missing_scope`` names it if known."""
+class OmnisendPermissionDenied(OmnisendAPIError):
+    """403: the credential lacks a scope or key permission; ``missing_scope`` names it if known.
+
+    A :class:`requests.HTTPError`, not Django's ``PermissionDenied``: Django would answer the
+    visitor 403 for what is the site's credential problem, which the admin must fix.
+    """
 
     default_status = 403
 
@@ -170,6 +195,10 @@ class PermissionDenied(OmnisendAPIError):
 
         match = re.search(r"\b([a-z-]+\.(?:read|write))\b", self.detail or "")
         return match.group(1) if match else ""
+
+
+#: The former name, kept for code that imports or catches it.
+PermissionDenied = OmnisendPermissionDenied
 
 
 class NotFound(OmnisendAPIError):
@@ -204,10 +233,12 @@ class ServerError(OmnisendAPIError):
     retryable = True
 
 
-class TransportError(OmnisendError):
+class TransportError(OmnisendError, requests.RequestException):
     """The request's outcome is unknown: timeout, reset connection or an unreadable body.
 
-    The write may or may not have been applied, so only idempotent requests are resent.
+    The write may or may not have been applied, so only idempotent requests are resent. A
+    :class:`requests.RequestException` (like the ``requests`` error behind it), whose
+    ``request`` and ``response`` are always None: they would hold the credential.
     """
 
     retryable = True
@@ -284,15 +315,15 @@ def bounded_wait(value: Any) -> float | None:
 
 #: Status code -> exception class, for the error mapping in ``client.py``.
 STATUS_EXCEPTIONS: dict[int, type[OmnisendAPIError]] = {
-    400: ValidationError,
+    400: OmnisendValidationError,
     401: AuthenticationError,
-    403: PermissionDenied,
+    403: OmnisendPermissionDenied,
     404: NotFound,
     409: Conflict,
     410: VersionRetired,
-    413: ValidationError,
-    415: ValidationError,
-    422: ValidationError,
+    413: OmnisendValidationError,
+    415: OmnisendValidationError,
+    422: OmnisendValidationError,
     429: RateLimited,
 }
 

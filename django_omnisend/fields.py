@@ -79,4 +79,4 @@ class EncryptedTextField(models.TextField):
         value = self.value_from_object(obj)
         if isinstance(value, Undecryptable):
             return value.ciphertext
-        return crypto.encrypt(value) if value else (value or "")
+        return crypto.encrypt(str(value)) if value else ""

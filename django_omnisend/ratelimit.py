@@ -188,7 +188,7 @@ class RateLimiter:
             from .conf import omnisend_settings
 
             budget = omnisend_settings.rate_limit if budget is None else budget
-            window = float(omnisend_settings.get("RATE_LIMIT_WINDOW")) if window is None else window
+            window = omnisend_settings.rate_limit_window if window is None else window
         if budget <= 0 or window <= 0 or subwindows < 1:
             raise ValueError("budget, window and subwindows must be positive")
         self.key = key
@@ -242,7 +242,7 @@ class RateLimiter:
 
         from .conf import omnisend_settings
 
-        name = alias or omnisend_settings.get("RATE_LIMIT_CACHE")
+        name = alias or omnisend_settings.rate_limit_cache
         if name not in getattr(settings, "CACHES", {}):
             return None
         return caches[name]
@@ -457,6 +457,6 @@ def tags_rate_limiter(**kwargs: Any) -> RateLimiter:
     """
     from .conf import omnisend_settings
 
-    kwargs.setdefault("budget", int(omnisend_settings.get("TAGS_RATE_LIMIT")))
+    kwargs.setdefault("budget", omnisend_settings.tags_rate_limit)
     kwargs.setdefault("prefix", "django_omnisend:rl-tags")
     return RateLimiter(**kwargs)

@@ -129,7 +129,7 @@ def snippet_config(state: TrackingState) -> dict[str, Any]:
     """The data ``{% omnisend_snippet %}`` hands its script through ``json_script``."""
     return {
         "brandID": state.brand_id,
-        "loader": str(omnisend_settings.get("SNIPPET_URL")),
+        "loader": omnisend_settings.snippet_url,
         "contact": state.contact,
     }
 

@@ -29,10 +29,10 @@ try:  # Django >= 6.0
     from django.tasks import task, task_backends
 except ImportError:  # pragma: no cover - Django 5.2 with the backport
     try:
-        from django_tasks import task, task_backends
+        from django_tasks import task, task_backends  # type: ignore[no-redef,assignment]
     except ImportError:
-        task = None
-        task_backends = None
+        task = None  # type: ignore[assignment]
+        task_backends = None  # type: ignore[assignment]
 
 #: Upper bound of one task run; the rest is left for the next nudge or ``omnisend_drain``.
 TASK_MAX_SECONDS = 55.0
@@ -45,7 +45,7 @@ def tasks_available() -> bool:
 
 def backend_problem(alias: str | None = None) -> str:
     """Why nudges cannot go to ``alias`` (empty when they can)."""
-    alias = alias or omnisend_settings.get("TASK_BACKEND")
+    alias = alias or omnisend_settings.task_backend
     if alias is None:
         return ""
     if not tasks_available():
@@ -72,7 +72,7 @@ def backend_problem(alias: str | None = None) -> str:
 
 def drain_queue() -> str:
     """The queue nudges go to: ``OMNISEND["TASK_QUEUE"]`` or the task's default queue."""
-    queue = omnisend_settings.get("TASK_QUEUE")
+    queue = omnisend_settings.task_queue
     if queue:
         return queue
     return drain_outbox.queue_name if drain_outbox is not None else "default"
@@ -102,7 +102,7 @@ def enqueue_drain() -> Any:
 
     Returns the task result, or None when no backend can take it (see :func:`backend_problem`).
     """
-    alias = omnisend_settings.get("TASK_BACKEND")
+    alias = omnisend_settings.task_backend
     if alias is None or drain_outbox is None or backend_problem(alias):
         return None
     return drain_task(alias).enqueue()
@@ -115,7 +115,7 @@ def nudge_drain_on_commit(using: str | None = None) -> None:
     for are committed there, and a router may put them (and the user model) apart from
     ``default``, whose ``on_commit`` would then run at once, before they are visible.
     """
-    if omnisend_settings.get("TASK_BACKEND") is None:
+    if omnisend_settings.task_backend is None:
         return
     if using is None:
         from .models import SyncState  # this module is imported before the app registry

@@ -71,4 +71,4 @@ def get_tracking_adapter() -> TrackingAdapter:
     """The adapter named by ``OMNISEND["TRACKING_ADAPTER"]`` (one instance per dotted path)."""
     from .conf import omnisend_settings
 
-    return _adapter_for(omnisend_settings.get("TRACKING_ADAPTER"))
+    return _adapter_for(omnisend_settings.tracking_adapter)

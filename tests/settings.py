@@ -83,7 +83,7 @@ ROOT_URLCONF = "tests.urls"
 # A real django.tasks backend (database queue, worked by `manage.py db_worker` in its own
 # process): the sync tests deliver through it. Django 5.2 uses the django-tasks backport.
 INSTALLED_APPS.append("django_tasks_db")
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS: dict[str, dict[str, object]] = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # And one on a real broker: RQ on Redis (django-tasks-rq), worked by `manage.py rqworker` in
 # its own process (tests/sync/test_broker.py). OMNISEND_TEST_BROKER_URL names the server and
 # database; the default, db 4, is one no test uses as a cache (caches are flushed between

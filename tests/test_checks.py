@@ -205,6 +205,26 @@ def test_every_known_setting_has_an_expected_type():
     assert message.id == "django_omnisend.E002" and "CONNECTION_ADAPTER" in message.msg
 
 
+def test_every_setting_has_an_expected_type():
+    """Setting any known key to its own default passes the shape check (it crashed with a
+    KeyError for the keys the type map had forgotten, e.g. EVENTS)."""
+    from django_omnisend.conf import DEFAULTS
+
+    for key, default in DEFAULTS.items():
+        with override_settings(OMNISEND={**GOOD, key: default}):
+            assert checks.check_settings_shape() == [], key
+
+
+def test_every_setting_of_the_wrong_type_is_e002():
+    from django_omnisend.conf import DEFAULTS
+
+    for key, default in DEFAULTS.items():
+        # A falsy wrong value: a truthy one reaches the receivers that import adapters.
+        wrong = "" if type(default) in (int, float) else 0
+        with override_settings(OMNISEND={**GOOD, key: wrong}):
+            assert ids(checks.check_settings_shape()) == ["django_omnisend.E002"], key
+
+
 def test_unknown_key_hint_suggests_the_close_match():
     with override_settings(OMNISEND={**GOOD, "API_KEYS": "k"}):
         (message,) = checks.check_settings_shape()

@@ -13,6 +13,8 @@ from django.dispatch import Signal
 from django_omnisend import signals
 from django_omnisend.conf import DEFAULTS
 
+from .example.readme_blocks import QUICKSTART, README, TESTING_GUIDE, code_blocks, section
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_omnisend"
 DOCS = ROOT / "docs"
@@ -97,3 +99,19 @@ def test_the_ci_runs_the_docs_build_with_warnings_as_errors():
     assert "docs" in env_list.split()
     section = tox.split("[testenv:docs]", 1)[1].split("\n[", 1)[0]
     assert re.search(r"sphinx-build -W --keep-going -b html", section)
+
+
+def test_quickstart_install_blocks_are_the_readmes():
+    """tests/example/test_install_readme.py builds a site from the README's Install blocks;
+    the quickstart shows the same blocks, in the same order."""
+    readme = code_blocks(section("Install", README))
+    quickstart = code_blocks(section("Install", QUICKSTART))
+    assert [b.language for b in readme].count("python") == 3
+    assert quickstart == readme
+
+
+def test_the_testing_guide_has_the_blocks_the_install_test_runs():
+    blocks = code_blocks(section("Testing your project with the emulator", TESTING_GUIDE))
+    assert [b.target for b in blocks if b.language != "console"] == [
+        "pytest.ini", "conftest.py", "test_omnisend.py"
+    ]  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -16,6 +18,10 @@ from ..models import Connection
 
 class ConnectionActions:
     """Mixin for :class:`~django_omnisend.admin.connect.ConnectionAdmin`: its actions."""
+
+    if TYPE_CHECKING:  # provided by the ModelAdmin it is mixed into
+
+        def message_user(self, request: Any, message: Any, *args: Any, **kwargs: Any) -> None: ...
 
     @admin.action(description=_("Test connection"), permissions=["manage"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:

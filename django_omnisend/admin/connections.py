@@ -77,7 +77,9 @@ class ConnectionAdmin(ConnectionActions, admin.ModelAdmin):
     def scope_list(self, obj: Connection) -> str:
         return " ".join(str(s) for s in obj.scopes or []) or "—"
 
-    def get_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[str]:
+    def get_fields(  # type: ignore[override]  # a list of names is one form of the spec
+        self, request: HttpRequest, obj: Connection | None = None
+    ) -> list[str]:
         # The key field only where a key makes sense: new rows and API-key rows.
         fields = list(self.readonly_fields)
         if obj is None:

@@ -33,7 +33,7 @@ from .wire import (
     encode_query,
     path_prefix,
     safe_target,
-    setting,
+    settings,
     transport_error,
 )
 
@@ -114,11 +114,11 @@ class OmnisendClient:
         if not isinstance(auth, SecretAuth):
             raise TypeError("auth must be ApiKeyAuth(key) or BearerAuth(token)")
         self.auth = auth
-        self.api_url = str(api_url or setting("API_URL")).rstrip("/")
-        self.api_version = str(api_version or setting("API_VERSION"))
-        self.timeout = timeout if timeout is not None else float(setting("REQUEST_TIMEOUT"))
-        self.max_retries = int(max_retries if max_retries is not None else setting("MAX_RETRIES"))
-        self.event_origin = event_origin or str(setting("EVENT_ORIGIN"))
+        self.api_url = str(api_url or settings().api_url).rstrip("/")
+        self.api_version = str(api_version or settings().api_version)
+        self.timeout = timeout if timeout is not None else settings().request_timeout
+        self.max_retries = int(max_retries if max_retries is not None else settings().max_retries)
+        self.event_origin = event_origin or settings().event_origin
         self.rate_limiter = rate_limiter
         self.tags_rate_limiter = tags_rate_limiter
         self.rate_limit_key = (

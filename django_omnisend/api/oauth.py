@@ -29,7 +29,6 @@ from .tokens import (
     is_transient,
     post_token,
     secret_free_errors,
-    setting,
     token_lifetime,
     validate,
 )
@@ -105,7 +104,7 @@ def set_credentials_resolver(resolver: CredentialsResolver | None) -> None:
 
 def settings_credentials() -> ClientCredentials | None:
     """``OMNISEND["CLIENT_ID"]``/``["CLIENT_SECRET"]`` when both are set, else None."""
-    client_id, client_secret = setting("CLIENT_ID"), setting("CLIENT_SECRET")
+    client_id, client_secret = omnisend_settings.client_id, omnisend_settings.client_secret
     if client_id and client_secret:
         return ClientCredentials(client_id, client_secret, "settings")
     return None
@@ -167,7 +166,7 @@ def build_authorization_request(
     """
     if client_id is None:
         client_id = client_credentials(redirect_uri, register=True).client_id
-    authorize_url = authorize_url or setting("AUTHORIZE_URL")
+    authorize_url = authorize_url or omnisend_settings.authorize_url
     scopes = tuple(scopes if scopes is not None else omnisend_settings.scopes)
     state = generate_state()
     verifier = generate_code_verifier()
@@ -195,7 +194,7 @@ def build_authorization_request(
         client_id=client_id,
         scopes=scopes,
         authorize_url=authorize_url,
-        token_url=setting("TOKEN_URL"),
+        token_url=omnisend_settings.token_url,
     )
 
 
@@ -229,7 +228,7 @@ def exchange_code(
         "client_secret": client_secret,
         "code_verifier": verifier,
     }
-    payload = post_token(token_url or setting("TOKEN_URL"), data, timeout)
+    payload = post_token(token_url or omnisend_settings.token_url, data, timeout)
     return validate(payload, required_scopes)
 
 
@@ -259,7 +258,7 @@ def refresh(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    payload = post_token(token_url or setting("TOKEN_URL"), data, timeout)
+    payload = post_token(token_url or omnisend_settings.token_url, data, timeout)
     return validate(payload, required_scopes)
 
 
@@ -283,7 +282,7 @@ def revoke(
     """
     if not token:
         return False
-    url = revoke_url or setting("REVOKE_URL")
+    url = revoke_url or omnisend_settings.revoke_url
     try:
         client_id, client_secret = _client_credentials(None, credentials)
     except ImproperlyConfigured:

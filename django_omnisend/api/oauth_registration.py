@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 import requests
 from django.views.decorators.debug import sensitive_variables
 
+from ..conf import omnisend_settings
 from ..exceptions import RegistrationError
 from . import tokens
-from .tokens import SAFE_ERROR_CODE, expected_issuer, secret_free_errors, setting
+from .tokens import SAFE_ERROR_CODE, expected_issuer, secret_free_errors
 
 logger = logging.getLogger("django_omnisend.oauth")
 
@@ -60,7 +61,7 @@ def registration_endpoint(
     of the RFC 8414 metadata at the authorization server's origin (trusted only when its
     ``issuer`` is that origin, RFC 8414 §3.3), else ``{origin}/oauth2/register``, the URL
     Omnisend documents (its metadata is published on another host)."""
-    configured = setting("REGISTRATION_URL")
+    configured = omnisend_settings.registration_url
     if configured:
         return configured
     origin = expected_issuer(authorize_url)

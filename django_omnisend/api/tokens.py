@@ -81,10 +81,6 @@ def secret_free_errors(func: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def setting(name: str) -> str:
-    return str(omnisend_settings.get(name) or "")
-
-
 def expected_issuer(authorize_url: str | None = None) -> str:
     """The issuer identifier of the authorization server: the origin of ``AUTHORIZE_URL``.
 
@@ -92,7 +88,7 @@ def expected_issuer(authorize_url: str | None = None) -> str:
     authorize endpoint; an RFC 9207 ``iss`` on the callback must equal it
     (docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     """
-    parts = urlsplit(authorize_url or setting("AUTHORIZE_URL"))
+    parts = urlsplit(authorize_url or omnisend_settings.authorize_url)
     return f"{parts.scheme}://{parts.netloc}"
 
 

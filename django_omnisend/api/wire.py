@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
@@ -24,6 +24,9 @@ from ..exceptions import (
     exception_for_status,
     parse_problem,
 )
+
+if TYPE_CHECKING:
+    from ..conf import OmnisendSettings
 
 #: Sent as ``User-Agent``.
 USER_AGENT = f"django-omnisend/{__version__} (+python-requests)"
@@ -44,15 +47,11 @@ class ApiResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def setting(name: str) -> Any:
-    """An ``OMNISEND`` setting, or its default when Django settings are not configured."""
-    from django.conf import settings
+def settings() -> OmnisendSettings:
+    """The ``OMNISEND`` settings (the defaults when Django settings are not configured)."""
+    from ..conf import omnisend_settings
 
-    from ..conf import DEFAULTS, omnisend_settings
-
-    if not settings.configured:
-        return DEFAULTS[name]
-    return omnisend_settings.get(name)
+    return omnisend_settings
 
 
 def _query_value(value: Any) -> str:
@@ -127,7 +126,7 @@ def api_error(response: requests.Response, method: str, target: str) -> Omnisend
         # Omnisend's window).
         retry_after = _retry_after(response, problem)
         if retry_after is None:
-            retry_after = bounded_wait(setting("RETRY_AFTER_DEFAULT")) or 0.0
+            retry_after = bounded_wait(settings().retry_after_default) or 0.0
     problem["retry_after"] = retry_after
     cls = exception_for_status(response.status_code)
     return cls(status=response.status_code, method=method, url=target, response=response, **problem)

@@ -302,5 +302,5 @@ def _adapter_for(path: str) -> ProductAdapter:
 
 def get_product_adapter() -> ProductAdapter | None:
     """The adapter named by ``OMNISEND["PRODUCT_ADAPTER"]``; None when catalog sync is off."""
-    path = omnisend_settings.get("PRODUCT_ADAPTER")
+    path = omnisend_settings.product_adapter
     return _adapter_for(path) if path else None

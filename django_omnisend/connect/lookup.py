@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.views.decorators.debug import sensitive_variables
 
@@ -64,13 +64,15 @@ def get_client(
     ``max_retries=0`` for a worker that reschedules instead of retrying).
     """
     from ..models import Connection
-    from .owners import describe
+    from .owners import owner_key
 
     if connection is None and owner is not None:
         connection = owner_connection(owner)
         if connection is None:
+            # Named by model and key, not str(owner): errors reach logs, and a user's __str__
+            # may be their e-mail address.
             raise NotConnected(
-                f"{describe(owner)} has no Omnisend connection. A person allowed to manage it "
+                f"{owner_key(owner)} has no Omnisend connection. A person allowed to manage it "
                 'connects it with the "Connect Omnisend" button on its page.'
             )
     if connection is None:
@@ -241,7 +243,9 @@ def build_client(
         on_unauthorized=on_unauthorized,
         rate_limiter=limiter,
         tags_rate_limiter=tags_limiter,
-        rate_limit_key=rate_limit_key or None,
+        rate_limit_key=rate_limit_key
+        if isinstance(rate_limit_key, str) and rate_limit_key
+        else None,
         **kwargs,
     )
 
@@ -272,7 +276,7 @@ def _refreshing_handler(connection: Connection) -> Callable[[Any, Exception], st
             mark_needs_reconnect(connection, "Omnisend rejected the access token (HTTP 401).")
             return None
         try:
-            refreshed = refresh_connection(connection, used_token=used["token"])
+            refreshed = refresh_connection(connection, used_token=cast("str | None", used["token"]))
         except NeedsReconnect:
             return None
         except OAuthError as error:

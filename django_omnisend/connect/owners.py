@@ -102,15 +102,19 @@ def owner_from_key(key: str) -> Any:
 
 
 def sign_owner(owner: Any) -> str:
-    """A URL-safe signed reference to ``owner`` (``"site"`` signed for None)."""
-    return signing.dumps(owner_key(owner) or "site", salt=SIGNING_SALT, compress=False)
+    """A URL-safe signed reference to ``owner`` (``"site"`` signed for None).
+
+    Signed without a timestamp: the reference names the owner, it grants nothing (every view
+    asks the connection adapter), so it never expires and is the same at every render.
+    """
+    return signing.Signer(salt=SIGNING_SALT).sign_object(owner_key(owner) or "site")
 
 
 def unsign_owner(value: str) -> str:
     """The :func:`owner_key` inside a :func:`sign_owner` value; raises :class:`InvalidOwner`."""
     try:
-        key = signing.loads(value, salt=SIGNING_SALT)
-    except signing.BadSignature:
+        key = signing.Signer(salt=SIGNING_SALT).unsign_object(value)
+    except (signing.BadSignature, ValueError):
         raise InvalidOwner("The Omnisend owner reference is not valid.") from None
     if not isinstance(key, str):
         raise InvalidOwner("The Omnisend owner reference is not valid.")

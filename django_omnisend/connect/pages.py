@@ -51,7 +51,7 @@ def redirect_uri_for(request: HttpRequest) -> str:
     """``OMNISEND["REDIRECT_URI"]``; only in DEBUG, the callback URL built from the request."""
     from django.conf import settings
 
-    configured = str(omnisend_settings.get("REDIRECT_URI") or "")
+    configured = omnisend_settings.redirect_uri
     if configured:
         return configured
     if settings.DEBUG:
@@ -84,8 +84,10 @@ def error_page(
     *,
     status: int = 400,
     description: str = "",
+    back_url: str = "",
 ) -> HttpResponse:
-    """The error (or cancelled) page: ``message`` and ``description`` are auto-escaped."""
+    """The error (or cancelled) page: ``message`` and ``description`` are auto-escaped; its
+    link leads to ``back_url`` (where the flow started), else to the admin list."""
     return render(
         request,
         "django_omnisend/error.html",
@@ -94,7 +96,7 @@ def error_page(
             title=title,
             message=message,
             description=description,
-            changelist_url=changelist_url(),
+            changelist_url=back_url or changelist_url(),
         ),
         status=status,
     )

@@ -54,7 +54,7 @@ def _adapter_for(path: str) -> ConnectionAdapter:
 
 def get_connection_adapter() -> ConnectionAdapter:
     """The instance named by ``OMNISEND["CONNECTION_ADAPTER"]`` (one per dotted path)."""
-    return _adapter_for(omnisend_settings.get("CONNECTION_ADAPTER"))
+    return _adapter_for(omnisend_settings.connection_adapter)
 
 
 def manager_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

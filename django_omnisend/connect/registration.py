@@ -34,6 +34,10 @@ from ..models import ClientRegistration
 
 logger = logging.getLogger("django_omnisend.registration")
 
+#: Longest redirect URI a registration is stored for: a unique column MariaDB/MySQL can index
+#: in full (``ClientRegistration.redirect_uri``).
+REDIRECT_URI_MAX_LENGTH = 255
+
 __all__ = ["client_metadata", "credentials_for_client", "resolve_credentials"]
 
 #: Django's untouched default Site: not a name worth registering under.
@@ -52,7 +56,7 @@ def resolve_credentials(
     configured = oauth.settings_credentials()
     if configured is not None:
         return configured
-    uri = redirect_uri or str(omnisend_settings.get("REDIRECT_URI") or "")
+    uri = redirect_uri or omnisend_settings.redirect_uri
     row = _stored(uri)
     if row is not None and row.usable:
         return _credentials(row)
@@ -67,6 +71,14 @@ def resolve_credentials(
     if not uri:
         raise ImproperlyConfigured(
             'OMNISEND["REDIRECT_URI"] must be set to register this site with Omnisend.'
+        )
+    if len(uri) > REDIRECT_URI_MAX_LENGTH:
+        raise RegistrationError(
+            f"The redirect URI is {len(uri)} characters long, and a registration is stored for "
+            f"one of at most {REDIRECT_URI_MAX_LENGTH}. Use a shorter callback URL in "
+            'OMNISEND["REDIRECT_URI"], or request client credentials from Omnisend and set '
+            'OMNISEND["CLIENT_ID"] and OMNISEND["CLIENT_SECRET"].',
+            code="redirect_uri_too_long",
         )
     return _register(uri, stale=row)
 
@@ -159,8 +171,8 @@ def client_metadata(redirect_uri: str) -> dict[str, Any]:
     host and origin of the redirect URI.
     """
     parts = urlsplit(redirect_uri)
-    name = str(omnisend_settings.get("CLIENT_NAME") or "")
-    uri = str(omnisend_settings.get("CLIENT_URI") or "")
+    name = omnisend_settings.client_name
+    uri = omnisend_settings.client_uri
     site = _current_site()
     if site is not None:
         name = name or site[0]

@@ -75,7 +75,7 @@ def connect(request: HttpRequest, owner: Any = None) -> HttpResponse:
                 next_url=next_url,
                 action_url=request.path,
                 owner_label=owners.describe(owner),
-                configured=bool(omnisend_settings.get("CLIENT_ID"))
+                configured=bool(omnisend_settings.client_id)
                 or omnisend_settings.client_registration,
                 registers=omnisend_settings.client_registration,
                 active=lookup.active_connection(owner),
@@ -189,16 +189,25 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     if not get_connection_adapter().can_manage_connection(request, owner):
         return refused
+    # From here on the person may manage the owner's connection: failures lead back to the
+    # page the flow started from (a tenant's staff may have no admin to start again from).
+    back = str(record.get("next") or "") or changelist_url()
+    again = (
+        _("Start again from the admin.")
+        if owner is None
+        else _("Start again from the page you connected from.")
+    )
     # Deploy-time endpoints must not have changed since the flow began (mix-up;
     # docs: guides/security.rst, 'Endpoints are deploy-time only (mix-up)').
     if (record.get("authorize_url"), record.get("token_url")) != (
-        omnisend_settings.get("AUTHORIZE_URL"),
-        omnisend_settings.get("TOKEN_URL"),
+        omnisend_settings.authorize_url,
+        omnisend_settings.token_url,
     ):
         return error_page(
             request,
             _("Start again"),
-            _("The Omnisend endpoints changed while connecting. Start again from the admin."),
+            _("The Omnisend endpoints changed while connecting.") + " " + again,
+            back_url=back,
         )
     iss = params.get("iss")
     if iss is not None and iss.rstrip("/") != oauth.expected_issuer(record["authorize_url"]).rstrip(
@@ -209,6 +218,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
             request,
             _("Connecting Omnisend failed"),
             _("The answer came from an unexpected authorization server; nothing was stored."),
+            back_url=back,
         )
 
     error = params.get("error")
@@ -221,14 +231,15 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
                 _("The connection was not approved in Omnisend, so nothing was changed."),
                 status=200,
                 description=description,
+                back_url=back,
             )
         shown = error[:64] if SAFE_ERROR_CODE.match(error[:64]) else "?"
         return error_page(
             request,
             _("Connecting Omnisend failed"),
-            _("Omnisend answered with the error “%(error)s”. Start again from the admin.")
-            % {"error": shown},
+            _("Omnisend answered with the error “%(error)s”.") % {"error": shown} + " " + again,
             description=description,
+            back_url=back,
         )
 
     code = params.get("code")
@@ -236,7 +247,8 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         return error_page(
             request,
             _("Connecting Omnisend failed"),
-            _("Omnisend sent no authorization code. Start again from the admin."),
+            _("Omnisend sent no authorization code.") + " " + again,
+            back_url=back,
         )
     try:
         # The client that asked for the code exchanges it (and is remembered for refreshes),
@@ -254,7 +266,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     except (OAuthError, ImproperlyConfigured) as exc:
         logger.warning("Omnisend code exchange failed: %s", exc)
-        return error_page(request, _("Connecting Omnisend failed"), str(exc))
+        return error_page(request, _("Connecting Omnisend failed"), str(exc), back_url=back)
 
     try:
         brand = brand_check.probe_credentials(access_token=tokens.access_token)
@@ -266,6 +278,7 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
             _("Connecting Omnisend failed"),
             _("Nothing was activated. %(reason)s")
             % {"reason": brand_check.describe_probe_error(exc)},
+            back_url=back,
         )
 
     try:
@@ -274,7 +287,9 @@ def _callback(request: HttpRequest, params: QueryDict) -> HttpResponse:
         )
     except binding.BrandHeldElsewhere as exc:
         lifecycle.revoke_tokens(revocable(tokens, client.client_id))
-        return error_page(request, _("Brand already connected"), str(exc), status=409)
+        return error_page(
+            request, _("Brand already connected"), str(exc), status=409, back_url=back
+        )
     except Exception:
         lifecycle.revoke_tokens(revocable(tokens, client.client_id))
         raise

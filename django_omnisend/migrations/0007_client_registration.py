@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             name='ClientRegistration',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('redirect_uri', models.CharField(max_length=500, unique=True, verbose_name='redirect URI')),
+                ('redirect_uri', models.CharField(max_length=255, unique=True, verbose_name='redirect URI')),
                 ('client_id', models.CharField(max_length=255, verbose_name='client ID')),
                 ('client_secret', django_omnisend.fields.EncryptedTextField(blank=True, verbose_name='client secret')),
                 ('registration_endpoint', models.CharField(max_length=500, verbose_name='registration endpoint')),

@@ -239,7 +239,7 @@ class ClientRegistration(models.Model):
     """
 
     #: The exact redirect URI registered; unique, which makes registration single flight.
-    redirect_uri = models.CharField(_("redirect URI"), max_length=500, unique=True)
+    redirect_uri = models.CharField(_("redirect URI"), max_length=255, unique=True)
     client_id = models.CharField(_("client ID"), max_length=255)
     client_secret = EncryptedTextField(_("client secret"), blank=True)
     #: The endpoint that issued it (so a site can tell Omnisend's from the emulator's).

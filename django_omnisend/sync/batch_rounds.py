@@ -17,11 +17,12 @@ from . import gates as delivery
 from . import identity
 from . import leases as claims
 from .batches import BATCH_SIZE
+from .drain_host import DrainHost
 from .policy import BATCH_MIN_ITEMS, BATCH_THRESHOLD
 from .reachability import unreachable_reason
 
 
-class BatchRounds:
+class BatchRounds(DrainHost):
     """Mixin of :class:`~django_omnisend.sync.loop.Drain`: the backlog's batches."""
 
     # -- batches (a backlog of plain updates; see django_omnisend.batching) ------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router, transaction
 from django.db.models import Case, F, QuerySet, Value, When
@@ -285,7 +285,7 @@ def _store_contact_ids(batch_id: str, contact_ids: dict[str, str]) -> None:
     using = router.db_for_write(SyncState)
     conn = connections[using]
     quote = conn.ops.quote_name
-    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    column = {f.name: quote(cast(str, f.column)) for f in SyncState._meta.concrete_fields}
     sql = (
         f"UPDATE {quote(SyncState._meta.db_table)} SET {column['contact_id']} = %s "  # noqa: S608
         f"WHERE {column['batch_id']} = %s AND {column['email']} = %s"
@@ -377,7 +377,7 @@ def _record_batch(
     using = router.db_for_write(SyncState)
     conn = connections[using]
     quote = conn.ops.quote_name
-    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    column = {f.name: quote(cast(str, f.column)) for f in SyncState._meta.concrete_fields}
     names = (
         "batch_id",
         "batch_hash",

@@ -141,7 +141,7 @@ class BatchSync(Drain):
         self.report = BulkReport()
         self.progress = progress or (lambda report: None)
         self.poll_sleep = poll_sleep
-        self.origin = omnisend_settings.get("EVENT_ORIGIN")
+        self.origin = omnisend_settings.event_origin
         #: batch id -> connection key, for batches sent and not yet settled.
         self.outstanding: dict[str, str] = {}
 

@@ -109,7 +109,7 @@ def erasure_body(contact: dict[str, Any], at: datetime) -> dict[str, Any]:
                 "channels": {"email": {"status": "unsubscribed", "statusChangedAt": rfc3339(at)}},
             }
         ]
-    cleared = {}
+    cleared: dict[str, str | list[str]] = {}
     for name, value in (contact.get("customProperties") or {}).items():
         if isinstance(value, str):
             cleared[name] = ""
@@ -171,7 +171,7 @@ def settled(item: OutboxItem) -> None:
 def purge_expired(now: datetime | None = None) -> int:
     """Forget the address of dead erasures older than ``ERASURE_RETENTION_DAYS``."""
     now = now or timezone.now()
-    days = float(omnisend_settings.get("ERASURE_RETENTION_DAYS"))
+    days = omnisend_settings.erasure_retention_days
     return (
         OutboxItem.objects.filter(
             kind=OutboxItem.Kind.ERASURE,

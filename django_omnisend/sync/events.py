@@ -74,7 +74,7 @@ def send_event(
         return None
     payload: dict[str, Any] = {
         "eventName": name,
-        "origin": omnisend_settings.get("EVENT_ORIGIN"),
+        "origin": omnisend_settings.event_origin,
         "eventID": event_id or str(uuid.uuid4()),
         "eventTime": rfc3339(event_time or timezone.now()),
         "contact": contact,
@@ -153,7 +153,7 @@ def historical_after(payload: dict[str, Any]) -> datetime | None:
     assumption. None when the payload lacks either field (nothing would deduplicate it) or
     the setting is None (retry at the usual backoff, accepting that a repeat may count twice).
     """
-    wait = omnisend_settings.get("EVENT_HISTORY_SECONDS")
+    wait = omnisend_settings.event_history_seconds
     moment = parse_datetime(str(payload.get("eventTime") or ""))
     if wait is None or moment is None or not payload.get("eventID"):
         return None  # None: the site prefers a prompt retry to a guarantee against repeats

@@ -45,7 +45,7 @@ class Gate:
 
 def _sealed(credential: str) -> str:
     """What a pause remembers: the credential's fingerprint together with the API version."""
-    return fingerprint(f"{credential}:{omnisend_settings.get('API_VERSION')}")
+    return fingerprint(f"{credential}:{omnisend_settings.api_version}")
 
 
 def _control(key: str) -> DeliveryControl:
@@ -150,7 +150,7 @@ def cool_down(key: str, seconds: float | None, now: datetime | None = None) -> d
     now = now or timezone.now()
     bounded = exceptions.bounded_wait(seconds)
     if bounded is None:
-        bounded = exceptions.bounded_wait(omnisend_settings.get("RETRY_AFTER_DEFAULT")) or 0.0
+        bounded = exceptions.bounded_wait(omnisend_settings.retry_after_default) or 0.0
     until = now + timedelta(seconds=bounded)
     control = _control(key)
     DeliveryControl.objects.filter(pk=control.pk).update(cooldown_until=until)
@@ -168,7 +168,7 @@ def record_failure(key: str, now: datetime | None = None) -> datetime | None:
     over = control.consecutive_failures - BREAKER_THRESHOLD
     if over < 0:
         return None
-    base = float(omnisend_settings.get("RETRY_BACKOFF"))
+    base = omnisend_settings.retry_backoff
     seconds = min(base * BREAKER_MAX_FACTOR, base * (2**over))
     until = now + timedelta(seconds=seconds)
     DeliveryControl.objects.filter(pk=control.pk).update(breaker_open_until=until)

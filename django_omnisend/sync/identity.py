@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.utils import timezone
@@ -46,7 +46,7 @@ def address_hash(address: str) -> str:
     """
     if not address:
         return ""
-    secret = omnisend_settings.get("HASH_KEY") or None
+    secret = omnisend_settings.hash_key or None
     return salted_hmac(_HASH_SALT, address, secret=secret, algorithm="sha256").hexdigest()
 
 
@@ -145,8 +145,9 @@ def bind_many(
                     unbound(pairs[i][0], outcomes[i])
     released: dict[str, set[str]] = {}
     for i in todo:
-        if previous[i]:
-            released.setdefault(pairs[i][0].connection_key, set()).add(previous[i])
+        old = previous[i]
+        if old:
+            released.setdefault(pairs[i][0].connection_key, set()).add(old)
     for key, addresses in released.items():
         wake_waiters(key, *addresses)
     return outcomes
@@ -163,7 +164,7 @@ def _bind_all(pairs: Sequence[tuple[SyncState, str]], free: list[int]) -> list[i
     using = router.db_for_write(SyncState)
     conn = connections[using]
     quote = conn.ops.quote_name
-    column = {f.name: quote(f.column) for f in SyncState._meta.concrete_fields}
+    column = {f.name: quote(cast(str, f.column)) for f in SyncState._meta.concrete_fields}
     sql = (
         f"UPDATE {quote(SyncState._meta.db_table)} "  # noqa: S608 - quoted names only
         f"SET {column['address']} = %s, {column['wanted_address']} = '' WHERE {column['id']} = %s"

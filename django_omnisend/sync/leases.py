@@ -87,7 +87,7 @@ def extend(obj: Model, *, worker: str, now: datetime, lease_seconds: float) -> b
         .update(lease_until=lease_until)
     )
     if updated:
-        obj.lease_until = lease_until
+        obj.lease_until = lease_until  # type: ignore[attr-defined]  # both leased models have it
     return bool(updated)
 
 

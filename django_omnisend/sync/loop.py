@@ -120,8 +120,8 @@ class Drain(BatchRounds, Recording, Preparing, ContactRows, OutboxRows):
         #: When each connection's gate was last read open (see :meth:`gate_allows`).
         self.open_gates: dict[str, float] = {}
         self.adapter = get_adapter()
-        self.lease_seconds = float(omnisend_settings.get("LEASE_SECONDS"))
-        self.max_attempts = int(omnisend_settings.get("MAX_ATTEMPTS"))
+        self.lease_seconds = omnisend_settings.lease_seconds
+        self.max_attempts = omnisend_settings.max_attempts
         self.user_model = get_user_model()
         #: The claimed batch's users, plans and bindings, by sync row primary key.
         self.prepared: dict[Any, Prepared] = {}
@@ -133,7 +133,7 @@ class Drain(BatchRounds, Recording, Preparing, ContactRows, OutboxRows):
         self._claims = itertools.count(1)
         #: Batches this pass sent or met on claimed rows, not settled yet: id -> connection key.
         self.outstanding: dict[str, str] = {}
-        self.origin = str(omnisend_settings.get("EVENT_ORIGIN"))
+        self.origin = omnisend_settings.event_origin
 
     def claim_token(self) -> str:
         """A lease owner unique to one claim: this worker's id and a counter.

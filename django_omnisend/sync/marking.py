@@ -8,7 +8,7 @@ elsewhere).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
@@ -36,11 +36,13 @@ def new_row_template(conn) -> tuple[list[str], list[Any], list[int]]:
     connection key, then four timestamps), left as None for the caller to fill.
     """
     fixed = {"state": SyncState.State.PENDING.value, "dirty": True, "generation": 1}
-    columns, template, slots = [], [], []
+    columns: list[str] = []
+    template: list[Any] = []
+    slots: list[int] = []
     for field in SyncState._meta.concrete_fields:
         if field.primary_key:
             continue
-        columns.append(field.column)
+        columns.append(cast(str, field.column))  # concrete fields have a column
         if field.name in _PER_CALL:
             slots.append(len(template))
             template.append(None)

@@ -10,10 +10,11 @@ from .. import catalog, exceptions
 from ..models import OutboxItem
 from . import erasure
 from . import gates as delivery
+from .drain_host import DrainHost
 from .policy import LeaseLost
 
 
-class OutboxRows:
+class OutboxRows(DrainHost):
     """Mixin of :class:`~django_omnisend.sync.loop.Drain`: events, erasures, catalog."""
 
     # -- events and erasures ----------------------------------------------------------------

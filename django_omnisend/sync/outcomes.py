@@ -99,9 +99,9 @@ def fail(drain: Drain, row: Any, exc: Exception, *, written: str = "", breaker: 
         if model is OutboxItem and unknown and row.kind == OutboxItem.Kind.EVENT:
             # The event may have landed, and Omnisend drops a repeated eventID only once
             # the event is historical: resending earlier could count it twice.
-            later = events.historical_after(row.payload)
-            if later is not None and later > fields["next_attempt_at"]:
-                fields["next_attempt_at"] = later
+            historical = events.historical_after(row.payload)
+            if historical is not None and historical > fields["next_attempt_at"]:
+                fields["next_attempt_at"] = historical
         if model is SyncState:
             fields["state"] = SyncState.State.FAILED
         if not settle(**fields):

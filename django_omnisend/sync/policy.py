@@ -76,7 +76,7 @@ def request_seconds_bound(request_timeout: float | None = None) -> float:
     for bytes, not a body trickled slowly: the fence keeps even that case safe.)
     """
     if request_timeout is None:
-        request_timeout = float(omnisend_settings.get("REQUEST_TIMEOUT"))
+        request_timeout = omnisend_settings.request_timeout
     attempt = DRAIN_MAX_WAIT + 2 * float(request_timeout)
     return 2 * attempt + sum(tokens.TOKEN_TIMEOUT)
 
@@ -97,7 +97,7 @@ def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
 
     ``b`` is ``OMNISEND["RETRY_BACKOFF"]`` (30 s): 12 attempts span about a day.
     """
-    base = float(omnisend_settings.get("RETRY_BACKOFF"))
+    base = omnisend_settings.retry_backoff
     delay = min(BACKOFF_CAP_SECONDS, base * (2 ** max(0, attempts - 1)))
     return (rng or random).uniform(delay / 2, delay)
 

@@ -16,6 +16,7 @@ from .. import exceptions
 from ..models import SyncState
 from ..signals import contact_sync_failed, contact_synced
 from . import identity
+from .drain_host import DrainHost
 from .payloads import plan_contact
 from .policy import UNVERIFIED, USER_NOT_LOADABLE, WAIT_CAP_SECONDS, backoff_seconds
 
@@ -35,7 +36,7 @@ class Prepared:
     binding: identity.Binding | None = None
 
 
-class Preparing:
+class Preparing(DrainHost):
     """Mixin of :class:`~django_omnisend.sync.loop.Drain`: a claimed batch's users and plans."""
 
     def prepare(self, rows: list[SyncState]) -> None:

@@ -118,7 +118,7 @@ class _Matcher:
 
     def match(self, contacts: list[dict[str, Any]]) -> list[tuple[Any, SyncState | None]]:
         ids = {str(c.get("id")) for c in contacts if c.get("id")}
-        emails = {normalize_email(c.get("email")) for c in contacts} - {None}
+        emails = {e for e in (normalize_email(c.get("email")) for c in contacts) if e is not None}
         states = list(
             SyncState.objects.filter(connection_key=self.key).filter(
                 Q(contact_id__in=ids) | Q(email__in=emails) | Q(address__in=emails)
@@ -139,9 +139,9 @@ class _Matcher:
         matched: list[tuple[Any, SyncState | None]] = []
         for contact in contacts:
             email = normalize_email(contact.get("email"))
-            state = by_id.get(str(contact.get("id") or "")) or (by_email.get(email or ""))
-            if state is not None and state.user_id in users:
-                matched.append((users[state.user_id], state))
+            found = by_id.get(str(contact.get("id") or "")) or (by_email.get(email or ""))
+            if found is not None and found.user_id in users:
+                matched.append((users[found.user_id], found))
             elif email and email in by_user_email:
                 matched.append((by_user_email[email], None))
             else:
@@ -230,6 +230,7 @@ def pull(
                 if _newer(adapter, user, state, status, changed_at):
                     result.handed_over += 1
                     if not dry_run:
+                        assert changed_at is not None  # _newer() is False without a time
                         adapter.record_status(user, status, changed_at, contact)
                         if state is not None:
                             SyncState.objects.filter(pk=state.pk).filter(

@@ -25,7 +25,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def api_host(api_url: str | None = None) -> str:
     """``host:port`` of the API (never a user or password that a URL might carry)."""
-    parts = urlsplit(api_url or omnisend_settings.get("API_URL"))
+    parts = urlsplit(api_url or omnisend_settings.api_url)
     host = parts.hostname or "?"
     try:
         port = parts.port
@@ -85,7 +85,7 @@ def unreachable_reason(exc: BaseException, api_url: str | None = None) -> str:
 
 def advice(api_url: str | None = None) -> str:
     """What to check when Omnisend cannot be reached."""
-    host = urlsplit(api_url or omnisend_settings.get("API_URL")).hostname or ""
+    host = urlsplit(api_url or omnisend_settings.api_url).hostname or ""
     if host in LOOPBACK:
         return (
             'Check that OMNISEND["API_URL"] points at a running emulator '

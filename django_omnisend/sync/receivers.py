@@ -62,9 +62,7 @@ def user_saved(
         return
     if not omnisend_settings.sync_users:
         return
-    if update_fields is not None and set(update_fields) <= set(
-        omnisend_settings.get("NOISE_FIELDS")
-    ):
+    if update_fields is not None and set(update_fields) <= set(omnisend_settings.noise_fields):
         return
     if not triggers.active(using):
         key = get_adapter().get_connection_key(instance)

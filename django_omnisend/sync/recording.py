@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from ..models import SyncState
 from . import gates as delivery
+from .drain_host import DrainHost
 
 logger = logging.getLogger("django_omnisend.sync")
 
 
-class Recording:
+class Recording(DrainHost):
     """Mixin of :class:`~django_omnisend.sync.loop.Drain`: saving outcomes under the fence."""
 
     # -- outcomes -------------------------------------------------------------------------

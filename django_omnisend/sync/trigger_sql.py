@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -43,7 +43,7 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     """The parts both vendors' definitions are built from."""
     quote = conn.ops.quote_name
     user_model = get_user_model()
-    user_pk = f"NEW.{quote(user_model._meta.pk.column)}"
+    user_pk = f"NEW.{quote(cast(str, user_model._meta.pk.column))}"
     if conn.vendor == "postgresql":
         now = "clock_timestamp()"
     elif conn.vendor == "mysql":  # Django stores aware datetimes as UTC, without a zone
@@ -56,10 +56,11 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
     per_call = (user_pk, key, now, now, now, now)
     for slot, expression in zip(slots, per_call, strict=True):
         values[slot] = expression
-    noise_names = set(omnisend_settings.get("NOISE_FIELDS") or ())
-    kept, noise = [], []
+    noise_names = set(omnisend_settings.noise_fields)
+    kept: list[str] = []
+    noise: list[str] = []
     for field in user_model._meta.concrete_fields:
-        (noise if field.name in noise_names else kept).append(quote(field.column))
+        (noise if field.name in noise_names else kept).append(quote(cast(str, field.column)))
     if conn.vendor == "mysql":  # <=> is MySQL's NULL-safe equality
 
         def differs(c: str) -> str:
@@ -87,10 +88,10 @@ def _pieces(conn: BaseDatabaseWrapper) -> dict[str, str]:
         table = MarkSuppression._meta
         suppressed = (
             f"EXISTS (SELECT 1 FROM {quote(table.db_table)} "  # noqa: S608
-            f"WHERE {quote(table.pk.column)} = {user_pk})"
+            f"WHERE {quote(cast(str, table.pk.column))} = {user_pk})"
         )
     state = SyncState._meta
-    c = {f.name: quote(f.column) for f in state.concrete_fields}
+    c = {f.name: quote(cast(str, f.column)) for f in state.concrete_fields}
     return {
         "table": quote(user_model._meta.db_table),
         "upsert": outbox.upsert_sql(quote, columns, values, vendor=conn.vendor),

@@ -42,7 +42,7 @@ _ACTIVE: dict[tuple[str, tuple[str, ...]], tuple[bool, float]] = {}
 
 def wanted() -> bool:
     """Do the settings ask for database triggers (``MARK_WITH = "trigger"``, sync on)?"""
-    return omnisend_settings.get("MARK_WITH") == "trigger" and omnisend_settings.sync_users
+    return omnisend_settings.mark_with == "trigger" and omnisend_settings.sync_users
 
 
 def problems(using: str = "default") -> list[str]:
@@ -264,7 +264,7 @@ def active(using: str) -> bool:
     """
     if not wanted():
         return False
-    key = (using, tuple(omnisend_settings.get("NOISE_FIELDS") or ()))
+    key = (using, tuple(omnisend_settings.noise_fields))
     now = clock()
     cached = _ACTIVE.get(key)
     if cached is not None and now - cached[1] < ACTIVE_TTL:

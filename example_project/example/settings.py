@@ -25,6 +25,13 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The server and the drain worker write the same file. A deferred transaction that read
+    # first cannot wait for the other's write lock (SQLite answers "database is locked" at
+    # once); taking the lock at BEGIN makes it wait, up to the busy timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 INSTALLED_APPS = [
@@ -35,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     # Before staticfiles: its `runserver` (loopback only) replaces the one staticfiles adds.
     "members",
+    "store",
     "django.contrib.staticfiles",
     "django_omnisend",
 ]
@@ -68,9 +76,14 @@ STATIC_URL = "/static/"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "store:index"
+LOGOUT_REDIRECT_URL = "home"
 # The OAuth callback is a top-level navigation from Omnisend: "Lax" (Django's default) sends the
 # session cookie with it, "Strict" would not.
 SESSION_COOKIE_SAMESITE = "Lax"
+#: The site's public address: the store's catalog and events carry absolute product URLs,
+#: built by the drain worker where there is no request (`demo` sets it to its own address).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # -- Omnisend ---------------------------------------------------------------------------------
 
@@ -97,7 +110,20 @@ OMNISEND = {
     "MARK_WITH": _mark_with,
     # Deliveries are made by the `omnisend_drain --loop` worker that `manage.py demo` starts.
     "TASK_BACKEND": None,
+    # The store's catalog syncs to the site's brand; its pages run Omnisend's snippet only
+    # after the cookie banner's "yes".
+    "PRODUCT_ADAPTER": "store.omnisend.StoreProductAdapter",
+    "TRACKING_ADAPTER": "store.tracking.ConsentCookieTracking",
 }
+# Timing knobs the example's tests turn down (to see a faulted order resent and counted once
+# in seconds, not an hour); unset, the package's defaults apply.
+for _name, _cast in (
+    ("EVENT_HISTORY_SECONDS", float),
+    ("REQUEST_TIMEOUT", float),
+    ("RETRY_BACKOFF", float),
+):
+    if env.str(f"OMNISEND_{_name}", default=""):
+        OMNISEND[_name] = _cast(env.str(f"OMNISEND_{_name}"))
 
 if USE_EMULATOR:
     _emulator = EmulatorConfig()

@@ -65,16 +65,137 @@ def manager_client(manager: Any) -> Client:
 # -- settings -------------------------------------------------------------------------------
 
 
+#: The connection a flow-parametrized test connects: the site's own, or a shop's (an owner).
+FLOW_KINDS = ("site", "owner")
+#: Run a test once for the site's connection and once for a shop's (tenant's) connection.
+each_flow = pytest.mark.parametrize("flow_kind", FLOW_KINDS)
+#: Lets shop members manage their shop's connection (the site's keeps the default rule).
+SHOP_ADAPTER = "tests.connect.owner_support.ShopConnectionAdapter"
+
+
 @pytest.fixture
-def oauth_settings(emulator: Any, emulator_settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Emulator settings with the exact test-server callback (registered for the demo client)."""
+def flow_kind() -> str:
+    """The site's flow unless a test is parametrized with :data:`each_flow`."""
+    return "site"
+
+
+@pytest.fixture
+def oauth_settings(
+    emulator: Any, emulator_settings: dict[str, Any], flow_kind: str
+) -> Iterator[dict[str, Any]]:
+    """Emulator settings with the exact test-server callback (registered for the demo client).
+
+    For the owner flow, the shop adapter too: every settings fixture built on this one keeps it.
+    """
     assert REDIRECT_URI in emulator.demo_redirect_uris
     values = {**emulator_settings, "REDIRECT_URI": REDIRECT_URI}
+    if flow_kind == "owner":
+        values["CONNECTION_ADAPTER"] = SHOP_ADAPTER
     with override_settings(OMNISEND=values):
         yield values
 
 
 # -- driving the flow -----------------------------------------------------------------------
+
+
+def owner_url(action: str, owner: Any) -> str:
+    """The connect/reconnect/disconnect URL of ``owner`` (signed, as the template tag builds)."""
+    from django_omnisend import owners
+
+    return f"/omnisend/{action}/{owners.sign_owner(owner)}/"
+
+
+@pytest.fixture
+def owner(flow_kind: str, db: Any) -> Any:
+    """The owner of a flow-parametrized test's rows: None (the site), or a shop."""
+    from django.contrib.auth.models import Group
+
+    return None if flow_kind == "site" else Group.objects.create(name="Shop A")
+
+
+@dataclass
+class Flow:
+    """One connection's flow: the site's (``owner`` None) or a shop's (an ``auth.Group``).
+
+    ``user`` may manage that connection and ``client`` is logged in as them; ``outsider``
+    manages another connection (the site: a second manager; a shop: shop B's staff) and
+    ``default_next`` is where a flow ends without a valid ``next``.
+    """
+
+    kind: str
+    owner: Any
+    user: Any
+    outsider: Any
+    client: Client
+    connect_url: str
+    disconnect_url: str
+    default_next: str
+    login_prefix: str
+
+    def rows(self) -> Any:
+        """This owner's connection rows."""
+        from django_omnisend.models import Connection
+
+        return Connection.objects.of_owner(self.owner)
+
+    def client_for(self, user: Any, **kwargs: Any) -> Client:
+        client = Client(**kwargs)
+        client.force_login(user)
+        return client
+
+    def start(self, next_url: str | None = None, client: Client | None = None, **extra: Any):
+        return start(client or self.client, next_url, url=self.connect_url, **extra)
+
+    def finish(self, query: dict[str, str], client: Client | None = None) -> Any:
+        return finish(client or self.client, query)
+
+    def connect(self, emulator: Any, next_url: str | None = None) -> Any:
+        return self.finish(authorize(emulator, self.start(next_url).url))
+
+
+@pytest.fixture
+def flow(
+    flow_kind: str, oauth_settings: dict[str, Any], django_user_model: Any, emulator: Any
+) -> Flow:
+    """The connection a test drives, by :func:`flow_kind` ("site" unless parametrized)."""
+    if flow_kind == "site":
+        user = make_manager(django_user_model)
+        return Flow(
+            kind="site",
+            owner=None,
+            user=user,
+            outsider=make_manager(django_user_model, "other"),
+            client=_logged_in(user),
+            connect_url=CONNECT_URL,
+            disconnect_url="/omnisend/disconnect/",
+            default_next=CHANGELIST_URL,
+            login_prefix="/admin/login/",
+        )
+    from django.conf import settings
+    from django.contrib.auth.models import Group
+
+    shop_a, shop_b = Group.objects.create(name="Shop A"), Group.objects.create(name="Shop B")
+    ann = django_user_model.objects.create_user("ann", "ann@example.com", "pw")
+    bob = django_user_model.objects.create_user("bob", "bob@example.com", "pw")
+    ann.groups.add(shop_a)
+    bob.groups.add(shop_b)
+    return Flow(
+        kind="owner",
+        owner=shop_a,
+        user=ann,
+        outsider=bob,
+        client=_logged_in(ann),
+        connect_url=owner_url("connect", shop_a),
+        disconnect_url=owner_url("disconnect", shop_a),
+        default_next="/",
+        login_prefix=str(settings.LOGIN_URL),
+    )
+
+
+def _logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @dataclass
@@ -91,10 +212,12 @@ class Started:
         return self.query["state"]
 
 
-def start(client: Client, next_url: str | None = None, **extra: Any) -> Started:
+def start(
+    client: Client, next_url: str | None = None, url: str = CONNECT_URL, **extra: Any
+) -> Started:
     """POST connect (as the logged-in user) and read the authorize redirect."""
     data = {"next": next_url} if next_url is not None else {}
-    response = client.post(CONNECT_URL, data, **extra)
+    response = client.post(url, data, **extra)
     assert response.status_code == 302, response.content[:500]
     url = response["Location"]
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}

@@ -1,5 +1,5 @@
 """Reconnecting: same brand replaces tokens, a different brand waits for a POST (T-OA-22);
-the disconnect view."""
+the disconnect view. Each test runs for the site's connection and for a shop's (``flow``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from django.test import Client
 from django_omnisend.models import Connection
 from django_omnisend.signals import connected, disconnected
 
-from .conftest import CHANGELIST_URL, REDIRECT_URI, connect, form, make_manager
+from .conftest import REDIRECT_URI, each_flow, form
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, each_flow]
 
 
 def use_brand(emulator, brand_id):
@@ -28,10 +28,12 @@ def use_brand(emulator, brand_id):
 def events():
     seen = []
 
-    def on_connected(sender, connection, user, **kwargs):
+    def on_connected(sender, connection, user, owner=None, **kwargs):
+        assert owner == connection.owner  # signals carry the connection's owner
         seen.append(("connected", connection.brand_id))
 
-    def on_disconnected(sender, connection, user, **kwargs):
+    def on_disconnected(sender, connection, user, owner=None, **kwargs):
+        assert owner == connection.owner
         seen.append(("disconnected", connection.brand_id))
 
     connected.connect(on_connected)
@@ -41,24 +43,24 @@ def events():
     disconnected.disconnect(on_disconnected)
 
 
-def test_reconnect_to_the_same_brand_replaces_the_tokens(manager_client, oauth_settings, emulator):
-    assert connect(manager_client, emulator).status_code == 302
+def test_reconnect_to_the_same_brand_replaces_the_tokens(flow, oauth_settings, emulator):
+    assert flow.connect(emulator).status_code == 302
     first = Connection.objects.get()
     old_token = first.access_token
     Connection.objects.filter(pk=first.pk).update(status="needs_reconnect", status_reason="401")
-    assert connect(manager_client, emulator).status_code == 302
+    assert flow.connect(emulator).status_code == 302
     again = Connection.objects.get()
     assert again.pk == first.pk
     assert again.status == "active" and again.status_reason == ""
     assert again.access_token != old_token
 
 
-def test_different_brand_needs_confirmation(manager_client, oauth_settings, emulator, events):
-    assert connect(manager_client, emulator).status_code == 302
+def test_different_brand_needs_confirmation(flow, oauth_settings, emulator, events):
+    assert flow.connect(emulator).status_code == 302
     old = Connection.objects.get()
     other = emulator.add_brand(name="Other brand")
     use_brand(emulator, other["brandID"])
-    response = connect(manager_client, emulator)
+    response = flow.connect(emulator)
     assert response.status_code == 302
     pending = Connection.objects.get(status="pending")
     assert response["Location"] == f"/omnisend/confirm/{pending.pk}/"
@@ -68,7 +70,7 @@ def test_different_brand_needs_confirmation(manager_client, oauth_settings, emul
     assert old.status == "active"  # still in use until confirmed
     assert events == [("connected", old.brand_id)]
 
-    page = manager_client.get(response["Location"])
+    page = flow.client.get(response["Location"])
     html = page.content.decode()
     assert page.status_code == 200
     assert "Other brand" in html and old.brand_name in html
@@ -76,8 +78,8 @@ def test_different_brand_needs_confirmation(manager_client, oauth_settings, emul
     assert "no-store" in page["Cache-Control"]
 
     revokes_before = len(emulator.ledger_for("/oauth2/revoke"))
-    done = manager_client.post(response["Location"], {"action": "confirm"})
-    assert done.status_code == 302 and done["Location"] == CHANGELIST_URL
+    done = flow.client.post(response["Location"], {"action": "confirm"})
+    assert done.status_code == 302 and done["Location"] == flow.default_next
     pending.refresh_from_db()
     old.refresh_from_db()
     assert pending.status == "active"
@@ -87,27 +89,27 @@ def test_different_brand_needs_confirmation(manager_client, oauth_settings, emul
 
 
 def test_switch_away_from_a_connection_needing_reconnect_asks_first(
-    manager_client, oauth_settings, emulator, events
+    flow, oauth_settings, emulator, events
 ):
     """Issue 15 #2: a flagged connection is still the site's; another brand must be confirmed."""
-    assert connect(manager_client, emulator).status_code == 302
+    assert flow.connect(emulator).status_code == 302
     old = Connection.objects.get()
     Connection.objects.filter(pk=old.pk).update(status="needs_reconnect", status_reason="401")
     other = emulator.add_brand(name="Other brand")
     use_brand(emulator, other["brandID"])
 
-    response = connect(manager_client, emulator)
+    response = flow.connect(emulator)
     pending = Connection.objects.get(brand_id=other["brandID"])
     assert pending.status == "pending"
     assert response["Location"] == f"/omnisend/confirm/{pending.pk}/"
     old.refresh_from_db()
     assert old.status == "needs_reconnect" and old.refresh_token  # untouched until confirmed
     assert events == [("connected", old.brand_id)]
-    page = manager_client.get(response["Location"]).content.decode()
+    page = flow.client.get(response["Location"]).content.decode()
     assert old.brand_id in page and other["brandID"] in page and "Needs reconnect" in page
 
     old_refresh = old.refresh_token
-    done = manager_client.post(response["Location"], {"action": "confirm"})
+    done = flow.client.post(response["Location"], {"action": "confirm"})
     assert done.status_code == 302
     old.refresh_from_db()
     pending.refresh_from_db()
@@ -117,15 +119,15 @@ def test_switch_away_from_a_connection_needing_reconnect_asks_first(
     assert events[1:] == [("disconnected", old.brand_id), ("connected", other["brandID"])]
 
 
-def test_cancelling_a_brand_switch_keeps_the_old_one(manager_client, oauth_settings, emulator):
-    assert connect(manager_client, emulator).status_code == 302
+def test_cancelling_a_brand_switch_keeps_the_old_one(flow, oauth_settings, emulator):
+    assert flow.connect(emulator).status_code == 302
     old = Connection.objects.get()
     other = emulator.add_brand(name="Other brand")
     use_brand(emulator, other["brandID"])
-    response = connect(manager_client, emulator)
+    response = flow.connect(emulator)
     pending = Connection.objects.get(status="pending")
     token = pending.access_token
-    done = manager_client.post(response["Location"], {"action": "cancel"})
+    done = flow.client.post(response["Location"], {"action": "cancel"})
     assert done.status_code == 302
     assert not Connection.objects.filter(pk=pending.pk).exists()
     old.refresh_from_db()
@@ -133,28 +135,28 @@ def test_cancelling_a_brand_switch_keeps_the_old_one(manager_client, oauth_setti
     assert token in {form(e)["token"] for e in emulator.ledger_for("/oauth2/revoke")}
 
 
-def test_confirm_requires_post_and_the_same_user(
-    manager_client, oauth_settings, emulator, django_user_model
-):
-    assert connect(manager_client, emulator).status_code == 302
+def test_confirm_requires_post_and_the_same_user(flow, oauth_settings, emulator):
+    assert flow.connect(emulator).status_code == 302
     other = emulator.add_brand(name="Other brand")
     use_brand(emulator, other["brandID"])
-    response = connect(manager_client, emulator)
+    response = flow.connect(emulator)
     url = response["Location"]
-    stranger = Client()
-    stranger.force_login(make_manager(django_user_model, "stranger"))
-    assert stranger.post(url, {"action": "confirm"}).status_code == 404
-    assert manager_client.post(url, {"action": "bogus"}).status_code == 400
+    stranger = flow.client_for(flow.outsider)
+    # Another site manager finds no switch of theirs; shop B's staff may not manage shop A.
+    refused = 404 if flow.kind == "site" else 403
+    assert stranger.post(url, {"action": "confirm"}).status_code == refused
+    assert stranger.get(url).status_code == refused
+    assert flow.client.post(url, {"action": "bogus"}).status_code == 400
     assert Connection.objects.filter(status="pending").count() == 1
     assert Connection.objects.filter(status="active").count() == 1
 
 
-def test_disconnect_view(manager_client, oauth_settings, emulator, events):
-    assert connect(manager_client, emulator).status_code == 302
+def test_disconnect_view(flow, oauth_settings, emulator, events):
+    assert flow.connect(emulator).status_code == 302
     connection = Connection.objects.get()
-    assert manager_client.get("/omnisend/disconnect/").status_code == 405
-    response = manager_client.post("/omnisend/disconnect/")
-    assert response.status_code == 302 and response["Location"] == CHANGELIST_URL
+    assert flow.client.get(flow.disconnect_url).status_code == 405
+    response = flow.client.post(flow.disconnect_url)
+    assert response.status_code == 302 and response["Location"] == flow.default_next
     connection.refresh_from_db()
     assert connection.status == "revoked"
     assert connection.access_token == "" and connection.refresh_token == ""
@@ -162,8 +164,14 @@ def test_disconnect_view(manager_client, oauth_settings, emulator, events):
     assert events[-1] == ("disconnected", connection.brand_id)
 
 
-def test_disconnect_view_refuses_non_managers(db, django_user_model, oauth_settings, emulator):
+def test_disconnect_view_refuses_non_managers(flow, django_user_model, oauth_settings, emulator):
+    assert flow.connect(emulator).status_code == 302
+    before = list(Connection.objects.values_list("pk", "status", "fingerprint"))
+    revokes = len(emulator.ledger_for("/oauth2/revoke"))
     user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
-    client = Client()
-    client.force_login(user)
-    assert client.post("/omnisend/disconnect/").status_code == 403
+    for intruder in (user, flow.outsider if flow.kind == "owner" else user):
+        client = Client()
+        client.force_login(intruder)
+        assert client.post(flow.disconnect_url).status_code == 403
+    assert list(Connection.objects.values_list("pk", "status", "fingerprint")) == before
+    assert len(emulator.ledger_for("/oauth2/revoke")) == revokes

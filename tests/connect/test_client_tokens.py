@@ -1,7 +1,8 @@
 """``get_client`` with stored connections: auth modes, refresh, 401, single flight, no leaks.
 
 T-OA-24 (no secret in logs or exceptions), T-OA-27 (401 flags needs reconnect),
-T-OA-28 (two concurrent refreshes make one token request).
+T-OA-28 (two concurrent refreshes make one token request). Those, and T-ST-4, run for the
+site's connection and for a shop's (``flow_kind``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from django_omnisend.exceptions import (
 )
 from django_omnisend.models import Connection
 
-from .conftest import authorize, finish, form, start, token_requests
+from .conftest import authorize, each_flow, form, token_requests
 
 
-def oauth_connection(emulator, *, refresh=True, expires_in=None, **fields):
+def oauth_connection(emulator, *, refresh=True, expires_in=None, owner=None, **fields):
     token = emulator.issue_token(client_id=emulator.demo_client_id)
     connection = Connection(brand_id=emulator.default_brand_id, brand_name="Demo", **fields)
+    connection.owner = owner
     connection.set_tokens(
         token["access_token"],
         token.get("refresh_token") if refresh else None,
@@ -154,11 +156,12 @@ def test_401_with_a_refresh_token_refreshes_once_and_retries(emulator, emulator_
     assert connection.access_token != token["access_token"]
 
 
+@each_flow
 @pytest.mark.django_db
-def test_401_later_flags_needs_reconnect(emulator, emulator_settings):
+def test_401_later_flags_needs_reconnect(emulator, emulator_settings, owner):
     """T-OA-27: no silent fall back to the API key afterwards."""
-    connection, token = oauth_connection(emulator, refresh=False)
-    client = get_client()
+    connection, token = oauth_connection(emulator, refresh=False, owner=owner)
+    client = get_client(owner=owner)
     client.brands.current()
     emulator.revoke_token(token["access_token"])
     with pytest.raises(AuthenticationError):
@@ -168,7 +171,7 @@ def test_401_later_flags_needs_reconnect(emulator, emulator_settings):
     assert "401" in connection.status_reason
     assert emulator_settings["API_KEY"]  # a key is configured, and still not used:
     with pytest.raises(NeedsReconnect) as exc:
-        get_client()
+        get_client(owner=owner)
     assert "reconnect" in str(exc.value).lower()
 
 
@@ -184,13 +187,14 @@ def test_401_when_the_refresh_token_is_dead_too(emulator, emulator_settings):
     assert connection.status == Connection.Status.NEEDS_RECONNECT
 
 
+@each_flow
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_refreshes_make_one_token_request(emulator, emulator_settings):
+def test_two_concurrent_refreshes_make_one_token_request(emulator, emulator_settings, owner):
     """T-OA-28: both workers end up with the same new token; one request to the AS.
 
     Threads of one process; two processes: tests/connect/test_refresh_processes.py.
     """
-    connection, _token = oauth_connection(emulator, expires_in=30)
+    connection, _token = oauth_connection(emulator, expires_in=30, owner=owner)
     emulator.add_fault(route="POST /oauth2/token", kind="latency", seconds=0.3)
     barrier = threading.Barrier(2)
     tokens, errors = [], []
@@ -244,12 +248,13 @@ def test_a_refused_credential_does_not_condemn_a_newer_one(emulator, emulator_se
 # -- undecryptable secrets ------------------------------------------------------------------
 
 
+@each_flow
 @pytest.mark.django_db
-def test_wrong_key_gives_needs_reconnect(emulator, emulator_settings, caplog):
+def test_wrong_key_gives_needs_reconnect(emulator, emulator_settings, caplog, owner):
     """T-ST-4: no exception other than NeedsReconnect, the row is flagged, logged once."""
     from cryptography.fernet import Fernet
 
-    connection, token = oauth_connection(emulator)
+    connection, token = oauth_connection(emulator, owner=owner)
     with override_settings(
         OMNISEND={**emulator_settings, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
     ):
@@ -258,7 +263,7 @@ def test_wrong_key_gives_needs_reconnect(emulator, emulator_settings, caplog):
         with pytest.raises(NeedsReconnect):
             get_client(row)
         with pytest.raises(NeedsReconnect):
-            get_client()
+            get_client(owner=owner)
     connection.refresh_from_db()
     assert connection.status == Connection.Status.NEEDS_RECONNECT
     flagged = [r for r in caplog.records if "needs a reconnect" in r.getMessage()]
@@ -269,22 +274,21 @@ def test_wrong_key_gives_needs_reconnect(emulator, emulator_settings, caplog):
 # -- no secret in logs or exceptions --------------------------------------------------------
 
 
+@each_flow
 @pytest.mark.django_db
-def test_full_connect_and_ten_calls_leak_no_secret(
-    manager_client, oauth_settings, emulator, caplog
-):
+def test_full_connect_and_ten_calls_leak_no_secret(flow, oauth_settings, emulator, caplog):
     """T-OA-24: root, requests and urllib3 at DEBUG."""
     caplog.set_level(logging.DEBUG)
     for name in ("requests", "urllib3", "django_omnisend", "django"):
         caplog.set_level(logging.DEBUG, logger=name)
     errors: list[Exception] = []
 
-    started = start(manager_client)
+    started = flow.start()
     query = authorize(emulator, started.url)
-    response = finish(manager_client, query)
+    response = flow.finish(query)
     assert response.status_code == 302
-    connection = Connection.objects.get()
-    client = django_omnisend.get_client()
+    connection = flow.rows().get()
+    client = django_omnisend.get_client(owner=flow.owner)
     for i in range(10):
         client.contacts.upsert(
             {
@@ -306,10 +310,10 @@ def test_full_connect_and_ten_calls_leak_no_secret(
     except OmnisendError as exc:
         errors.append(exc)
     try:
-        django_omnisend.get_client()
+        django_omnisend.get_client(owner=flow.owner)
     except OmnisendError as exc:
         errors.append(exc)
-    replay = finish(manager_client, query)
+    replay = flow.finish(query)
     assert replay.status_code == 400
     assert len(errors) == 2
 

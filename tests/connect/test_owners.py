@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
+from django.db import connection as django_connection
 from django.test import override_settings
 
 import django_omnisend
@@ -71,8 +72,23 @@ def test_an_owner_without_a_connection_never_falls_back_to_the_site(
 ):
     shop_a, _ = shops
     bind_by_token(emulator, None, emulator.default_brand_id)  # the site is connected
-    with pytest.raises(NotConnected, match="Shop A has no Omnisend connection"):
+    with pytest.raises(NotConnected, match=r"auth\.group:\d+ has no Omnisend connection"):
         connect.get_client(owner=shop_a)
+
+
+def test_an_owners_error_names_it_by_key_never_by_personal_data(
+    emulator_settings, emulator, monkeypatch
+):
+    """Errors reach logs: a user who owns a connection is named by model and key, not by the
+    e-mail address their ``__str__`` may be."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("jane", "jane@example.com", "x")
+    monkeypatch.setattr(type(user), "__str__", lambda self: self.email)  # a common __str__
+    with pytest.raises(NotConnected) as raised:
+        connect.get_client(owner=user)
+    assert "jane@example.com" not in str(raised.value)
+    assert owners.owner_key(user) in str(raised.value)
 
 
 def test_an_owner_waiting_for_a_reconnect_raises_needs_reconnect(
@@ -139,6 +155,11 @@ def test_a_second_brand_for_one_owner_waits_for_confirmation_without_touching_ot
     assert list(binding.competing(emulator.default_brand_id, shop_a)) == [a]
 
 
+@pytest.mark.skipif(
+    not django_connection.features.supports_partial_indexes,
+    reason="MariaDB/MySQL have no conditional unique constraints (models.W036): there the "
+    "binding service alone keeps one active connection per owner",
+)
 def test_the_database_keeps_one_active_connection_per_owner(emulator_settings, shops):
     shop_a, _ = shops
     lookups = owners.owner_filter(shop_a)
@@ -230,3 +251,64 @@ def test_each_shops_members_sync_to_their_shops_brand_only(sync_settings, emulat
     assert "bob@example.com" not in emails[SHOP_A_BRAND] | emails[emulator.default_brand_id]
     key = SyncState.objects.get(user=ann, connection_key=owners.connection_key(shop_a))
     assert key.state == SyncState.State.SYNCED
+
+
+def test_a_401_pauses_only_that_shops_delivery_without_falling_back(sync_settings, emulator, shops):
+    """T-OA-27 for a shop: its row needs a reconnect, its key is paused, nothing goes out with
+    the site's API key or to another brand, and the other shop keeps syncing."""
+    from django.contrib.auth import get_user_model
+
+    from django_omnisend.models import DeliveryControl, SyncState
+    from django_omnisend.sync import drain
+
+    shop_a, shop_b = shops
+    a = bind_by_token(emulator, shop_a, SHOP_A_BRAND).connection
+    bind_by_token(emulator, shop_b, SHOP_B_BRAND)
+    # Both of shop A's tokens die at Omnisend (consent withdrawn): no refresh can save it.
+    emulator.revoke_token(a.access_token)
+    emulator.revoke_token(a.refresh_token)
+    users = get_user_model().objects
+    with override_settings(OMNISEND={**sync_settings, "SYNC_USERS": False}):
+        ann = users.create_user("ann", "ann@example.com")
+        ann.groups.add(shop_a)
+        bob = users.create_user("bob", "bob@example.com")
+        bob.groups.add(shop_b)
+    adapter = "tests.connect.owner_support.ShopContactAdapter"
+    with override_settings(OMNISEND={**sync_settings, "ADAPTER": adapter}):
+        ann.save()
+        bob.save()
+        result = drain()
+        a_key = owners.connection_key(shop_a)
+        assert result.paused == [a_key]
+        assert DeliveryControl.objects.get(connection_key=a_key).paused
+        a.refresh_from_db()
+        assert a.status == Connection.Status.NEEDS_RECONNECT
+        assert SyncState.objects.get(user=ann).dirty  # kept for after the reconnect
+        assert not SyncState.objects.get(user=bob).dirty
+        before = len(emulator.ledger)
+        drain()  # still paused: nothing more for shop A
+        assert len(emulator.ledger) == before
+    api_key = sync_settings["API_KEY"]
+    assert all(api_key not in str(e.headers) for e in emulator.ledger)
+    assert emulator.contacts(emulator.default_brand_id) == []
+    assert emulator.contacts(SHOP_A_BRAND) == []
+    assert [c["identifiers"][0]["id"] for c in emulator.contacts(SHOP_B_BRAND)] == [
+        "bob@example.com"
+    ]
+
+
+@pytest.mark.django_db
+def test_an_owners_signed_reference_is_the_same_whenever_it_is_made():
+    """Pages compare and link an owner's URLs: a reference carrying its signing time changed
+    from one second to the next, so a page rendered across a second boundary disagreed with
+    itself (and every render made a new URL)."""
+    import time
+    from unittest import mock
+
+    shop = Group.objects.create(name="Shop A")
+    first = owners.sign_owner(shop)
+    with mock.patch("time.time", return_value=time.time() + 5):
+        assert owners.sign_owner(shop) == first
+    assert owners.load_owner(first) == shop
+    with pytest.raises(owners.InvalidOwner):
+        owners.load_owner(first[:-1] + ("A" if first[-1] != "A" else "B"))

@@ -225,6 +225,20 @@ def test_refused_redirect_uri_says_what_to_do_and_stores_nothing(
     assert refused.status == 400
 
 
+@pytest.mark.django_db
+def test_a_redirect_uri_too_long_to_store_is_refused_before_registering(
+    manager_client, dcr_settings, emulator
+):
+    """Registrations are unique per redirect URI, and MariaDB/MySQL index at most 255
+    characters of a unique column: a longer URI is refused with what to do, and Omnisend is
+    never asked (a client it issued could not be stored)."""
+    long = "http://127.0.0.1:8000/" + "x" * 240 + "/omnisend/callback/"
+    with override_settings(OMNISEND={**dcr_settings, "REDIRECT_URI": long}):
+        response = manager_client.post(CONNECT_URL)
+    assert_refused_cleanly(manager_client, response, "255")
+    assert register_requests(emulator) == []
+
+
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [

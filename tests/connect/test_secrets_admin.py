@@ -1,4 +1,9 @@
-"""Secrets at rest and in the admin (T-ST-1..7), key rotation, the admin's actions and button."""
+"""Secrets at rest and in the admin (T-ST-1..7), key rotation, the admin's actions and button.
+
+T-ST-1, 2, 3, 5 and 7 run for the site's rows and a shop's (``flow_kind``/``owner``). T-ST-6
+(``check --deploy`` without keys) is a settings check and T-ST-8 (the logging filter) sees no
+rows, so neither has an owner variant; T-ST-4 for owners is in test_client_tokens.py.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from django.test import override_settings
 
 from django_omnisend.models import Connection
 
-from .conftest import CHANGELIST_URL, CONNECT_URL, form
+from .conftest import CHANGELIST_URL, CONNECT_URL, each_flow, form
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +29,9 @@ REFRESH = "plain-refresh-token-fedcba9876543210"
 KEY = "65f0a1b2c3d4e5f600000001-plainapikeysecret0123456789"
 
 
-def stored(access=ACCESS, refresh=REFRESH, **fields):
+def stored(access=ACCESS, refresh=REFRESH, owner=None, **fields):
     connection = Connection(brand_id=fields.pop("brand_id", "brand-1"), brand_name="Shop", **fields)
+    connection.owner = owner
     connection.set_tokens(access, refresh, expires_in=3600)
     connection.save()
     return connection
@@ -44,10 +50,13 @@ def with_keys(*keys):
     return override_settings(OMNISEND={**settings.OMNISEND, "ENCRYPTION_KEYS": list(keys)})
 
 
-def test_raw_column_never_holds_plaintext():
+@each_flow
+def test_raw_column_never_holds_plaintext(owner):
     """T-ST-1."""
-    stored()
+    stored(owner=owner)
     api = Connection(brand_id="brand-2")
+    # One active connection per owner: a shop's key row belongs to a second shop.
+    api.owner = owner and type(owner).objects.create(name="Shop B")
     api.set_api_key(KEY)
     api.save()
     rows = raw_rows()
@@ -57,9 +66,10 @@ def test_raw_column_never_holds_plaintext():
     assert all(v.startswith("gAAAAA") for row in rows for v in row if v)
 
 
-def test_dumpdata_has_no_plaintext_and_loaddata_round_trips(tmp_path):
+@each_flow
+def test_dumpdata_has_no_plaintext_and_loaddata_round_trips(tmp_path, owner):
     """T-ST-2."""
-    connection = stored()
+    connection = stored(owner=owner)
     out = io.StringIO()
     call_command("dumpdata", "django_omnisend.connection", stdout=out)
     dump = out.getvalue()
@@ -70,6 +80,7 @@ def test_dumpdata_has_no_plaintext_and_loaddata_round_trips(tmp_path):
     call_command("loaddata", str(fixture), verbosity=0)
     again = Connection.objects.get(pk=connection.pk)
     assert again.access_token == ACCESS and again.refresh_token == REFRESH
+    assert again.owner == owner
     assert ACCESS not in repr(raw_rows())
     assert json.loads(dump)[0]["fields"]["access_token"].startswith("gAAAAA")
 
@@ -81,11 +92,12 @@ def test_str_and_repr_show_no_secret():
         assert REFRESH not in text
 
 
-def test_rotation_with_two_keys():
+@each_flow
+def test_rotation_with_two_keys(owner):
     """T-ST-3 plus the command's idempotence and its report of undecryptable rows."""
     old, new, lost = (Fernet.generate_key().decode() for _ in range(3))
     with with_keys(old):
-        first = stored()
+        first = stored(owner=owner)
         second = stored(access="second-access", refresh="", brand_id="brand-2")
         empty = Connection.objects.create(brand_id="brand-3", auth_type="oauth", status="revoked")
     with with_keys(lost):
@@ -125,9 +137,10 @@ def test_check_deploy_errors_without_encryption_keys():
 # -- admin ----------------------------------------------------------------------------------
 
 
-def test_admin_pages_show_no_secret(admin_client):
+@each_flow
+def test_admin_pages_show_no_secret(admin_client, owner):
     """T-ST-5 for OAuth rows: list, change page, history."""
-    connection = stored(scopes=["contacts.read"])
+    connection = stored(scopes=["contacts.read"], owner=owner)
     pages = [
         admin_client.get(CHANGELIST_URL),
         admin_client.get(f"{CHANGELIST_URL}{connection.pk}/change/"),
@@ -181,9 +194,41 @@ def test_admin_api_key_is_write_only_and_probed(manager_client, emulator, emulat
     assert LogEntry.objects.count() >= 3
 
 
-def test_wrong_key_admin_pages_do_not_500(admin_client):
+@each_flow
+def test_admin_keeps_an_empty_key_of_an_existing_row(
+    manager_client, emulator, emulator_settings, owner
+):
+    """T-ST-5/T-ST-7 on a row that exists (an owner's rows are made by its own flow, never
+    added in the admin): an empty key keeps the key, a new key stays with the row's owner."""
+    from django_omnisend import binding, connect
+
+    key = emulator.issue_api_key()
+    brand = connect.probe_credentials(api_key=key)
+    row = binding.bind(binding.Credential.from_api_key(key), brand, None, owner=owner).connection
+    change_url = f"{CHANGELIST_URL}{row.pk}/change/"
+    page = manager_client.get(change_url)
+    assert page.status_code == 200 and 'type="password"' in page.content.decode()
+    assert key not in page.content.decode() and key[-8:] not in page.content.decode()
+    assert manager_client.post(change_url, {"new_api_key": ""}).status_code == 302
+    row.refresh_from_db()
+    assert row.api_key == key and row.owner == owner
+    other = emulator.issue_api_key()
+    assert manager_client.post(change_url, {"new_api_key": other}).status_code == 302
+    row.refresh_from_db()
+    assert row.api_key == other and row.owner == owner
+    assert Connection.objects.count() == 1
+    messages = " ".join(e.get_change_message() + e.change_message for e in LogEntry.objects.all())
+    history = manager_client.get(f"{CHANGELIST_URL}{row.pk}/history/").content.decode()
+    for secret in (key, other):
+        assert secret not in messages and secret[-6:] not in messages
+        assert secret not in history
+    assert str(row) and key[-4:] not in str(row) and other[-4:] not in str(row)
+
+
+@each_flow
+def test_wrong_key_admin_pages_do_not_500(admin_client, owner):
     """T-ST-4 in the admin: the list and the change page render and show "needs reconnect"."""
-    connection = stored()
+    connection = stored(owner=owner)
     with with_keys(Fernet.generate_key().decode()):
         page = admin_client.get(CHANGELIST_URL)
         assert page.status_code == 200

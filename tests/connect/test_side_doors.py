@@ -19,7 +19,7 @@ from django.test import override_settings
 
 from django_omnisend.models import Connection
 
-from .conftest import CALLBACK_URL, CONNECT_URL, connect, start
+from .conftest import CALLBACK_URL, each_flow
 from .test_brand_switch import use_brand
 
 pytestmark = pytest.mark.django_db
@@ -32,22 +32,28 @@ KEY = "65f0a1b2c3d4e5f600000001-plainapikeysecret0123456789"
 # -- clickjacking ---------------------------------------------------------------------------
 
 
-def test_connect_confirm_and_callback_pages_deny_framing(manager_client, oauth_settings, emulator):
+@each_flow
+def test_connect_confirm_and_callback_pages_deny_framing(flow, oauth_settings, emulator):
+    """For the site's connection and a shop's; the 403 of another shop's staff too."""
     # The test settings have no XFrameOptionsMiddleware: the header must come from the views.
     assert not any("XFrameOptions" in m for m in settings.MIDDLEWARE)
     responses = {
-        "connect page": manager_client.get(CONNECT_URL),
-        "connect start": start(manager_client).response,
-        "callback error": manager_client.get(CALLBACK_URL, {"state": "nope", "code": "x"}),
+        "connect page": flow.client.get(flow.connect_url),
+        "connect start": flow.start().response,
+        "callback error": flow.client.get(CALLBACK_URL, {"state": "nope", "code": "x"}),
     }
-    assert connect(manager_client, emulator).status_code == 302
+    assert flow.connect(emulator).status_code == 302
     other = emulator.add_brand(name="Other brand")
     use_brand(emulator, other["brandID"])
-    switch = connect(manager_client, emulator)
+    switch = flow.connect(emulator)
     responses["callback redirect"] = switch
-    responses["confirm page"] = manager_client.get(switch["Location"])
-    responses["confirm nothing"] = manager_client.get("/omnisend/confirm/999999/")
-    responses["confirm post"] = manager_client.post(switch["Location"], {"action": "cancel"})
+    responses["confirm page"] = flow.client.get(switch["Location"])
+    responses["confirm nothing"] = flow.client.get("/omnisend/confirm/999999/")
+    if flow.kind == "owner":
+        outsider = flow.client_for(flow.outsider)
+        responses["refused"] = outsider.get(flow.connect_url)
+        assert responses["refused"].status_code == 403
+    responses["confirm post"] = flow.client.post(switch["Location"], {"action": "cancel"})
     for name, response in responses.items():
         assert response.get("X-Frame-Options") == "DENY", name
 

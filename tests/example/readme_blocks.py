@@ -1,4 +1,6 @@
-"""The README's code blocks, read by section, under the convention its Install section states.
+"""Code blocks of the README and the docs, read by section, under the convention the Install
+section states (the README's "Install", the same blocks as docs/quickstart.rst's, and
+docs/guides/testing.rst's "Testing your project with the emulator").
 
 * A ``.. code-block:: python`` (or ``ini``) block starts with a comment naming the file it
   belongs to: ``# settings.py``, ``# urls.py`` (both in the project package, ``mysite/``),
@@ -16,7 +18,10 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.rst"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.rst"
+QUICKSTART = ROOT / "docs" / "quickstart.rst"
+TESTING_GUIDE = ROOT / "docs" / "guides" / "testing.rst"
 
 
 @dataclass
@@ -41,9 +46,13 @@ class Block:
         return [" ".join(line.split()) for line in joined.splitlines() if line.strip()]
 
 
-def section(heading: str, readme: str | None = None) -> str:
-    """The text of the top-level section ``heading`` (up to the next top-level heading)."""
-    text = readme if readme is not None else README.read_text()
+def section(heading: str, readme: str | Path | None = None) -> str:
+    """The text of the section ``heading`` underlined with ``=`` (up to the next one) in
+    ``readme``: the text itself, a file, or by default the README."""
+    if isinstance(readme, Path):
+        text = readme.read_text()
+    else:
+        text = readme if readme is not None else README.read_text()
     start = text.index(f"\n{heading}\n{'=' * len(heading)}\n")
     body = text[start + len(heading) * 2 + 3 :]
     following = re.search(r"\n([^\n]+)\n=+\n", body)

@@ -13,9 +13,11 @@ child processes, as the README gives them, with three differences a test needs:
 * The long-running worker (``omnisend_drain --loop``) runs as one pass (``--once``) after a
   user is created with ``createsuperuser``; ``runserver`` is only checked to exist.
 
-Then the contact must be in the emulator, read over HTTP from its control API. The section
-"Testing your project with the emulator" is run the same way: its ``pytest.ini``,
-``conftest.py`` and test module go into the same site, and ``python -m pytest`` must pass.
+Then the contact must be in the emulator, read over HTTP from its control API. The docs page
+"Testing your project with the emulator" (docs/guides/testing.rst) is run the same way: its
+``pytest.ini``, ``conftest.py`` and test module go into the same site, and ``python -m pytest``
+must pass. (docs/quickstart.rst repeats the Install blocks; tests/test_docs.py checks they are
+the README's.)
 Neither the settings module of this suite nor any OMNISEND_* variable of the caller reaches the
 site. Django 5.2 has no ``django.tasks`` (the backport may or may not be installed): the Install
 settings set ``TASK_BACKEND`` to ``None``, so ``check`` and ``migrate`` print no W006 there
@@ -40,7 +42,7 @@ from cryptography.fernet import Fernet
 import django_omnisend
 
 from .demo_site import free_port, terminate
-from .readme_blocks import Block, code_blocks, exports, section
+from .readme_blocks import TESTING_GUIDE, Block, code_blocks, exports, section
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +246,7 @@ def test_install_section_builds_a_site_that_syncs_to_the_emulator(site):
 
 
 def test_testing_section_runs_in_the_same_site(site):
-    blocks = code_blocks(section("Testing your project with the emulator"))
+    blocks = code_blocks(section("Testing your project with the emulator", TESTING_GUIDE))
     targets = write_blocks(site, blocks)
     assert targets == ["pytest.ini", "conftest.py", "test_omnisend.py"]
     pytest_run = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]

@@ -89,7 +89,7 @@ class Command(BaseCommand):
                 "Nothing sent. Pause the automations in Omnisend, then run again with "
                 "--automations-paused (or try --dry-run first)."
             )
-        origin = omnisend_settings.get("EVENT_ORIGIN")
+        origin = omnisend_settings.event_origin
         counts = {"orders": 0, "events": 0, "skipped": 0}
 
         def requests() -> Iterator[dict[str, Any]]:
@@ -115,7 +115,8 @@ class Command(BaseCommand):
                     counts["events"] += 1
                     yield as_request(event, contact, origin)
 
-        sent_batches, failed = [], 0
+        sent_batches: list[str] = []
+        failed = 0
         client = None if options["dry_run"] else self._client(options["connection"])
         for chunk in _batches(requests()):
             if client is None:

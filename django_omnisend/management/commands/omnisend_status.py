@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router
@@ -64,7 +64,7 @@ def owner_table(only: str | None = None) -> list[dict[str, Any]]:
     table = []
     for key in rows:
         sync_key = f"{owners.OWNER_KEY_PREFIX}{key}" if key else DEFAULT_KEY
-        conn = connection_for_key(sync_key)
+        conn: Connection | None = connection_for_key(sync_key)  # type: ignore[no-redef]
         states = SyncState.objects.filter(connection_key=sync_key)
         paused = DeliveryControl.objects.filter(connection_key=sync_key, paused=True).exists()
         state = "not connected" if conn is None else conn.status
@@ -203,7 +203,7 @@ def last_error() -> dict[str, Any] | None:
         return None
     # Outbox items keep no "when"; a sync row's error wins unless only the outbox has one.
     chosen = candidates[0]
-    chosen["at"] = _iso(chosen["at"])
+    chosen["at"] = _iso(cast("datetime | None", chosen["at"]))
     return chosen
 
 
@@ -216,7 +216,7 @@ def marking_info() -> dict[str, Any]:
         state = "installed" if current else ("out of date" if present else "missing")
     else:
         state = "leftover" if present else "none"
-    return {"mark_with": omnisend_settings.get("MARK_WITH"), "triggers": state}
+    return {"mark_with": omnisend_settings.mark_with, "triggers": state}
 
 
 def reason_counts() -> dict[str, int]:

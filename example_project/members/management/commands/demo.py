@@ -32,6 +32,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from store.models import Category, Product, Variant
 
 from django_omnisend.emulator import Emulator, EmulatorConfig
 from django_omnisend.emulator.hosts import is_loopback
@@ -75,6 +76,46 @@ SHOPS = [
         ["bea@shop-b.example.com", "ben@shop-b.example.com"],
         "example-shop-b",
         "Shop B's brand",
+    ),
+]
+
+
+#: The store's demo catalog: category slug and title, then its products (slug, title,
+#: description, variants as (SKU, title, price, stock)). Created once; edits in the admin stay.
+CATALOG = [
+    (
+        "mugs",
+        "Mugs",
+        [
+            (
+                "enamel-mug",
+                "Enamel mug",
+                "A camping mug that survives the campfire.",
+                [("MUG-WHITE", "White", "12.00", 50), ("MUG-BLUE", "Blue", "12.00", 50)],
+            ),
+            (
+                "travel-mug",
+                "Travel mug",
+                "Keeps coffee hot for a whole commute.",
+                [("TRAVEL-STEEL", "Steel", "19.50", 30)],
+            ),
+        ],
+    ),
+    (
+        "t-shirts",
+        "T-shirts",
+        [
+            (
+                "logo-tee",
+                "Logo T-shirt",
+                "Organic cotton, with the example's logo.",
+                [
+                    ("TEE-S", "Small", "25.00", 100),
+                    ("TEE-M", "Medium", "25.00", 100),
+                    ("TEE-L", "Large", "25.00", 0),
+                ],
+            ),
+        ],
     ),
 ]
 
@@ -126,8 +167,12 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self._superuser(options["username"], options["password"] or secrets.token_urlsafe(18))
         self._shops()
+        self._catalog()
 
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEMO_PARENT_PID": str(os.getpid())}
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # The store's product URLs (built by the drain worker) point at this server.
+        child_env["SITE_URL"] = f"http://{netloc}"
         allowed_name = f"[{host}]" if ":" in host else host
         if allowed_name not in settings.ALLOWED_HOSTS:  # e.g. --host 127.0.0.2
             child_env["ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, allowed_name])
@@ -157,7 +202,6 @@ class Command(BaseCommand):
                     child_env,
                 )
             )
-            netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             children.append(_spawn(["runserver", netloc, "--noreload", "--skip-checks"], child_env))
             base = f"http://{netloc}"
             _wait_until_up(base + "/", children)
@@ -213,6 +257,23 @@ class Command(BaseCommand):
                         self._member(shop, email)
             self._shop_notes.append((slug, name, staff_name, password, brand_name))
 
+    def _catalog(self) -> None:
+        """The store's demo products, once: their saves queue them for Omnisend's catalog,
+        which the drain worker fills as soon as it starts."""
+        if Product.objects.exists():
+            return
+        with transaction.atomic():
+            for category_slug, category_title, products in CATALOG:
+                category = Category.objects.create(slug=category_slug, title=category_title)
+                for slug, title, description, variants in products:
+                    product = Product.objects.create(
+                        slug=slug, title=title, description=description, category=category
+                    )
+                    for sku, variant_title, price, stock in variants:
+                        Variant.objects.create(
+                            product=product, sku=sku, title=variant_title, price=price, stock=stock
+                        )
+
     def _member(self, shop: Shop, email: str) -> None:
         """A verified member of ``shop``, marked for its shop's brand (not the site's)."""
         user = get_user_model()(username=email, email=email, first_name=email.split("@")[0])
@@ -259,6 +320,7 @@ class Command(BaseCommand):
             f"  Admin:             {base}/admin/   ({self._admin_note})",
             f"  Connect Omnisend:  {base}/admin/django_omnisend/connection/",
             f"  Shops:             {base}/shops/",
+            f"  Store:             {base}/store/   (staff: {base}/store/activity/)",
         ]
         for slug, name, staff_name, password, brand_name in self._shop_notes:
             lines.append(
