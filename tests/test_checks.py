@@ -516,3 +516,25 @@ class NameAdapter(ContactAdapter):
 
     def get_email(self, user):
         return normalize_email(f"{user.name}@example.com")
+
+
+def test_the_app_registers_its_checks_without_anything_else_importing_them():
+    """A host project imports nothing of ours but the app: ready() must register the checks
+    (a fresh process, since this test module imports django_omnisend.checks itself)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+    code = (
+        "import django; django.setup(); from django.core.checks import registry; "
+        "print(sorted({f.__module__ for f in registry.registry.get_checks()"
+        " if f.__module__.startswith('django_omnisend')}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "django_omnisend.checks" in out.stdout, out.stdout
