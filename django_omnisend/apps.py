@@ -17,7 +17,7 @@ class DjangoOmnisendConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import catalog, redaction
+        from . import catalog, checks, redaction  # noqa: F401  (importing checks registers them)
         from .api import oauth
         from .connect import registration
         from .sync import receivers, triggers
