@@ -36,6 +36,10 @@ class Events(Resource):
         return str(payload["eventID"])
 
 
+#: Batch statuses after which Omnisend does no more work on a batch.
+BATCH_SETTLED = ("finished", "stopped")
+
+
 class Batches(Resource):
     """``/batches``: asynchronous bulk writes of 1-100 items."""
 

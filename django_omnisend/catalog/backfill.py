@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.resources import BATCH_SETTLED
 from ..connect import client_for_key
 from ..exceptions import OmnisendError
 from .adapter import ProductAdapter, validate_category, validate_product
 
 #: Omnisend's ceiling per batch.
 BATCH_SIZE = 100
-#: Batch statuses after which Omnisend does no more work on a batch.
-SETTLED = ("finished", "stopped")
 #: Give up waiting for one batch after this long (the command says so; rerun it).
 POLL_TIMEOUT_SECONDS = 600.0
 
@@ -120,7 +119,7 @@ def _run_batch(client, endpoint, method, chunk, id_key, report, sleep) -> tuple[
     report.batches += 1
     batch_id = created["batchID"]
     started, wait = time.monotonic(), 0.2
-    while client.batches.get(batch_id).get("status") not in SETTLED:
+    while client.batches.get(batch_id).get("status") not in BATCH_SETTLED:
         if time.monotonic() - started > POLL_TIMEOUT_SECONDS:
             raise OmnisendError(
                 f"Omnisend has not finished {endpoint} batch {batch_id} after "

@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Q
 
 from .. import exceptions
+from ..api.resources import BATCH_SETTLED
 from ..models import SyncState
 from . import batches as batching
 from . import gates as delivery
@@ -97,7 +98,7 @@ class BatchRounds(DrainHost):
                 self.result.unreachable = unreachable_reason(exc) or self.result.unreachable
                 return False  # no answer to go by: a later pass looks again
             for batch in found:
-                if batch.get("status") in batching.SETTLED:
+                if batch.get("status") in BATCH_SETTLED:
                     key = self.outstanding.pop(batch["batchID"])
                     settled = batching.settle(self, key, batch)
                     self.result.synced += settled.sent

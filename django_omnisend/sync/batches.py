@@ -141,8 +141,6 @@ def postpone(batch_ids: Iterable[str], seconds: float) -> int:
 
 # -- settlement -----------------------------------------------------------------------------
 
-#: Batch statuses after which Omnisend does no more work on a batch.
-SETTLED = ("finished", "stopped")
 #: A batch Omnisend has not finished is looked at again this much later.
 BATCH_POLL_SECONDS = 60.0
 #: A failed item's row is held this long while its outcome is recorded (no other worker

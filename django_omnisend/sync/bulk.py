@@ -28,6 +28,7 @@ from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from ..api.resources import BATCH_SETTLED
 from ..conf import omnisend_settings
 from ..models import SyncState
 from . import batches as batching
@@ -333,7 +334,7 @@ class BatchSync(Drain):
         while self.outstanding and time.monotonic() - started < POLL_TIMEOUT_SECONDS:
             self.poll_sleep(wait)
             for batch in self._list_outstanding():
-                if batch.get("status") in batching.SETTLED:
+                if batch.get("status") in BATCH_SETTLED:
                     self._settle(batch)
             self.progress(self.report)
             wait = min(wait * 2, 10.0)

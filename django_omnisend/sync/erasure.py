@@ -21,6 +21,7 @@ from typing import Any
 from django.utils import timezone
 
 from .. import exceptions
+from ..api.resources import BATCH_SETTLED
 from ..conf import omnisend_settings
 from ..models import OutboxItem, SyncState
 from . import identity
@@ -34,8 +35,6 @@ CLEARED_FIELDS = ("firstName", "lastName", "address", "city", "state", "postalCo
 TAGS_PER_REQUEST = 100
 
 
-#: Batch statuses after which Omnisend does no more work on a batch.
-SETTLED_BATCH = ("finished", "stopped")
 #: An erasure waiting for a batch looks at it again this much later.
 BATCH_WAIT_SECONDS = 60.0
 
@@ -140,7 +139,7 @@ def erase(item: OutboxItem, client: Any, send: Callable[..., Any]) -> bool:
             batch = send(item, client.batches.get, batch_id)
         except exceptions.NotFound:
             batch = None  # Omnisend keeps batches for days only: this one settled long ago
-        if batch is not None and batch.get("status") not in SETTLED_BATCH:
+        if batch is not None and batch.get("status") not in BATCH_SETTLED:
             # Not processed yet: a 404 for the contact now would not mean "no contact".
             raise BatchOpen(batch_id)
     contact = None
